@@ -1,0 +1,36 @@
+"""Pure cores never import IO, time or randomness (DESIGN.md §2)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "dkron_trio"
+FORBIDDEN = {"trio", "time", "random", "socket", "sqlite3", "logging", "os", "threading", "asyncio"}
+CORES = [
+    "durations.py",
+    "schedule.py",
+    "planner.py",
+    "job.py",
+    "raft/core.py",
+    "gossip/swim.py",
+]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("rel", CORES)
+def test_core_is_pure(rel: str) -> None:
+    path = ROOT / rel
+    if not path.exists():
+        pytest.skip(f"{rel} not written yet")
+    assert not (_imports(path) & FORBIDDEN), f"{rel} imports {_imports(path) & FORBIDDEN}"
