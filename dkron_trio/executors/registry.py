@@ -1,0 +1,61 @@
+"""Which executors exist, how to validate their config, and how to get one to run a job.
+
+Importing this module stays cheap and IO-free (the pure job model imports KNOWN_EXECUTORS and
+validate_executor_config); the executors themselves, which need trio, httpx and processes,
+are imported only when one is asked for.
+"""
+
+import functools
+from collections.abc import Callable, Mapping
+
+from dkron_trio.executors.base import Executor
+from dkron_trio.executors.config import (
+    ExecutorKind,
+    Problem,
+    validate_http_config,
+    validate_shell_config,
+)
+
+KNOWN_EXECUTORS: frozenset[str] = frozenset(kind.value for kind in ExecutorKind)
+
+_VALIDATORS: Mapping[ExecutorKind, Callable[[Mapping[str, str]], list[Problem]]] = {
+    ExecutorKind.SHELL: validate_shell_config,
+    ExecutorKind.HTTP: validate_http_config,
+}
+
+
+class UnknownExecutorError(LookupError):
+    """A job names an executor this agent does not have."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        known = ", ".join(sorted(KNOWN_EXECUTORS))
+        super().__init__(f"unknown executor {name!r} (known: {known})")
+
+
+def _kind(name: str) -> ExecutorKind:
+    try:
+        return ExecutorKind(name)
+    except ValueError:
+        raise UnknownExecutorError(name) from None
+
+
+def validate_executor_config(name: str, config: Mapping[str, str]) -> list[Problem]:
+    """Every problem of `config` for executor `name`, as (key, message); [] when it can run.
+
+    Raises UnknownExecutorError for an executor not in KNOWN_EXECUTORS.
+    """
+    return _VALIDATORS[_kind(name)](config)
+
+
+@functools.cache
+def get_executor(name: str) -> Executor:
+    """The agent-wide executor for `name` (shared, so the http executor's TLS cache is too)."""
+    kind = _kind(name)
+    if kind is ExecutorKind.SHELL:
+        from dkron_trio.executors.shell import ShellExecutor  # noqa: PLC0415
+
+        return ShellExecutor()
+    from dkron_trio.executors.http import HttpExecutor  # noqa: PLC0415
+
+    return HttpExecutor()
