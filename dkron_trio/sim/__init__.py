@@ -1,0 +1,1 @@
+"""Deterministic simulation of clusters and checking of what their clients observed."""
