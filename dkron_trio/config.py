@@ -3,8 +3,8 @@
 Sources, highest precedence first (Dkron's): command-line flags, environment variables
 ``DKRON_<KEY>`` (upper case, ``-`` -> ``_``), a config file (``--config FILE`` or ``dkron.yml``
 found in /etc/dkron, ~/.dkron, ./config), then defaults. Every key Dkron documents is known
-here; keys dkron-trio does not implement yet are listed in ``NOT_SUPPORTED`` and giving one
-from any source is an error, never silently ignored.
+(config_keys.py); keys dkron-trio does not implement yet are refused from any source with
+"not supported yet", never silently ignored.
 """
 
 import difflib
@@ -21,11 +21,12 @@ from typing import Any
 import attrs
 import yaml
 
+from dkron_trio.config_keys import KEYS, KeyKind, KeySpec, KeyStatus
+
 DEFAULT_BIND_PORT = 8946
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_RPC_PORT = 6868
 DEFAULT_BODY_LIMIT = 1 << 20
-ENV_PREFIX = "DKRON_"
 CONFIG_FILE_NAMES = ("dkron.yml", "dkron.yaml", "dkron.json", "dkron.toml")
 RESERVED_TAGS = frozenset(
     {"role", "dc", "region", "version", "server", "bootstrap", "expect", "rpc_addr", "port"}
@@ -59,170 +60,6 @@ class LogLevel(Enum):
 class LogFormat(Enum):
     TEXT = "text"
     JSON = "json"
-
-
-class KeyKind(Enum):
-    """How a key's value is written: decides flag shape and how text is converted."""
-
-    STRING = "string"
-    INT = "int"
-    BOOL = "bool"
-    LIST = "list"  # repeatable flag / comma-separated text / list in a file
-    TAGS = "tags"  # repeatable key=value flag / comma-separated text / mapping in a file
-    TABLE = "table"  # nested mapping, file only
-
-
-class KeyStatus(Enum):
-    SUPPORTED = "supported"
-    NOT_SUPPORTED = "not_supported"
-    NO_OP = "no_op"  # accepted for compatibility; what it asks for already holds
-
-
-@attrs.frozen
-class KeySpec:
-    """One configuration key: file name, flag name, env name, kind and help text."""
-
-    name: str
-    kind: KeyKind
-    help: str
-    flag: str | None = attrs.field()
-    status: KeyStatus = KeyStatus.SUPPORTED
-
-    @flag.default
-    def _flag_default(self) -> str | None:
-        return None if self.kind is KeyKind.TABLE else self.name
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + (self.flag or self.name).upper().replace("-", "_")
-
-
-# Keys dkron-trio does not implement yet. Move a key out of this set (and add its AgentConfig
-# field) when the feature lands.
-NOT_SUPPORTED: frozenset[str] = frozenset(
-    {
-        "profile",
-        "retry-max",
-        "retry-interval",
-        "encrypt",
-        "serf-reconnect-timeout",
-        "ui",
-        "mail-host",
-        "mail-port",
-        "mail-username",
-        "mail-password",
-        "mail-from",
-        "mail-payload",
-        "mail-subject-prefix",
-        "pre-webhook-endpoint",
-        "pre-webhook-payload",
-        "pre-webhook-headers",
-        "webhook-endpoint",
-        "webhook-payload",
-        "webhook-headers",
-        "webhook-url",
-        "cronitor-endpoint",
-        "dog-statsd-addr",
-        "dog-statsd-tags",
-        "statsd-addr",
-        "enable-prometheus",
-        "otel-endpoint",
-        "username",
-        "password",
-        "cert-file",
-        "key-file",
-        "trusted-ca-file",
-        "client-cert-auth",
-        "client-crl-file",
-        "auto-tls",
-        "fast",
-        "acl",
-    }
-)
-# Accepted and validated but change nothing, with the reason.
-NO_OP: Mapping[str, str] = MappingProxyType(
-    {"disable-usage-stats": "dkron-trio never sends usage statistics"}
-)
-
-_S, _I, _B, _L = KeyKind.STRING, KeyKind.INT, KeyKind.BOOL, KeyKind.LIST
-_KEY_TABLE: tuple[tuple[str, KeyKind, str], ...] = (
-    ("server", _B, "run as a server: store state, take part in Raft, serve the HTTP API"),
-    ("node-name", _S, "unique name of this node (default: the hostname)"),
-    ("bind-addr", _S, "gossip bind address host:port (default 0.0.0.0:8946)"),
-    ("advertise-addr", _S, "address advertised to other nodes (default: bind-addr)"),
-    ("http-addr", _S, "HTTP API bind address (default :8080)"),
-    ("join", _L, "address of an agent to join at start (repeatable)"),
-    ("retry-join", _L, "address of an agent to join, retrying (repeatable)"),
-    ("raft-multiplier", _I, "scale Raft timeouts, 1-10 (default 1)"),
-    ("tags", KeyKind.TAGS, "node tag key=value (repeatable; replaces the file's tags)"),
-    ("log-level", _S, "debug, info, warn, error, fatal or panic (default info)"),
-    ("log-format", _S, "text or json (default text)"),
-    ("rpc-port", _I, "RPC port for Raft and node-to-node traffic (default 6868)"),
-    ("advertise-rpc-port", _I, "RPC port advertised to others (default: rpc-port)"),
-    ("bootstrap-expect", _I, "number of servers to wait for before bootstrapping Raft"),
-    ("data-dir", _S, "directory holding this node's state (default dkron.data)"),
-    ("datacenter", _S, "datacenter of this node, tag dc (default dc1)"),
-    ("region", _S, "region of this node (default global)"),
-    ("body-limit", _I, "largest HTTP request body in bytes (default 1 MiB)"),
-    ("disable-usage-stats", _B, "accepted for compatibility; no stats are ever sent"),
-    ("profile", _S, "gossip timing profile lan, wan or local"),
-    ("retry-max", _I, "maximum retry-join attempts"),
-    ("retry-interval", _S, "delay between retry-join attempts"),
-    ("encrypt", _S, "base64 gossip encryption key"),
-    ("serf-reconnect-timeout", _S, "how long to reconnect to failed members"),
-    ("ui", _B, "serve the web UI"),
-    ("mail-host", _S, "SMTP host for email notifications"),
-    ("mail-port", _I, "SMTP port"),
-    ("mail-username", _S, "SMTP user"),
-    ("mail-password", _S, "SMTP password"),
-    ("mail-from", _S, "sender of notification emails"),
-    ("mail-payload", _S, "template of the notification email body"),
-    ("mail-subject-prefix", _S, "subject prefix of notification emails"),
-    ("pre-webhook-endpoint", _S, "URL called when an execution starts"),
-    ("pre-webhook-payload", _S, "body template of the pre-webhook"),
-    ("pre-webhook-headers", _L, "pre-webhook header Key:Value (repeatable)"),
-    ("webhook-endpoint", _S, "URL called when an execution finishes"),
-    ("webhook-payload", _S, "body template of the webhook"),
-    ("webhook-headers", _L, "webhook header Key:Value (repeatable)"),
-    ("webhook-url", _S, "deprecated webhook URL"),
-    ("cronitor-endpoint", _S, "Cronitor telemetry endpoint"),
-    ("dog-statsd-addr", _S, "DogStatsD address"),
-    ("dog-statsd-tags", _L, "DogStatsD tag (repeatable)"),
-    ("statsd-addr", _S, "statsd address"),
-    ("enable-prometheus", _B, "serve Prometheus metrics"),
-    ("otel-endpoint", _S, "OpenTelemetry gRPC endpoint"),
-    ("username", _S, "HTTP basic auth user"),
-    ("password", _S, "HTTP basic auth password"),
-    ("cert-file", _S, "TLS certificate file"),
-    ("key-file", _S, "TLS key file"),
-    ("trusted-ca-file", _S, "TLS CA file"),
-    ("client-cert-auth", _B, "require TLS client certificates"),
-    ("client-crl-file", _S, "TLS client certificate revocation list"),
-    ("auto-tls", _B, "generate TLS certificates"),
-    ("fast", _B, "fast Raft log"),
-    ("acl", KeyKind.TABLE, "ACL settings"),
-)
-
-
-def _status(name: str) -> KeyStatus:
-    if name in NOT_SUPPORTED:
-        return KeyStatus.NOT_SUPPORTED
-    if name in NO_OP:
-        return KeyStatus.NO_OP
-    return KeyStatus.SUPPORTED
-
-
-KEYS: Mapping[str, KeySpec] = MappingProxyType(
-    {
-        name: (
-            KeySpec(name, kind, help_, flag="tag", status=_status(name))
-            if name == "tags"
-            else KeySpec(name, kind, help_, status=_status(name))
-        )
-        for name, kind, help_ in _KEY_TABLE
-    }
-)
-assert set(NOT_SUPPORTED) | set(NO_OP) <= set(KEYS), "every listed key needs a spec"
 
 
 @attrs.frozen
@@ -444,7 +281,7 @@ def _flag_layer(argv_values: Mapping[str, object]) -> list[_Raw]:
 
 def _split(raw: _Raw) -> list[str]:
     """Text list forms: a repeated flag and/or comma-separated text (cobra's StringSlice)."""
-    parts = [raw.value] if isinstance(raw.value, str) else list(raw.value)  # type: ignore[call-overload]
+    parts = raw.value if isinstance(raw.value, list | tuple) else [raw.value]
     items = [item.strip() for part in parts for item in str(part).split(",")]
     if any(not item for item in items):
         raise ConfigError(raw.where(), "empty item in list", key=raw.spec.name)
@@ -531,8 +368,8 @@ def _field_value(raw: _Raw, value: object) -> object:
         return _addr(raw, value, DEFAULT_BIND_PORT)
     if name == "advertise-addr":
         return _addr(raw, value, None) if value else None
-    if name in {"join", "retry-join"}:
-        return tuple(_addr(raw, item, DEFAULT_BIND_PORT) for item in value)  # type: ignore[attr-defined]
+    if name in {"join", "retry-join"} and isinstance(value, list):
+        return tuple(_addr(raw, item, DEFAULT_BIND_PORT) for item in value)
     return value
 
 
