@@ -1,0 +1,98 @@
+"""The agent process: one nursery tree that owns every service (DESIGN.md §2).
+
+The store is opened before the nursery and closed after it. Inside it: the run manager (the
+local executor pool), the scheduler (a server runs it; with Raft it will run only on the leader,
+in a cancel scope per term) and the HTTP API. SIGTERM or SIGINT starts a graceful shutdown:
+stop scheduling, let running executions finish within a grace period, then cancel the rest.
+"""
+
+import signal
+from pathlib import Path
+
+import attrs
+import trio
+
+from dkron_trio import __version__
+from dkron_trio.clock import WallClock
+from dkron_trio.config import AgentConfig
+from dkron_trio.logs import get_logger, setup_logging
+from dkron_trio.runs import RunManager
+from dkron_trio.scheduler import Scheduler
+from dkron_trio.store.sqlite import open_sqlite_store
+
+log = get_logger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+def node_tags(config: AgentConfig) -> dict[str, str]:
+    """The user's tags plus Dkron's reserved ones; servers also carry ``dkron_server=true``
+    so that Dkron's getting-started job (tags ``{"dkron_server": "true:1"}``) runs verbatim."""
+    tags = dict(config.tags)
+    tags.update(
+        {
+            "role": "dkron",
+            "dc": config.datacenter,
+            "region": config.region,
+            "version": __version__,
+        }
+    )
+    if config.server:
+        tags["server"] = "true"
+        tags.setdefault("dkron_server", "true")
+    return tags
+
+
+@attrs.define
+class Agent:
+    """A running agent; `run` is its whole life."""
+
+    config: AgentConfig
+    clock: WallClock | None = None
+    scheduler: Scheduler | None = None
+    runs: RunManager | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if not self.config.server:
+            raise SystemExit("agent mode without --server needs the cluster (not supported yet)")
+        data_dir = Path(self.config.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        clock = self.clock or WallClock.system()
+        async with open_sqlite_store(data_dir / "state.db") as store:
+            runs = RunManager(store, clock, self.config.node_name, node_tags(self.config))
+            scheduler = Scheduler(store, runs, clock)
+            self.runs, self.scheduler = runs, scheduler
+            async with trio.open_nursery() as nursery:
+                await nursery.start(runs.run)
+                scheduling = trio.CancelScope()
+
+                async def schedule(*, task_status: trio.TaskStatus[None]) -> None:
+                    with scheduling:
+                        await scheduler.run(task_status=task_status)
+
+                await nursery.start(schedule)
+                log.info(
+                    "agent started",
+                    node=self.config.node_name,
+                    data_dir=str(data_dir),
+                    version=__version__,
+                )
+                task_status.started()
+                await self._wait_for_signal()
+                log.info("agent stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
+                scheduling.cancel()
+                with trio.move_on_after(SHUTDOWN_GRACE_SECONDS):
+                    await runs.wait_idle()
+                nursery.cancel_scope.cancel()
+        log.info("agent stopped", node=self.config.node_name)
+
+    async def _wait_for_signal(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                return
+
+
+def run_agent(config: AgentConfig) -> None:
+    """Entry point of ``dkron-trio agent``."""
+    setup_logging(config.log_level, config.log_format)
+    trio.run(Agent(config).run)

@@ -1,0 +1,248 @@
+"""The life of a run on one server: attempts, retries, timeouts, cancel, ephemeral, dependents.
+
+A *run* is one tick of a job; each try is an *attempt*; each (attempt, node) an *execution*
+(DESIGN.md §5). `RunManager` executes attempts on the local node through the executors and
+records every execution in the store: ``running`` when it starts, then its outcome. It tracks
+what is running so the scheduler can apply ``forbid``/``replace`` and the API can cancel.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+import trio
+
+from dkron_trio.clock import WallClock
+from dkron_trio.execution import (
+    Execution,
+    ExecutionStatus,
+    MissedTick,
+    MissReason,
+    make_execution_id,
+)
+from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor
+from dkron_trio.executors.output import OutputBuffer
+from dkron_trio.executors.registry import get_executor
+from dkron_trio.job import Concurrency, Job
+from dkron_trio.logs import get_logger
+from dkron_trio.planner import retry_delay, should_retry
+from dkron_trio.store.base import JobNotFound, Store
+from dkron_trio.targets import Node, select_targets
+
+log = get_logger(__name__)
+
+OutputListener = Callable[[str, bytes], None]
+"""Called with (execution id, chunk) for every chunk of output as it arrives."""
+
+
+class RunRefused(Exception):
+    """A manual run that the job's rules forbid (``forbid`` while running, disabled job)."""
+
+
+@attrs.define
+class _Active:
+    job_name: str
+    execution: Execution
+    scope: trio.CancelScope
+    output: OutputBuffer
+
+
+@attrs.define
+class RunManager:
+    """Runs attempts locally and records them; see the module docstring."""
+
+    _store: Store
+    _clock: WallClock
+    _node_name: str
+    _node_tags: dict[str, str]
+    _executors: Callable[[str], Executor] = get_executor
+    _nursery: trio.Nursery | None = None
+    _active: dict[str, _Active] = attrs.field(factory=dict)
+    _listeners: list[OutputListener] = attrs.field(factory=list)
+    _idle: trio.Event = attrs.field(factory=trio.Event)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery in which every run lives; cancelling it kills running executions."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    # --- what is running -------------------------------------------------------------------
+
+    def running_count(self, job_name: str) -> int:
+        return sum(1 for a in self._active.values() if a.job_name == job_name)
+
+    def running(self) -> list[Execution]:
+        """Running executions with the output they have produced so far."""
+        return [attrs.evolve(a.execution, output=a.output.text()) for a in self._active.values()]
+
+    def cancel_job(self, job_name: str) -> int:
+        """Cancel every running execution of a job; returns how many were cancelled."""
+        hits = [a for a in self._active.values() if a.job_name == job_name]
+        for a in hits:
+            a.scope.cancel()
+        return len(hits)
+
+    def cancel_execution(self, execution_id: str) -> bool:
+        active = self._active.get(execution_id)
+        if active is None:
+            return False
+        active.scope.cancel()
+        return True
+
+    def add_output_listener(self, listener: OutputListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_output_listener(self, listener: OutputListener) -> None:
+        self._listeners.remove(listener)
+
+    async def wait_idle(self) -> None:
+        """Wait until nothing is running (used for graceful shutdown)."""
+        while self._active:
+            self._idle = trio.Event()
+            await self._idle.wait()
+
+    # --- starting runs ---------------------------------------------------------------------
+
+    def start_run(self, job: Job, scheduled_at: datetime) -> None:
+        """Start a scheduled tick of ``job`` in the background."""
+        assert self._nursery is not None, "RunManager.run() must be started first"
+        self._nursery.start_soon(self._run, job, scheduled_at)
+
+    async def start_manual_run(self, job: Job, *, force: bool = False) -> None:
+        """Start a run now (API ``POST /v1/jobs/{job}``); ``forbid`` holds unless ``force``."""
+        if job.disabled and not force:
+            raise RunRefused(f"job {job.name} is disabled")
+        if job.concurrency is Concurrency.FORBID and self.running_count(job.name) and not force:
+            raise RunRefused(f"job {job.name} is running and its concurrency is forbid")
+        if job.concurrency is Concurrency.REPLACE:
+            self.cancel_job(job.name)
+        self.start_run(job, self._clock.now())
+
+    async def _run(self, job: Job, scheduled_at: datetime) -> None:
+        group = int(self._clock.now().timestamp() * 1e9)
+        attempt = 1
+        while True:
+            node = Node(self._node_name, self._node_tags, self.running_count(job.name))
+            if not select_targets(job.tags, [node]):
+                await self._store.record_missed(
+                    MissedTick(
+                        job.name,
+                        scheduled_at,
+                        MissReason.NO_TARGETS,
+                        self._clock.now(),
+                        f"no node matches tags {dict(job.tags)}",
+                    )
+                )
+                log.info("no target nodes", job=job.name, tags=dict(job.tags))
+                return
+            execution = await self._attempt(job, scheduled_at, attempt, group)
+            if not should_retry(job, attempt, execution.success) or (
+                execution.status is ExecutionStatus.CANCELLED
+            ):
+                break
+            await trio.sleep(retry_delay(job, attempt).total_seconds())
+            try:
+                job = await self._store.get_job(job.name)
+            except JobNotFound:
+                return
+            attempt += 1
+        if execution.success:
+            await self._after_success(job)
+
+    async def _after_success(self, job: Job) -> None:
+        if job.ephemeral:
+            try:
+                await self._store.delete_job(job.name)
+                log.info("ephemeral job deleted", job=job.name)
+            except JobNotFound:
+                pass
+            return
+        for child_name in job.dependent_jobs:
+            try:
+                child = await self._store.get_job(child_name)
+            except JobNotFound:
+                continue
+            if child.disabled:
+                continue
+            if child.concurrency is Concurrency.FORBID and self.running_count(child.name):
+                await self._store.record_missed(
+                    MissedTick(child.name, self._clock.now(), MissReason.OVERLAP, self._clock.now())
+                )
+                continue
+            self.start_run(child, self._clock.now())
+
+    async def _attempt(
+        self, job: Job, scheduled_at: datetime, attempt: int, group: int
+    ) -> Execution:
+        started = self._clock.now()
+        execution = Execution(
+            id=make_execution_id(started, self._node_name),
+            job_name=job.name,
+            started_at=started,
+            finished_at=None,
+            success=False,
+            output="",
+            node_name=self._node_name,
+            group=group,
+            attempt=attempt,
+            scheduled_at=scheduled_at,
+            fence=group,
+            status=ExecutionStatus.RUNNING,
+            exit_code=None,
+        )
+        await self._store.put_execution(execution)
+        output = OutputBuffer()
+        active = _Active(job.name, execution, trio.CancelScope(), output)
+        self._active[execution.id] = active
+
+        def on_output(chunk: bytes) -> None:
+            output.append(chunk)
+            for listener in list(self._listeners):
+                listener(execution.id, chunk)
+
+        request = ExecutionRequest(
+            job_name=job.name,
+            execution_id=execution.id,
+            scheduled_at=scheduled_at,
+            attempt=attempt,
+            fence=group,
+            executor_config=dict(job.executor_config),
+            timeout=job.timeout,
+        )
+        log.info("execution started", job=job.name, execution=execution.id, attempt=attempt)
+        result: ExecutionResult | None = None
+        try:
+            with active.scope:
+                result = await self._executors(job.executor).run(request, on_output)
+        finally:
+            del self._active[execution.id]
+            if not self._active:
+                self._idle.set()
+        finished = self._clock.now()
+        if result is None:
+            done = attrs.evolve(
+                execution,
+                finished_at=finished,
+                output=output.text() + "\nexecution cancelled",
+                status=ExecutionStatus.CANCELLED,
+            )
+        else:
+            done = attrs.evolve(
+                execution,
+                finished_at=finished,
+                success=result.success,
+                output=result.output,
+                status=ExecutionStatus.SUCCESS if result.success else ExecutionStatus.FAILED,
+                exit_code=result.exit_code,
+            )
+        await self._store.put_execution(done)
+        log.info(
+            "execution finished",
+            job=job.name,
+            execution=execution.id,
+            status=done.status.value,
+            seconds=round((finished - started).total_seconds(), 3),
+        )
+        return done

@@ -1,0 +1,168 @@
+"""The leader's scheduler: a heap of next fire times, woken at the earliest one.
+
+It never scans all jobs per tick. At start it loads every job once and pushes each job's next
+due time; afterwards only `job_changed` (called by whoever writes a job) touches a job's entry.
+Stale heap entries are skipped lazily: the authoritative due time of each job lives in
+``_due``. Decisions come from the pure `planner`; this shell does the IO: missed-tick records,
+cursors, and starting runs through the `RunManager`.
+"""
+
+import heapq
+from datetime import datetime
+
+import attrs
+import trio
+
+from dkron_trio.clock import WallClock
+from dkron_trio.execution import ExecutionStatus
+from dkron_trio.job import Job
+from dkron_trio.logs import get_logger
+from dkron_trio.planner import initial_cursor, next_due, plan_job
+from dkron_trio.runs import RunManager
+from dkron_trio.schedule import Schedule
+from dkron_trio.store.base import JobNotFound, JobQuery, Store
+
+log = get_logger(__name__)
+
+
+@attrs.frozen
+class _Shape:
+    """The parts of a job that fix its tick sequence; a change restarts it from now."""
+
+    schedule: str
+    timezone: str
+    starts_at: datetime | None
+    disabled: bool
+    parent_job: str
+
+
+def _shape(job: Job) -> _Shape:
+    return _Shape(job.schedule, job.timezone, job.starts_at, job.disabled, job.parent_job)
+
+
+@attrs.define
+class Scheduler:
+    """Leader-only task; see the module docstring."""
+
+    _store: Store
+    _runs: RunManager
+    _clock: WallClock
+    _heap: list[tuple[datetime, int, str]] = attrs.field(factory=list)
+    _due: dict[str, datetime] = attrs.field(factory=dict)
+    _jobs: dict[str, tuple[Job, Schedule]] = attrs.field(factory=dict)
+    _cursors: dict[str, datetime] = attrs.field(factory=dict)
+    _seq: int = 0
+    _wakeup: trio.Event = attrs.field(factory=trio.Event)
+    _paused: bool = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume: while paused every tick is recorded as missed (``paused``)."""
+        self._paused = paused
+
+    def next_fire(self, job_name: str) -> datetime | None:
+        return self._due.get(job_name)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._recover_orphans()
+        page = await self._store.list_jobs(JobQuery())
+        for job in page.jobs:
+            await self._load(job)
+        log.info("scheduler started", jobs=len(self._jobs))
+        task_status.started()
+        while True:
+            self._wakeup = trio.Event()
+            if self._heap:
+                with trio.move_on_at(self._clock.deadline(self._heap[0][0])):
+                    await self._wakeup.wait()
+            else:
+                await self._wakeup.wait()
+            await self._fire_due()
+
+    async def job_changed(self, name: str) -> None:
+        """Re-read one job after a write (create, update, toggle, delete) and reschedule it."""
+        try:
+            job = await self._store.get_job(name)
+        except JobNotFound:
+            self._jobs.pop(name, None)
+            self._due.pop(name, None)
+            self._cursors.pop(name, None)
+        else:
+            previous = self._jobs.get(name)
+            if previous is not None and _shape(previous[0]) != _shape(job):
+                now = self._clock.now()
+                if self._cursors[name] < now:
+                    await self._store.set_cursor(name, now)
+                    self._cursors[name] = now
+            await self._load(job)
+        self._wakeup.set()
+
+    async def _recover_orphans(self) -> None:
+        """Executions left running by a crash of this server can never finish: mark them lost."""
+        now = self._clock.now()
+        for execution in await self._store.running_executions():
+            lost = attrs.evolve(
+                execution,
+                finished_at=now,
+                status=ExecutionStatus.LOST,
+                output=execution.output + "\nexecution lost: the server restarted while it ran",
+            )
+            await self._store.put_execution(lost)
+            log.info("execution lost", job=execution.job_name, execution=execution.id)
+
+    async def _load(self, job: Job) -> None:
+        schedule = job.schedule_obj()
+        self._jobs[job.name] = (job, schedule)
+        cursor = self._cursors.get(job.name)
+        if cursor is None:
+            cursor = await self._store.get_cursor(job.name) or initial_cursor(job)
+            self._cursors[job.name] = cursor
+        due = next_due(job, schedule, cursor)
+        if due is None:
+            self._due.pop(job.name, None)
+            return
+        self._due[job.name] = due
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, job.name))
+
+    async def _fire_due(self) -> None:
+        now = self._clock.now()
+        while self._heap and self._heap[0][0] <= now:
+            due, _, name = heapq.heappop(self._heap)
+            if self._due.get(name) != due:
+                continue
+            await self._plan(name, now)
+
+    async def _plan(self, name: str, now: datetime) -> None:
+        job, schedule = self._jobs[name]
+        plan = plan_job(
+            job,
+            schedule,
+            self._cursors[name],
+            now,
+            running=self._runs.running_count(name),
+            paused=self._paused,
+        )
+        for missed in plan.missed:
+            await self._store.record_missed(missed)
+            log.info(
+                "tick missed",
+                job=name,
+                scheduled_at=missed.scheduled_at.isoformat(),
+                reason=missed.reason.value,
+            )
+        await self._store.set_cursor(name, plan.cursor)
+        self._cursors[name] = plan.cursor
+        if plan.cancel_running:
+            self._runs.cancel_job(name)
+        for scheduled_at in plan.runs:
+            self._runs.start_run(job, scheduled_at)
+        if plan.next_due is None:
+            self._due.pop(name, None)
+        else:
+            self._due[name] = plan.next_due
+            self._seq += 1
+            heapq.heappush(self._heap, (plan.next_due, self._seq, name))
