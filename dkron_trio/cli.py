@@ -1,0 +1,169 @@
+"""The ``dkron-trio`` command: ``agent`` runs a node; the other commands are small tools and
+clients of a server's HTTP API (Dkron's command names where Dkron has them)."""
+
+import argparse
+import base64
+import os
+import platform
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from dkron_trio import __version__
+from dkron_trio.cli_client import ADDRESS_ENV, DEFAULT_ADDRESS, run_client_command
+from dkron_trio.config import ConfigError, load_config
+from dkron_trio.config_keys import KEYS, KeyKind, KeyStatus
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+_KEY_DEST = "key:"
+
+
+def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per configuration key (config_keys.KEYS), so flags never drift from keys."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="config file (.yml, .yaml, .json or .toml); default: dkron.yml in "
+        "/etc/dkron, ~/.dkron or ./config",
+    )
+    for spec in KEYS.values():
+        if spec.flag is None:
+            continue
+        note = " [not supported yet]" if spec.status is KeyStatus.NOT_SUPPORTED else ""
+        help_ = f"{spec.help} (env {spec.env}){note}"
+        common: dict[str, Any] = {
+            "dest": _KEY_DEST + spec.name,
+            "default": argparse.SUPPRESS,
+            "help": help_,
+        }
+        if spec.kind is KeyKind.BOOL:
+            parser.add_argument(
+                f"--{spec.flag}", nargs="?", const="true", metavar="true|false", **common
+            )
+        elif spec.kind in {KeyKind.LIST, KeyKind.TAGS}:
+            metavar = "KEY=VALUE" if spec.kind is KeyKind.TAGS else "VALUE"
+            parser.add_argument(f"--{spec.flag}", action="append", metavar=metavar, **common)
+        else:
+            parser.add_argument(f"--{spec.flag}", metavar="VALUE", **common)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dkron-trio",
+        description="Distributed, fault-tolerant cron service compatible with Dkron.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    agent = commands.add_parser("agent", help="run an agent (a server with --server)")
+    _add_agent_flags(agent)
+    commands.add_parser("version", help="print the version")
+    keygen = commands.add_parser("keygen", help="print a random base64 gossip encryption key")
+    keygen.add_argument("--bytes", type=int, choices=(16, 24, 32), default=32)
+
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument(
+        "--address",
+        metavar="URL",
+        help=f"HTTP address of a server (env {ADDRESS_ENV}, default {DEFAULT_ADDRESS})",
+    )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print the server's JSON")
+
+    commands.add_parser(
+        "leave", parents=[remote, output], help="ask the agent at --address to leave the cluster"
+    )
+    jobs = commands.add_parser("jobs", help="manage jobs")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+    job_commands.add_parser("list", parents=[remote, output], help="list jobs")
+    show = job_commands.add_parser("show", parents=[remote, output], help="show one job")
+    show.add_argument("name")
+    apply = job_commands.add_parser(
+        "apply", parents=[remote, output], help="create or update jobs from a file"
+    )
+    apply.add_argument(
+        "-f",
+        "--file",
+        required=True,
+        help="JSON or YAML file with a job or a list of jobs ('-' = stdin)",
+    )
+    run = job_commands.add_parser("run", parents=[remote, output], help="run a job now")
+    run.add_argument("name")
+    run.add_argument(
+        "--force", action="store_true", help="run even if a forbid-concurrency run is going"
+    )
+    toggle = job_commands.add_parser(
+        "toggle", parents=[remote, output], help="enable or disable a job"
+    )
+    toggle.add_argument("name")
+    delete = job_commands.add_parser("delete", parents=[remote, output], help="delete a job")
+    delete.add_argument("name")
+    executions = commands.add_parser(
+        "executions", parents=[remote, output], help="list a job's executions"
+    )
+    executions.add_argument("job")
+
+    raft = commands.add_parser("raft", help="inspect and change the Raft configuration")
+    raft_commands = raft.add_subparsers(dest="raft_command", required=True, metavar="COMMAND")
+    raft_commands.add_parser("list-peers", parents=[remote], help="list Raft peers")
+    remove = raft_commands.add_parser(
+        "remove-peer", parents=[remote], help="remove a server from Raft"
+    )
+    remove.add_argument("--peer-id", required=True)
+    return parser
+
+
+def _agent(args: argparse.Namespace) -> int:
+    values = {
+        dest[len(_KEY_DEST) :]: value
+        for dest, value in vars(args).items()
+        if dest.startswith(_KEY_DEST)
+    }
+    try:
+        config = load_config(values, os.environ, args.config)
+    except ConfigError as exc:
+        print(f"dkron-trio agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from dkron_trio.agent import run_agent  # noqa: PLC0415  (the agent loads only when run)
+
+    try:
+        run_agent(config)
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_OK
+
+
+def _version() -> int:
+    print(f"Name: dkron-trio\nVersion: {__version__}")
+    print(f"Python: {platform.python_version()}\nTrio: {trio.__version__}")
+    return EXIT_OK
+
+
+def _keygen(size: int) -> int:
+    print(base64.b64encode(secrets.token_bytes(size)).decode("ascii"))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dkron-trio``; returns the process exit code."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command == "agent":
+        return _agent(args)
+    if args.command == "version":
+        return _version()
+    if args.command == "keygen":
+        return _keygen(args.bytes)
+    if args.command == "raft":
+        print(f"dkron-trio raft {args.raft_command}: not supported yet", file=sys.stderr)
+        return EXIT_USAGE
+    return run_client_command(args)
