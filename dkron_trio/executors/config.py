@@ -79,7 +79,7 @@ class TlsOptions:
 
 @attrs.frozen
 class HttpConfig:
-    """An `http` job's settings. `expect_codes` empty means any status succeeds."""
+    """An `http` job's settings."""
 
     method: str
     url: str
