@@ -366,8 +366,6 @@ def _field_value(raw: _Raw, value: object) -> object:
         return _addr(raw, value, None)
     if name == "bind-addr":
         return _addr(raw, value, DEFAULT_BIND_PORT)
-    if name == "advertise-addr":
-        return _addr(raw, value, None) if value else None
     if name in {"join", "retry-join"} and isinstance(value, list):
         return tuple(_addr(raw, item, DEFAULT_BIND_PORT) for item in value)
     return value
@@ -405,6 +403,12 @@ def load_config(
             if raw.spec.status is KeyStatus.SUPPORTED:
                 winners[raw.spec.name] = raw
                 values[raw.spec.name] = _field_value(raw, value)
+    if "advertise-addr" in values:
+        # Like Dkron, an advertised address without a port takes bind-addr's port.
+        bind = values.get("bind-addr")
+        port = bind.port if isinstance(bind, HostPort) else DEFAULT_BIND_PORT
+        text = values["advertise-addr"]
+        values["advertise-addr"] = _addr(winners["advertise-addr"], text, port) if text else None
     fields: dict[str, Any] = {name.replace("-", "_"): v for name, v in values.items()}
     if "node_name" not in fields:
         fields["node_name"] = hostname if hostname is not None else socket.gethostname()
