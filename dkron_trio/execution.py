@@ -182,10 +182,14 @@ def run_status(executions: Iterable[Execution]) -> JobStatus:
     group = max(ex.group for ex in finished)
     latest = [ex for ex in finished if ex.group == group]
     top = max(ex.attempt for ex in latest)
-    counted = [ex for ex in latest if ex.success or ex.attempt == top]
-    if all(ex.success for ex in counted):
+    outcomes = [
+        ex.status is ExecutionStatus.SUCCESS
+        for ex in latest
+        if ex.status is ExecutionStatus.SUCCESS or ex.attempt == top
+    ]
+    if all(outcomes):
         return JobStatus.SUCCESS
-    if not any(ex.success for ex in counted):
+    if not any(outcomes):
         return JobStatus.FAILED
     return JobStatus.PARTIALLY_FAILED
 
