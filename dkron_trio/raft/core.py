@@ -1,26 +1,75 @@
-"""RaftCore: the pure Raft state machine (API skeleton; behaviour lands next)."""
+"""RaftCore: the pure Raft state machine, modelled on etcd-raft.
+
+The core does no IO and keeps no clock: the shell calls `tick()` on a timer, feeds
+received messages to `step()`, and drains `ready()` (persist, send, apply) before calling
+`advance()`. Randomness (election timeouts) comes from the injected rng, so a seeded
+cluster replays bit for bit.
+
+Beyond the Raft paper it implements pre-vote, check-quorum with leader stickiness,
+per-follower flow control, chunked InstallSnapshot, single-server membership changes with
+learners, leadership transfer and ReadIndex. Leaders persist before they send (the Ready
+contract), and count their own copy only once it is persisted.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Mapping
 from typing import Protocol
 
 import attrs
 
+from dkron_trio.raft import quorum
+from dkron_trio.raft.codec import CodecError, decode_conf_change, encode_conf_change
+from dkron_trio.raft.errors import (
+    InvalidRequest,
+    InvariantViolated,
+    LogCompacted,
+    NotLeader,
+    ProposalDropped,
+    TransferRejected,
+)
+from dkron_trio.raft.log import RaftLog
+from dkron_trio.raft.membership import ConfHistory, apply_conf_change, check_conf_change
+from dkron_trio.raft.progress import SNAPSHOT_RESEND_AFTER, Inflights, Progress, ProgressState
+from dkron_trio.raft.readonly import ReadOnly
 from dkron_trio.raft.storage import RaftStorage
 from dkron_trio.raft.types import (
+    NONE,
+    Compaction,
     ConfChange,
     ConfState,
+    Entry,
+    EntryType,
+    HardState,
     Message,
+    MessageType,
     RaftConfig,
+    ReadState,
     Ready,
     Role,
+    Snapshot,
+    SnapshotChunk,
+    SnapshotMeta,
+    SoftState,
 )
+
+MT = MessageType
 
 
 class Rng(Protocol):
     """The part of `random.Random` the core uses (injected, seeded by the caller)."""
 
     def randrange(self, start: int, stop: int | None = ..., step: int = ...) -> int: ...
+
+
+@attrs.frozen
+class ProgressView:
+    match: int
+    next: int
+    state: ProgressState
+    is_learner: bool
+    recent_active: bool
 
 
 @attrs.frozen
@@ -36,9 +85,44 @@ class Status:
     applied: int
     last_index: int
     conf_state: ConfState
+    lead_transferee: int
+    progress: Mapping[int, ProgressView]
+    """Followers' progress; empty unless leader."""
 
 
+@attrs.define(init=False)
 class RaftCore:
+    _id: int
+    _config: RaftConfig
+    _rng: Rng
+    _log: RaftLog
+    _term: int
+    _vote: int
+    _lead: int
+    _role: Role
+    _conf: ConfHistory
+    _progress: dict[int, Progress]
+    _votes: dict[int, bool]
+    _election_elapsed: int
+    _heartbeat_elapsed: int
+    _randomized_timeout: int
+    _lead_transferee: int
+    _pending_conf_index: int
+    _read_only: ReadOnly
+    _reads_before_commit: list[tuple[int, bytes]]
+    """ReadIndex requests held until this leader commits an entry of its term."""
+    _uncommitted: deque[tuple[int, int]]
+    """(index, size) of this leader's proposals not yet committed."""
+    _uncommitted_size: int
+    _outbox: list[Message]
+    _read_states: list[ReadState]
+    _incoming_snapshot: tuple[SnapshotMeta, bytearray] | None
+    _compaction: Compaction | None
+    _broadcast_pending: bool
+    _commit_pending: bool
+    _prev_hard_state: HardState
+    _prev_soft_state: SoftState
+
     def __init__(
         self,
         node_id: int,
@@ -48,58 +132,829 @@ class RaftCore:
         *,
         applied: int = 0,
     ) -> None:
-        raise NotImplementedError
+        """Open the core on persisted state. `applied` is the index the application's
+        state machine already reflects (it replays from there); membership changes up to
+        it are replayed from the log."""
+        if node_id <= NONE:
+            raise InvalidRequest(f"node_id must be >= 1, got {node_id}")
+        hard_state, conf_state = storage.initial_state()
+        snapshot_meta = storage.snapshot().meta
+        committed = max(hard_state.commit, snapshot_meta.index)
+        applied = max(applied, snapshot_meta.index)
+        if applied > committed:
+            raise InvalidRequest(f"applied {applied} beyond persisted commit {committed}")
+        if committed > storage.last_index():
+            raise InvariantViolated(
+                f"persisted commit {committed} beyond last index {storage.last_index()}"
+            )
+        self._id = node_id
+        self._config = config
+        self._rng = rng
+        self._log = RaftLog.open(storage, committed, applied)
+        self._term = hard_state.term
+        self._vote = hard_state.vote
+        self._lead = NONE
+        self._role = Role.FOLLOWER
+        self._conf = ConfHistory.starting_at(snapshot_meta.index, conf_state)
+        if applied > snapshot_meta.index:
+            for entry in self._log.slice(snapshot_meta.index + 1, applied + 1):
+                self._apply_conf_entry(entry)
+        self._progress = {}
+        self._votes = {}
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._randomized_timeout = config.election_ticks
+        self._lead_transferee = NONE
+        self._pending_conf_index = 0
+        self._read_only = ReadOnly()
+        self._reads_before_commit = []
+        self._uncommitted = deque()
+        self._uncommitted_size = 0
+        self._outbox = []
+        self._read_states = []
+        self._incoming_snapshot = None
+        self._compaction = None
+        self._broadcast_pending = False
+        self._commit_pending = False
+        self._prev_hard_state = hard_state
+        self._prev_soft_state = SoftState(NONE, Role.FOLLOWER)
+        self._become_follower(self._term, NONE)
+
+    # -- accessors ----------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> int:
+        return self._id
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    @property
+    def term(self) -> int:
+        return self._term
+
+    @property
+    def leader_id(self) -> int:
+        return self._lead
+
+    @property
+    def commit(self) -> int:
+        return self._log.committed
+
+    @property
+    def applied(self) -> int:
+        return self._log.applied
+
+    @property
+    def conf_state(self) -> ConfState:
+        """Membership as of the applied index."""
+        return self._conf.current
+
+    @property
+    def last_index(self) -> int:
+        return self._log.last_index()
+
+    def log_term(self, index: int) -> int | None:
+        """Term of the entry at `index` in this node's log (None if compacted or absent)."""
+        return self._log.term(index)
+
+    def log_entries(self, lo: int, hi: int) -> list[Entry]:
+        """Entries [lo, hi) of this node's log, persisted or not (LogCompacted below the
+        first index)."""
+        return self._log.slice(lo, hi)
+
+    def status(self) -> Status:
+        """Snapshot of the core's state."""
+        progress: dict[int, ProgressView] = {}
+        if self._role is Role.LEADER:
+            progress = {
+                i: ProgressView(p.match, p.next, p.state, p.is_learner, p.recent_active)
+                for i, p in self._progress.items()
+            }
+        return Status(
+            node_id=self._id,
+            role=self._role,
+            term=self._term,
+            vote=self._vote,
+            leader_id=self._lead,
+            commit=self._log.committed,
+            applied=self._log.applied,
+            last_index=self._log.last_index(),
+            conf_state=self._conf.current,
+            lead_transferee=self._lead_transferee,
+            progress=progress,
+        )
+
+    # -- inputs -------------------------------------------------------------------------
 
     def tick(self) -> None:
         """Advance logical time one tick: election timeout, heartbeats, check-quorum."""
-        raise NotImplementedError
+        self._election_elapsed += 1
+        if self._role is not Role.LEADER:
+            if self._promotable() and self._election_elapsed >= self._randomized_timeout:
+                self._election_elapsed = 0
+                self._hup(transfer=False)
+            return
+        self._heartbeat_elapsed += 1
+        if self._election_elapsed >= self._config.election_ticks:
+            self._election_elapsed = 0
+            if self._config.check_quorum and not self._check_quorum_active():
+                self._become_follower(self._term, NONE)
+                return
+            self._lead_transferee = NONE
+        if self._heartbeat_elapsed >= self._config.heartbeat_ticks:
+            self._heartbeat_elapsed = 0
+            self._broadcast_heartbeat(self._read_only.last_ctx())
 
-    def step(self, msg: Message) -> None:
-        """Feed one message received from a peer (any order, duplicates and stale ones are fine)."""
-        raise NotImplementedError
+    def campaign(self) -> None:
+        """Start an election now (through pre-vote when enabled), as if the timeout fired.
+        A no-op on a leader, a learner or a node outside the configuration."""
+        self._hup(transfer=False)
 
     def propose(self, data: bytes) -> int:
         """Append a command (leader only); returns its log index.
         Raises NotLeader or ProposalDropped."""
-        raise NotImplementedError
+        if not data:
+            raise ProposalDropped("empty proposal (empty entries are reserved for barriers)")
+        if len(data) > self._config.max_proposal_size:
+            raise ProposalDropped(
+                f"proposal of {len(data)} bytes exceeds max_proposal_size "
+                f"{self._config.max_proposal_size}"
+            )
+        self._check_can_propose(len(data))
+        return self._append_own(EntryType.NORMAL, data)
 
     def propose_conf_change(self, change: ConfChange) -> int:
         """Propose a single-server membership change (leader only, one pending at a time);
-        it takes effect when applied. Returns its log index. Raises NotLeader or ProposalDropped."""
-        raise NotImplementedError
-
-    def campaign(self) -> None:
-        """Start an election now (through pre-vote when enabled), as if the timeout fired."""
-        raise NotImplementedError
+        it takes effect when applied. Returns its log index. Raises NotLeader or
+        ProposalDropped."""
+        data = encode_conf_change(change)
+        self._check_can_propose(len(data))
+        if self._pending_conf_index > self._log.applied:
+            raise ProposalDropped(
+                f"a membership change (index {self._pending_conf_index}) is not applied yet"
+            )
+        check_conf_change(self._conf.current, change)
+        index = self._append_own(EntryType.CONF_CHANGE, data)
+        self._pending_conf_index = index
+        return index
 
     def transfer_leader(self, target: int) -> None:
         """Hand leadership to `target` (leader only): catch it up, then send TIMEOUT_NOW.
         Proposals are dropped until it completes or an election timeout passes."""
-        raise NotImplementedError
+        if self._role is not Role.LEADER:
+            raise NotLeader(self._lead)
+        if target == self._id:
+            raise TransferRejected(f"node {target} is already the leader")
+        if target not in self._conf.current.voters:
+            raise TransferRejected(f"node {target} is not a voter")
+        if self._lead_transferee == target:
+            return
+        self._lead_transferee = target
+        self._election_elapsed = 0
+        if self._progress[target].match == self._log.last_index():
+            self._send(MT.TIMEOUT_NOW, target)
+        else:
+            self._send_append(target, send_if_empty=True)
 
     def read_index(self, ctx: bytes) -> None:
-        """Request a linearizable read point; the answer is a ReadState(index, ctx) in a later
-        Ready. Followers forward to the leader; raises NotLeader if no leader is known."""
-        raise NotImplementedError
+        """Request a linearizable read point; the answer is a ReadState(index, ctx) in a
+        later Ready (none if leadership is lost meanwhile: the caller times out). `ctx`
+        must be unique among pending requests. Followers forward to the leader; raises
+        NotLeader if no leader is known."""
+        if self._role is Role.LEADER:
+            self._leader_read(self._id, ctx)
+        elif self._lead == NONE:
+            raise NotLeader(NONE)
+        else:
+            self._send(MT.READ_INDEX, self._lead, context=ctx)
 
     def compact(self, index: int, data: bytes) -> None:
-        """The application's state machine image at `index` (<= applied): the next Ready carries
-        a Compaction storing it as the snapshot and discarding the log up to
+        """The application's state machine image at `index` (<= applied): the next Ready
+        carries a Compaction storing it as the snapshot and discarding the log up to
         index - compaction_keep_entries."""
-        raise NotImplementedError
+        if index > self._log.applied:
+            raise InvalidRequest(f"snapshot index {index} beyond applied {self._log.applied}")
+        current = (
+            self._compaction.snapshot.meta.index
+            if self._compaction is not None
+            else self._log.snapshot().meta.index
+        )
+        if index <= current:
+            raise InvalidRequest(f"snapshot index {index} not beyond current snapshot {current}")
+        term = self._log.term(index)
+        if term is None:
+            raise InvalidRequest(f"term of index {index} unknown")
+        first = self._log.first_index()
+        compact_index = max(first - 1, index - self._config.compaction_keep_entries)
+        meta = SnapshotMeta(index, term, self._conf.at(index))
+        self._compaction = Compaction(Snapshot(meta, data), compact_index)
+        self._conf.forget_before(index)
+
+    def step(self, msg: Message) -> None:
+        """Feed one message received from a peer (any order; duplicates and stale ones are
+        fine)."""
+        if msg.to != self._id or msg.sender in (self._id, NONE):
+            return
+        if msg.term > self._term:
+            if msg.type in (MT.VOTE, MT.PRE_VOTE) and not msg.leader_transfer:
+                in_lease = (
+                    self._config.check_quorum
+                    and self._lead != NONE
+                    and self._election_elapsed < self._config.election_ticks
+                )
+                if in_lease:
+                    return
+            if msg.type is MT.PRE_VOTE or (msg.type is MT.PRE_VOTE_RESPONSE and not msg.reject):
+                pass
+            elif msg.type in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
+                self._become_follower(msg.term, msg.sender)
+            else:
+                self._become_follower(msg.term, NONE)
+        elif msg.term < self._term:
+            if msg.type in (MT.APPEND, MT.HEARTBEAT) and (
+                self._config.check_quorum or self._config.pre_vote
+            ):
+                self._send(MT.APPEND_RESPONSE, msg.sender)
+            elif msg.type is MT.PRE_VOTE:
+                self._send(MT.PRE_VOTE_RESPONSE, msg.sender, reject=True)
+            return
+        if msg.type in (MT.VOTE, MT.PRE_VOTE):
+            self._handle_vote_request(msg)
+        elif self._role is Role.LEADER:
+            self._step_leader(msg)
+        elif self._role is Role.FOLLOWER:
+            self._step_follower(msg)
+        else:
+            self._step_candidate(msg)
+
+    # -- Ready ----------------------------------------------------------------------------
 
     def has_ready(self) -> bool:
         """Whether ready() has anything for the shell."""
-        raise NotImplementedError
+        return bool(
+            self._outbox
+            or self._read_states
+            or self._broadcast_pending
+            or self._commit_pending
+            or self._compaction is not None
+            or self._log.next_unstable_entries()
+            or self._log.next_unstable_snapshot() is not None
+            or self._log.has_next_committed_entries()
+            or self._hard_state() != self._prev_hard_state
+            or self._soft_state() != self._prev_soft_state
+        )
 
     def ready(self) -> Ready:
         """Collect pending work (see Ready for the persist/send/apply contract)."""
-        raise NotImplementedError
+        if self._role is Role.LEADER and (self._broadcast_pending or self._commit_pending):
+            for peer in self._progress:
+                if peer != self._id:
+                    self._send_append(peer, send_if_empty=self._commit_pending)
+        self._broadcast_pending = False
+        self._commit_pending = False
+        entries = self._log.next_unstable_entries()
+        snapshot = self._log.next_unstable_snapshot()
+        committed = self._log.next_committed_entries(self._config.max_committed_size_per_ready)
+        hard_state = self._hard_state()
+        soft_state = self._soft_state()
+        hs_changed = hard_state != self._prev_hard_state
+        must_sync = (
+            bool(entries)
+            or snapshot is not None
+            or (
+                hs_changed
+                and (
+                    hard_state.term != self._prev_hard_state.term
+                    or hard_state.vote != self._prev_hard_state.vote
+                )
+            )
+        )
+        ready = Ready(
+            hard_state=hard_state if hs_changed else None,
+            soft_state=soft_state if soft_state != self._prev_soft_state else None,
+            entries=tuple(entries),
+            snapshot=snapshot,
+            compaction=self._compaction,
+            messages=tuple(self._outbox),
+            committed_entries=tuple(committed),
+            read_states=tuple(self._read_states),
+            must_sync=must_sync,
+        )
+        self._outbox = []
+        self._read_states = []
+        self._compaction = None
+        self._prev_hard_state = hard_state
+        self._prev_soft_state = soft_state
+        self._log.accept_ready(snapshot, committed)
+        return ready
 
     def advance(self, ready: Ready) -> None:
         """Acknowledge that `ready` was persisted, sent and applied."""
-        raise NotImplementedError
+        if ready.snapshot is not None:
+            self._log.stable_snap_to(ready.snapshot.meta.index)
+            self._log.applied_to(ready.snapshot.meta.index)
+        if ready.entries:
+            last = ready.entries[-1]
+            self._log.stable_to(last.index, last.term)
+        for entry in ready.committed_entries:
+            self._log.applied_to(entry.index)
+            self._apply_conf_entry(entry)
+        if self._role is Role.LEADER:
+            own = self._progress.get(self._id)
+            if own is not None:
+                own.maybe_update(self._log.stable_last_index())
+            self._maybe_commit()
 
-    def status(self) -> Status:
-        """Snapshot of the core's state."""
-        raise NotImplementedError
+    # -- elections ------------------------------------------------------------------------
+
+    def _promotable(self) -> bool:
+        return self._id in self._conf.current.voters and not self._log.has_pending_snapshot()
+
+    def _hup(self, *, transfer: bool) -> None:
+        if self._role is Role.LEADER or not self._promotable():
+            return
+        if self._has_unapplied_conf_change():
+            return
+        if self._config.pre_vote and not transfer:
+            self._campaign(pre=True, transfer=False)
+        else:
+            self._campaign(pre=False, transfer=transfer)
+
+    def _has_unapplied_conf_change(self) -> bool:
+        lo = max(self._log.applied + 1, self._log.first_index())
+        hi = self._log.committed + 1
+        return any(e.type is EntryType.CONF_CHANGE for e in self._log.slice(lo, hi))
+
+    def _campaign(self, *, pre: bool, transfer: bool) -> None:
+        if pre:
+            self._become_pre_candidate()
+            vote_type, term = MT.PRE_VOTE, self._term + 1
+        else:
+            self._become_candidate()
+            vote_type, term = MT.VOTE, self._term
+        self._votes[self._id] = True
+        if self._tally() is quorum.VoteResult.WON:
+            self._won_election(pre)
+            return
+        last_index, last_term = self._log.last_index(), self._log.last_term()
+        for voter in sorted(self._conf.current.voters - {self._id}):
+            self._send(
+                vote_type,
+                voter,
+                term=term,
+                index=last_index,
+                log_term=last_term,
+                leader_transfer=transfer,
+            )
+
+    def _won_election(self, pre: bool) -> None:
+        if pre:
+            self._campaign(pre=False, transfer=False)
+        else:
+            self._become_leader()
+
+    def _tally(self) -> quorum.VoteResult:
+        return quorum.vote_result(self._conf.current.voters, self._votes)
+
+    def _handle_vote_request(self, msg: Message) -> None:
+        """§5.2/§5.4.1: one vote per term, only for a log at least as up to date."""
+        pre = msg.type is MT.PRE_VOTE
+        can_vote = (
+            self._vote == msg.sender
+            or (self._vote == NONE and self._lead == NONE)
+            or (pre and msg.term > self._term)
+        )
+        response = MT.PRE_VOTE_RESPONSE if pre else MT.VOTE_RESPONSE
+        if can_vote and self._log.is_up_to_date(msg.index, msg.log_term):
+            self._send(response, msg.sender, term=msg.term)
+            if not pre:
+                self._election_elapsed = 0
+                self._vote = msg.sender
+        else:
+            self._send(response, msg.sender, reject=True)
+
+    def _reset(self, term: int) -> None:
+        if term != self._term:
+            self._term = term
+            self._vote = NONE
+        self._lead = NONE
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._randomized_timeout = self._config.election_ticks + self._rng.randrange(
+            self._config.election_ticks
+        )
+        self._lead_transferee = NONE
+        self._votes = {}
+        self._progress = {}
+        self._pending_conf_index = 0
+        self._read_only.clear()
+        self._reads_before_commit = []
+        self._uncommitted.clear()
+        self._uncommitted_size = 0
+        self._broadcast_pending = False
+        self._commit_pending = False
+
+    def _become_follower(self, term: int, lead: int) -> None:
+        self._reset(term)
+        self._lead = lead
+        self._role = Role.FOLLOWER
+
+    def _become_pre_candidate(self) -> None:
+        self._votes = {}
+        self._lead = NONE
+        self._role = Role.PRE_CANDIDATE
+
+    def _become_candidate(self) -> None:
+        self._reset(self._term + 1)
+        self._vote = self._id
+        self._role = Role.CANDIDATE
+
+    def _become_leader(self) -> None:
+        self._reset(self._term)
+        self._lead = self._id
+        self._role = Role.LEADER
+        last = self._log.last_index()
+        for member in sorted(self._conf.current.members):
+            self._add_progress(member, last + 1)
+        own = self._progress.get(self._id)
+        if own is not None:
+            own.match = self._log.stable_last_index()
+            own.become_replicate()
+            own.recent_active = True
+        self._pending_conf_index = last
+        self._log.append([Entry(self._term, last + 1)])
+        self._broadcast_pending = True
+
+    def _add_progress(self, node: int, next_index: int) -> None:
+        self._progress[node] = Progress(
+            match=0,
+            next=next_index,
+            inflights=Inflights(self._config.max_inflight_msgs),
+            is_learner=node in self._conf.current.learners,
+        )
+
+    def _check_quorum_active(self) -> bool:
+        active = {i for i, p in self._progress.items() if p.recent_active or i == self._id}
+        for i, p in self._progress.items():
+            if i != self._id:
+                p.recent_active = False
+        return quorum.has_quorum(self._conf.current.voters, active)
+
+    # -- message handling by role ---------------------------------------------------------
+
+    def _step_follower(self, msg: Message) -> None:
+        if msg.type in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
+            self._election_elapsed = 0
+            self._lead = msg.sender
+            self._handle_from_leader(msg)
+        elif msg.type is MT.TIMEOUT_NOW:
+            self._hup(transfer=True)
+        elif msg.type is MT.READ_INDEX_RESPONSE:
+            self._read_states.append(ReadState(msg.index, msg.context))
+
+    def _step_candidate(self, msg: Message) -> None:
+        if msg.type in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
+            self._become_follower(msg.term, msg.sender)
+            self._handle_from_leader(msg)
+            return
+        pre = self._role is Role.PRE_CANDIDATE
+        expected = MT.PRE_VOTE_RESPONSE if pre else MT.VOTE_RESPONSE
+        if msg.type is not expected:
+            return
+        self._votes.setdefault(msg.sender, not msg.reject)
+        result = self._tally()
+        if result is quorum.VoteResult.WON:
+            self._won_election(pre)
+        elif result is quorum.VoteResult.LOST:
+            self._become_follower(self._term, NONE)
+
+    def _handle_from_leader(self, msg: Message) -> None:
+        if msg.type is MT.APPEND:
+            self._handle_append(msg)
+        elif msg.type is MT.HEARTBEAT:
+            self._log.commit_to(min(msg.commit, self._log.last_index()))
+            self._send(MT.HEARTBEAT_RESPONSE, msg.sender, context=msg.context)
+        else:
+            self._handle_snapshot_chunk(msg)
+
+    def _handle_append(self, msg: Message) -> None:
+        if msg.index < self._log.committed:
+            self._send(MT.APPEND_RESPONSE, msg.sender, index=self._log.committed)
+            return
+        last_new = self._log.maybe_append(msg.index, msg.log_term, msg.commit, msg.entries)
+        if last_new is not None:
+            self._send(MT.APPEND_RESPONSE, msg.sender, index=last_new)
+            return
+        hint_index, hint_term = self._log.find_conflict_by_term(
+            min(msg.index, self._log.last_index()), msg.log_term
+        )
+        self._send(
+            MT.APPEND_RESPONSE,
+            msg.sender,
+            index=msg.index,
+            reject=True,
+            reject_hint=hint_index,
+            log_term=hint_term,
+        )
+
+    def _handle_snapshot_chunk(self, msg: Message) -> None:
+        chunk = msg.snapshot
+        if chunk is None:
+            return
+        meta = chunk.meta
+        if meta.index <= self._log.committed:
+            self._incoming_snapshot = None
+            self._send(MT.APPEND_RESPONSE, msg.sender, index=self._log.committed)
+            return
+        if chunk.offset == 0:
+            self._incoming_snapshot = (meta, bytearray())
+        incoming = self._incoming_snapshot
+        if incoming is None or incoming[0] != meta or len(incoming[1]) != chunk.offset:
+            expected = len(incoming[1]) if incoming is not None and incoming[0] == meta else 0
+            self._send(
+                MT.SNAPSHOT_RESPONSE,
+                msg.sender,
+                index=meta.index,
+                log_term=meta.term,
+                reject=True,
+                reject_hint=expected,
+            )
+            return
+        incoming[1].extend(chunk.data)
+        if not chunk.done:
+            self._send(
+                MT.SNAPSHOT_RESPONSE,
+                msg.sender,
+                index=meta.index,
+                log_term=meta.term,
+                reject_hint=len(incoming[1]),
+            )
+            return
+        self._incoming_snapshot = None
+        self._restore(Snapshot(meta, bytes(incoming[1])))
+        self._send(MT.APPEND_RESPONSE, msg.sender, index=self._log.committed)
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        """Install a leader's snapshot, or just fast-forward commit if our log has it."""
+        meta = snapshot.meta
+        if self._log.match_term(meta.index, meta.term):
+            self._log.commit_to(meta.index)
+            return
+        self._log.restore(snapshot)
+        self._conf = ConfHistory.starting_at(meta.index, meta.conf_state)
+
+    def _step_leader(self, msg: Message) -> None:
+        if msg.type is MT.READ_INDEX:
+            self._leader_read(msg.sender, msg.context)
+            return
+        pr = self._progress.get(msg.sender)
+        if pr is None:
+            return
+        if msg.type is MT.APPEND_RESPONSE:
+            pr.recent_active = True
+            self._handle_append_response(msg, pr)
+        elif msg.type is MT.HEARTBEAT_RESPONSE:
+            pr.recent_active = True
+            self._handle_heartbeat_response(msg, pr)
+        elif msg.type is MT.SNAPSHOT_RESPONSE:
+            pr.recent_active = True
+            self._handle_snapshot_response(msg, pr)
+
+    def _handle_append_response(self, msg: Message, pr: Progress) -> None:
+        peer = msg.sender
+        if msg.reject:
+            next_probe = msg.reject_hint
+            if msg.log_term > 0:
+                next_probe, _ = self._log.find_conflict_by_term(msg.reject_hint, msg.log_term)
+            if pr.maybe_decrease_to(msg.index, next_probe):
+                if pr.state is ProgressState.REPLICATE:
+                    pr.become_probe()
+                self._send_append(peer, send_if_empty=True)
+            return
+        was_paused = pr.is_paused()
+        if not (
+            pr.maybe_update(msg.index)
+            or (pr.match == msg.index and pr.state is ProgressState.PROBE)
+        ):
+            return
+        if pr.state is ProgressState.PROBE:
+            pr.become_replicate()
+        elif pr.state is ProgressState.SNAPSHOT:
+            if pr.match + 1 >= self._log.first_index():
+                pr.become_probe()
+                pr.become_replicate()
+        else:
+            pr.inflights.free_le(msg.index)
+        if not self._maybe_commit() and was_paused and not self._commit_pending:
+            # It may have missed commit updates while paused; a broadcast already covers it.
+            self._send_append(peer, send_if_empty=True)
+        while self._send_append(peer, send_if_empty=False):
+            pass
+        if peer == self._lead_transferee and pr.match == self._log.last_index():
+            self._send(MT.TIMEOUT_NOW, peer)
+
+    def _handle_heartbeat_response(self, msg: Message, pr: Progress) -> None:
+        pr.probe_sent = False
+        if pr.state is ProgressState.SNAPSHOT:
+            pr.snapshot_stall += 1
+            if pr.snapshot_stall >= SNAPSHOT_RESEND_AFTER:
+                self._send_snapshot_chunk(msg.sender, pr)
+        elif pr.match < self._log.last_index():
+            self._send_append(msg.sender, send_if_empty=True)
+        if msg.context:
+            acks = self._read_only.ack(msg.sender, msg.context)
+            if acks is not None and quorum.has_quorum(self._conf.current.voters, acks):
+                for request in self._read_only.release(msg.context):
+                    self._answer_read(request.requester, request.index, request.ctx)
+
+    def _handle_snapshot_response(self, msg: Message, pr: Progress) -> None:
+        snap = pr.pending_snapshot
+        if pr.state is not ProgressState.SNAPSHOT or snap is None:
+            return
+        if (msg.index, msg.log_term) != (snap.meta.index, snap.meta.term):
+            return
+        pr.snapshot_offset = min(msg.reject_hint, len(snap.data))
+        self._send_snapshot_chunk(msg.sender, pr)
+
+    # -- replication ----------------------------------------------------------------------
+
+    def _send_append(self, peer: int, *, send_if_empty: bool) -> bool:
+        """Send the next APPEND `peer` needs, or start a snapshot if its entries are
+        compacted. False if nothing was sent (paused, or nothing to send)."""
+        pr = self._progress[peer]
+        if pr.is_paused():
+            return False
+        prev_index = pr.next - 1
+        prev_term = self._log.term(prev_index)
+        try:
+            entries = self._log.slice(
+                pr.next, self._log.last_index() + 1, self._config.max_size_per_msg
+            )
+        except LogCompacted:
+            entries = None
+        if prev_term is None or entries is None:
+            return self._start_snapshot(peer, pr)
+        if not entries and not send_if_empty:
+            return False
+        pr.sent_entries(entries[-1].index if entries else None)
+        self._send(
+            MT.APPEND,
+            peer,
+            index=prev_index,
+            log_term=prev_term,
+            entries=tuple(entries),
+            commit=self._log.committed,
+        )
+        return True
+
+    def _start_snapshot(self, peer: int, pr: Progress) -> bool:
+        snapshot = self._log.snapshot()
+        if snapshot.meta.index == 0:
+            raise InvariantViolated(f"entries for {peer} compacted but no snapshot")
+        pr.become_snapshot(snapshot)
+        self._send_snapshot_chunk(peer, pr)
+        return True
+
+    def _send_snapshot_chunk(self, peer: int, pr: Progress) -> None:
+        snapshot = pr.pending_snapshot
+        if snapshot is None:
+            return
+        pr.snapshot_stall = 0
+        offset = pr.snapshot_offset
+        data = snapshot.data[offset : offset + self._config.snapshot_chunk_size]
+        done = offset + len(data) >= len(snapshot.data)
+        self._send(MT.SNAPSHOT, peer, snapshot=SnapshotChunk(snapshot.meta, offset, data, done))
+
+    def _broadcast_heartbeat(self, ctx: bytes) -> None:
+        for peer, pr in self._progress.items():
+            if peer != self._id:
+                commit = min(pr.match, self._log.committed)
+                self._send(MT.HEARTBEAT, peer, commit=commit, context=ctx)
+
+    def _maybe_commit(self) -> bool:
+        """Advance commit to what a quorum of voters holds, if that entry is of this term."""
+        match = {i: p.match for i, p in self._progress.items()}
+        index = quorum.committed_index(self._conf.current.voters, match)
+        first_in_term = self._log.term(self._log.committed) != self._term
+        if not self._log.maybe_commit(index, self._term):
+            return False
+        self._commit_pending = True
+        while self._uncommitted and self._uncommitted[0][0] <= index:
+            self._uncommitted_size -= self._uncommitted.popleft()[1]
+        if first_in_term:
+            held, self._reads_before_commit = self._reads_before_commit, []
+            for requester, ctx in held:
+                self._leader_read(requester, ctx)
+        return True
+
+    def _check_can_propose(self, size: int) -> None:
+        if self._role is not Role.LEADER:
+            raise NotLeader(self._lead)
+        if self._lead_transferee != NONE:
+            raise ProposalDropped(f"leadership transfer to {self._lead_transferee} in progress")
+        if self._uncommitted and self._uncommitted_size + size > self._config.max_uncommitted_size:
+            raise ProposalDropped(
+                f"{self._uncommitted_size} bytes uncommitted (max_uncommitted_size "
+                f"{self._config.max_uncommitted_size})"
+            )
+
+    def _append_own(self, entry_type: EntryType, data: bytes) -> int:
+        index = self._log.last_index() + 1
+        self._log.append([Entry(self._term, index, entry_type, data)])
+        self._uncommitted.append((index, len(data)))
+        self._uncommitted_size += len(data)
+        self._broadcast_pending = True
+        return index
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _leader_read(self, requester: int, ctx: bytes) -> None:
+        if self._log.term(self._log.committed) != self._term:
+            self._reads_before_commit.append((requester, ctx))
+            return
+        voters = self._conf.current.voters
+        if voters == {self._id}:
+            self._answer_read(requester, self._log.committed, ctx)
+            return
+        if not self._read_only.add(self._log.committed, requester, ctx):
+            return
+        self._read_only.ack(self._id, ctx)
+        self._broadcast_heartbeat(ctx)
+
+    def _answer_read(self, requester: int, index: int, ctx: bytes) -> None:
+        if requester == self._id:
+            self._read_states.append(ReadState(index, ctx))
+        else:
+            self._send(MT.READ_INDEX_RESPONSE, requester, index=index, context=ctx)
+
+    # -- membership -----------------------------------------------------------------------
+
+    def _apply_conf_entry(self, entry: Entry) -> None:
+        if entry.type is not EntryType.CONF_CHANGE:
+            return
+        try:
+            change = decode_conf_change(entry.data)
+        except CodecError:
+            return
+        conf = apply_conf_change(self._conf.current, change)
+        self._conf.record(entry.index, conf)
+        if self._role is not Role.LEADER:
+            return
+        if self._id not in conf.voters:
+            self._become_follower(self._term, NONE)
+            return
+        for node in list(self._progress):
+            if node not in conf.members:
+                del self._progress[node]
+        for node in sorted(conf.members):
+            if node not in self._progress:
+                self._add_progress(node, self._log.last_index() + 1)
+            self._progress[node].is_learner = node in conf.learners
+        if self._lead_transferee not in conf.voters:
+            self._lead_transferee = NONE
+        if not self._maybe_commit():
+            self._broadcast_pending = True
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _send(
+        self,
+        msg_type: MessageType,
+        to: int,
+        *,
+        term: int | None = None,
+        log_term: int = 0,
+        index: int = 0,
+        commit: int = 0,
+        entries: tuple[Entry, ...] = (),
+        reject: bool = False,
+        reject_hint: int = 0,
+        context: bytes = b"",
+        leader_transfer: bool = False,
+        snapshot: SnapshotChunk | None = None,
+    ) -> None:
+        self._outbox.append(
+            Message(
+                type=msg_type,
+                to=to,
+                sender=self._id,
+                term=self._term if term is None else term,
+                log_term=log_term,
+                index=index,
+                commit=commit,
+                entries=entries,
+                reject=reject,
+                reject_hint=reject_hint,
+                context=context,
+                leader_transfer=leader_transfer,
+                snapshot=snapshot,
+            )
+        )
+
+    def _hard_state(self) -> HardState:
+        return HardState(self._term, self._vote, self._log.committed)
+
+    def _soft_state(self) -> SoftState:
+        return SoftState(self._lead, self._role)

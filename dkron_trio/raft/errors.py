@@ -35,3 +35,8 @@ class LogCompacted(RaftError):
 
 class LogUnavailable(RaftError):
     """The requested index is beyond the storage's last index."""
+
+
+class InvariantViolated(RaftError):
+    """A Raft safety invariant would break (e.g. truncating a committed entry). This is a
+    bug or corrupted storage, never a normal outcome; the simulator treats it as a failure."""
