@@ -24,6 +24,7 @@ _TIMEOUT = httpx.Timeout(30.0)
 # A manual run may answer only when the execution has finished (Dkron's behaviour).
 _RUN_TIMEOUT = httpx.Timeout(30.0, read=None)
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+_PIPE_WIDTH = 250
 
 
 class ClientError(Exception):
@@ -102,7 +103,9 @@ def _job_path(name: str, *rest: str) -> str:
 
 
 def _console() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    """Tables fit the terminal; piped output is not wrapped, so scripts see whole rows."""
+    width = None if sys.stdout.isatty() else _PIPE_WIDTH
+    return Console(file=sys.stdout, highlight=False, width=width)
 
 
 def _print_json(data: object) -> None:
