@@ -3,6 +3,7 @@ to a small fake Dkron-compatible server (a test double for the CLI only) and pri
 """
 
 import base64
+import io
 import json
 import os
 import socket
@@ -194,6 +195,13 @@ def test_jobs_apply_stops_at_the_first_refusal(
         "dkron-trio: error: job report: 400 schedule: invalid cron expression "
         "(1 of 3 jobs were applied before it)\n"
     )
+
+
+def test_jobs_apply_from_stdin(fake: FakeDkron, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.routes["POST", "/v1/jobs"] = lambda body: (201, body)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("- name: a\n- name: b\n"))
+    assert run_cli(fake, "jobs", "apply", "-f", "-") == 0
+    assert [s.body for s in fake.seen] == [{"name": "a"}, {"name": "b"}]
 
 
 @pytest.mark.parametrize(
