@@ -82,7 +82,7 @@ class HttpExecutor:
             try:
                 status = await _exchange(req, cfg, context, emit, body)
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                return _failed(output, f"request failed: {type(exc).__name__}: {exc}")
+                return _failed(output, f"request failed: {_describe_error(exc)}")
         if scope.cancelled_caught:
             assert timeout is not None
             return _failed(output, f"no response within {format_go_duration(timeout)}")
@@ -123,7 +123,9 @@ async def _exchange(
             emit(_debug_lines(f"> {request.method} {request.url}", request.headers, ">"))
         response = await client.send(request, stream=True)
         try:
-            status_line = f"{response.http_version} {response.status_code} {response.reason_phrase}"
+            status_line = (
+                f"{response.http_version} {response.status_code} {response.reason_phrase}".rstrip()
+            )
             if cfg.debug:
                 emit(_debug_lines(status_line, response.headers, "<"))
             else:
@@ -134,6 +136,17 @@ async def _exchange(
         finally:
             await response.aclose()
         return response.status_code
+
+
+def _describe_error(exc: Exception) -> str:
+    """The exception's type and the first message along its chain (httpx often wraps the
+    telling one, e.g. a certificate verification failure, in an empty ConnectError)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if str(cause):
+            return f"{type(exc).__name__}: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    return type(exc).__name__
 
 
 def _debug_lines(first: str, headers: httpx.Headers, marker: str) -> bytes:
