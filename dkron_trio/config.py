@@ -281,6 +281,8 @@ def _flag_layer(argv_values: Mapping[str, object]) -> list[_Raw]:
 
 def _split(raw: _Raw) -> list[str]:
     """Text list forms: a repeated flag and/or comma-separated text (cobra's StringSlice)."""
+    if isinstance(raw.value, str) and not raw.value.strip():
+        return []  # DKRON_JOIN="" means no addresses
     parts = raw.value if isinstance(raw.value, list | tuple) else [raw.value]
     items = [item.strip() for part in parts for item in str(part).split(",")]
     if any(not item for item in items):

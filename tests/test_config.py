@@ -360,6 +360,7 @@ def test_lists_from_env_and_repeated_flags() -> None:
     assert config.retry_join == (HostPort("c", 8946), HostPort("d", 2))
     with pytest.raises(ConfigError, match=r"^env DKRON_JOIN: empty item"):
         load(env={"DKRON_JOIN": "a,,b"})
+    assert load(env={"DKRON_JOIN": ""}, config_file=None).join == ()
 
 
 def test_bool_text_forms() -> None:
