@@ -1,0 +1,181 @@
+"""SqliteStore specifics: durability, schema version, pragmas, transactions, SQL = memory."""
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
+from dkron_trio.job import Job, JobStatus
+from dkron_trio.store import rules
+from dkron_trio.store.base import ExecutionQuery, JobQuery, SortOrder, StoreError
+from dkron_trio.store.memory import MemoryStore
+from dkron_trio.store.sqlite import SCHEMA_VERSION, _connect, open_sqlite_store
+
+from .helpers import T0, execution, job
+
+
+async def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_store(path) as store:
+        await store.set_job(job("p"))
+        await store.set_job(job("c", parent_job="p", metadata={"k": "v"}))
+        await store.put_execution(execution("p", 1, ExecutionStatus.FAILED, output="boom"))
+        await store.put_execution(execution("p", 2, ExecutionStatus.RUNNING))
+        await store.record_missed(MissedTick("p", T0, MissReason.PAUSED, T0, "paused"))
+        await store.set_cursor("p", T0 + timedelta(seconds=3))
+        before = await store.get_job("p")
+    async with open_sqlite_store(path) as store:
+        assert await store.get_job("p") == before
+        assert before.dependent_jobs == ("c",)
+        assert before.error_count == 1
+        assert (await store.list_jobs(JobQuery(metadata={"k": "v"}))).jobs[0].name == "c"
+        listed = await store.list_executions("p", ExecutionQuery())
+        assert [ex.status for ex in listed] == [ExecutionStatus.RUNNING, ExecutionStatus.FAILED]
+        assert listed[1].output == "boom"
+        assert await store.list_missed("p") == [
+            MissedTick("p", T0, MissReason.PAUSED, T0, "paused")
+        ]
+        assert await store.get_cursor("p") == T0 + timedelta(seconds=3)
+
+
+async def test_schema_version_and_wal_are_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_store(path):
+        pass
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+def test_connection_is_durable_and_enforces_foreign_keys(tmp_path: Path) -> None:
+    conn = _connect(str(tmp_path / "state.db"))
+    try:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        conn.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_store(path):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version"):
+        async with open_sqlite_store(path):
+            pass
+
+
+async def test_foreign_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(StoreError, match="not a dkron-trio state database"):
+        async with open_sqlite_store(path):
+            pass
+
+
+async def test_failed_mutation_rolls_back(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+
+        def half_then_fail(tx: rules.StoreTx) -> None:
+            tx.save_job(job("half"))
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            await store._write(half_then_fail)
+        assert (await store.list_jobs(JobQuery())).total == 0
+        await store.set_job(job("after"))
+        assert (await store.list_jobs(JobQuery())).total == 1
+
+
+async def test_closed_store_refuses_work(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        pass
+    with pytest.raises(StoreError, match="closed"):
+        await store.get_job("a")
+
+
+async def test_concurrent_callers_and_cancellation(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await store.set_job(job("cancelled"))
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(store.set_job, job(f"job-{i:02d}"))
+        page = await store.list_jobs(JobQuery())
+        assert [j.name for j in page.jobs] == [f"job-{i:02d}" for i in range(20)]
+
+
+async def test_sorted_paging_uses_an_index(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        conn = store._conn
+        for field in ("name", "next", "success_count", "last_error", "displayname"):
+            plan = conn.execute(
+                f'EXPLAIN QUERY PLAN SELECT doc FROM jobs WHERE 1 ORDER BY "{field}" DESC,'
+                " name DESC LIMIT 25 OFFSET 0"
+            ).fetchall()
+            assert "TEMP B-TREE" not in str(plan), (field, plan)
+
+
+# --- SQL and memory agree on random data and queries ----------------------------------------
+
+_names = st.text(alphabet="abcxyz-_1", min_size=1, max_size=6)
+_meta = st.dictionaries(st.sampled_from(["env", "team"]), st.sampled_from(["a", "b"]), max_size=2)
+_jobs = st.lists(
+    st.builds(
+        lambda name, meta, count, disabled, status, last, display: job(
+            name,
+            metadata=meta,
+            success_count=count,
+            disabled=disabled,
+            status=status,
+            last_success=None if last is None else T0 + timedelta(seconds=last),
+            displayname=display,
+        ),
+        _names,
+        _meta,
+        st.integers(0, 3),
+        st.booleans(),
+        st.sampled_from(list(JobStatus)),
+        st.none() | st.integers(0, 3),
+        st.sampled_from(["", "Alpha", "beta", "ÄX"]),
+    ),
+    max_size=12,
+    unique_by=lambda j: j.name,
+)
+_queries = st.builds(
+    JobQuery,
+    metadata=_meta,
+    q=st.sampled_from(["", "a", "x-", "ä", "BET"]),
+    status=st.none() | st.sampled_from(list(JobStatus)),
+    disabled=st.none() | st.booleans(),
+    sort=st.sampled_from(["name", "id", "success_count", "last_success", "status", "disabled"]),
+    order=st.sampled_from(list(SortOrder)),
+    start=st.integers(0, 5),
+    end=st.none() | st.integers(0, 10),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(jobs=_jobs, queries=st.lists(_queries, min_size=1, max_size=4))
+async def test_sql_queries_match_the_memory_twin(jobs: list[Job], queries: list[JobQuery]) -> None:
+    memory = MemoryStore()
+    async with open_sqlite_store(":memory:") as sqlite_store:
+        for j in jobs:
+            await memory.set_job(j)
+            await sqlite_store.set_job(j)
+        for q in queries:
+            assert await sqlite_store.list_jobs(q) == await memory.list_jobs(q)
