@@ -90,7 +90,7 @@ class ShellExecutor:
             raise
         finally:
             await proc.aclose()
-        returncode = proc.reap()
+        returncode = proc.returncode
         if timed_out:
             assert timeout is not None
             error = f"timed out after {format_go_duration(timeout)}; process group killed"

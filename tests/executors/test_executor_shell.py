@@ -166,12 +166,13 @@ async def test_huge_output_keeps_the_last_256000_bytes_in_bounded_memory() -> No
 
 async def test_timeout_kills_the_whole_group_including_grandchildren() -> None:
     start = trio.current_time()
-    result = await run(command="sleep 60 & echo $!; wait", shell="true", timeout="300ms")
+    result = await run(command="sleep 60 & echo $$ $!; wait", shell="true", timeout="300ms")
     elapsed = trio.current_time() - start
     assert not result.success
     assert result.error.startswith("timed out after")
     assert result.output.startswith(result.error + "\n")
-    [grandchild] = pid_lines(result.output)
+    [leader, grandchild] = pid_lines(result.output)
+    assert not Path(f"/proc/{leader}").exists()
     await wait_gone(grandchild)
     assert elapsed < 5
 
@@ -203,7 +204,7 @@ async def test_cancellation_kills_the_group_and_propagates() -> None:
             started.set()
 
     async def job() -> None:
-        req = request(command="sleep 60 & echo $!; wait", shell="true")
+        req = request(command="sleep 60 & echo $$ $!; wait", shell="true")
         results.append(await EXECUTOR.run(req, collect))
 
     with trio.CancelScope() as scope:
@@ -211,11 +212,12 @@ async def test_cancellation_kills_the_group_and_propagates() -> None:
             nursery.start_soon(job)
             with trio.fail_after(5):
                 await started.wait()
-            [grandchild] = pid_lines(seen.decode())
+            [leader, grandchild] = pid_lines(seen.decode())
             assert alive(grandchild)
             scope.cancel()
     assert scope.cancelled_caught
     assert results == []
+    assert not Path(f"/proc/{leader}").exists(), "the leader is reaped, not left a zombie"
     await wait_gone(grandchild)
 
 
