@@ -3,12 +3,11 @@
 Why not `trio.lowlevel.open_process`: it forks from a worker of trio's thread cache, and Linux
 delivers the parent-death signal when the *thread* that forked exits, not the process; the
 cached worker idles out after 10 s and every process it started would be killed. So all
-forks happen on one daemon thread that lives as long as the agent, and the process is
+forks happen on a few daemon threads that live as long as the agent, and the process is
 watched through a pidfd (or a waitid thread where pidfds are missing).
 
 The price of the parent-death signal is `preexec_fn`, which makes Python fork instead of
 vfork and run code in the child: a start costs ~10 ms instead of ~2 ms on a busy 2-core box.
-
 """
 
 import contextlib
