@@ -85,7 +85,7 @@ class HttpExecutor:
                 return _failed(output, f"request failed: {_describe_error(exc)}")
         if scope.cancelled_caught:
             assert timeout is not None
-            return _failed(output, f"no response within {format_go_duration(timeout)}")
+            return _failed(output, f"no complete response within {format_go_duration(timeout)}")
         if status not in cfg.expect_codes:
             expected = ",".join(str(code) for code in sorted(cfg.expect_codes))
             return _failed(output, f"response code {status} does not match expectCode {expected}")

@@ -204,13 +204,13 @@ async def test_executor_timeout(server: Server) -> None:
     start = trio.current_time()
     result = await run(url=server.url + "/slow", timeout="200ms")
     assert not result.success
-    assert result.error == "no response within 0.2s"
+    assert result.error == "no complete response within 0.2s"
     assert trio.current_time() - start < 5
 
 
 async def test_job_timeout_when_shorter(server: Server) -> None:
     result = await run(timedelta(milliseconds=100), url=server.url + "/slow", timeout="60")
-    assert result.error == "no response within 0.1s"
+    assert result.error == "no complete response within 0.1s"
 
 
 async def test_big_body_is_capped_to_its_tail(server: Server) -> None:
