@@ -125,7 +125,7 @@ def _ledger(
 
 def retry_delay(job: Job, attempt: int) -> timedelta:
     """Backoff before ``attempt`` + 1: ``retry_backoff`` doubled per attempt, capped at 5 min."""
-    return min(job.retry_backoff * (2 ** max(attempt - 1, 0)), timedelta(minutes=5))
+    return min(job.retry_backoff * (1 << max(attempt - 1, 0)), timedelta(minutes=5))
 
 
 def should_retry(job: Job, attempt: int, success: bool) -> bool:

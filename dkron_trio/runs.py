@@ -6,7 +6,7 @@ records every execution in the store: ``running`` when it starts, then its outco
 what is running so the scheduler can apply ``forbid``/``replace`` and the API can cancel.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import attrs
@@ -34,6 +34,9 @@ log = get_logger(__name__)
 OutputListener = Callable[[str, bytes], None]
 """Called with (execution id, chunk) for every chunk of output as it arrives."""
 
+JobListener = Callable[[str], Awaitable[None]]
+"""Told the name of a job that a run changed (an ephemeral job deleted after success)."""
+
 
 class RunRefused(Exception):
     """A manual run that the job's rules forbid (``forbid`` while running, disabled job)."""
@@ -45,6 +48,8 @@ class _Active:
     execution: Execution
     scope: trio.CancelScope
     output: OutputBuffer
+    finished: trio.Event = attrs.field(factory=trio.Event)
+    """Set once the execution's final state is stored (API followers wait on it)."""
 
 
 @attrs.define
@@ -59,6 +64,7 @@ class RunManager:
     _nursery: trio.Nursery | None = None
     _active: dict[str, _Active] = attrs.field(factory=dict)
     _listeners: list[OutputListener] = attrs.field(factory=list)
+    _job_listeners: list[JobListener] = attrs.field(factory=list)
     _idle: trio.Event = attrs.field(factory=trio.Event)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -90,6 +96,14 @@ class RunManager:
             return False
         active.scope.cancel()
         return True
+
+    def finished_event(self, execution_id: str) -> trio.Event | None:
+        """Set once the execution's final state is stored; None if it is not running here."""
+        active = self._active.get(execution_id)
+        return None if active is None else active.finished
+
+    def add_job_listener(self, listener: JobListener) -> None:
+        self._job_listeners.append(listener)
 
     def add_output_listener(self, listener: OutputListener) -> None:
         self._listeners.append(listener)
@@ -152,12 +166,18 @@ class RunManager:
             await self._after_success(job)
 
     async def _after_success(self, job: Job) -> None:
+        try:
+            job = await self._store.get_job(job.name)  # children may have changed meanwhile
+        except JobNotFound:
+            return
         if job.ephemeral:
             try:
                 await self._store.delete_job(job.name)
-                log.info("ephemeral job deleted", job=job.name)
             except JobNotFound:
-                pass
+                return
+            log.info("ephemeral job deleted", job=job.name)
+            for listener in self._job_listeners:
+                await listener(job.name)
             return
         for child_name in job.dependent_jobs:
             try:
@@ -238,6 +258,7 @@ class RunManager:
                 exit_code=result.exit_code,
             )
         await self._store.put_execution(done)
+        active.finished.set()
         log.info(
             "execution finished",
             job=job.name,

@@ -67,6 +67,7 @@ class Scheduler:
         return self._due.get(job_name)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._runs.add_job_listener(self.job_changed)
         await self._recover_orphans()
         page = await self._store.list_jobs(JobQuery())
         for job in page.jobs:
@@ -87,9 +88,7 @@ class Scheduler:
         try:
             job = await self._store.get_job(name)
         except JobNotFound:
-            self._jobs.pop(name, None)
-            self._due.pop(name, None)
-            self._cursors.pop(name, None)
+            self._forget(name)
         else:
             previous = self._jobs.get(name)
             if previous is not None and _shape(previous[0]) != _shape(job):
@@ -99,6 +98,11 @@ class Scheduler:
                     self._cursors[name] = now
             await self._load(job)
         self._wakeup.set()
+
+    def _forget(self, name: str) -> None:
+        self._jobs.pop(name, None)
+        self._due.pop(name, None)
+        self._cursors.pop(name, None)
 
     async def _recover_orphans(self) -> None:
         """Executions left running by a crash of this server can never finish: mark them lost."""
@@ -134,7 +138,10 @@ class Scheduler:
             due, _, name = heapq.heappop(self._heap)
             if self._due.get(name) != due:
                 continue
-            await self._plan(name, now)
+            try:
+                await self._plan(name, now)
+            except JobNotFound:
+                self._forget(name)
 
     async def _plan(self, name: str, now: datetime) -> None:
         job, schedule = self._jobs[name]

@@ -1,0 +1,291 @@
+"""The Trio scheduler and run manager under MockClock, with the memory store and fake executors."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import pytest
+import trio
+from trio.testing import MockClock
+
+from dkron_trio.clock import WallClock
+from dkron_trio.execution import Execution, ExecutionStatus, MissReason
+from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor, OutputCallback
+from dkron_trio.job import Job, JobStatus
+from dkron_trio.runs import RunManager, RunRefused
+from dkron_trio.scheduler import Scheduler
+from dkron_trio.store.base import ExecutionQuery, JobNotFound
+from dkron_trio.store.memory import MemoryStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+Behaviour = Callable[[ExecutionRequest], Awaitable[bool]]
+
+
+async def succeed(req: ExecutionRequest) -> bool:
+    return True
+
+
+@attrs.define
+class FakeExecutor:
+    """Records every request; behaves per job as told (default: succeed at once)."""
+
+    clock: WallClock
+    behaviours: dict[str, Behaviour] = attrs.field(factory=dict)
+    calls: list[tuple[ExecutionRequest, datetime]] = attrs.field(factory=list)
+
+    async def run(self, req: ExecutionRequest, on_output: OutputCallback) -> ExecutionResult:
+        self.calls.append((req, self.clock.now()))
+        on_output(b"hello\n")
+        ok = await self.behaviours.get(req.job_name, succeed)(req)
+        return ExecutionResult(ok, "hello\n", 0 if ok else 1, "" if ok else "failed")
+
+    def ticks(self, job: str) -> list[float]:
+        return [(r.scheduled_at - T0).total_seconds() for r, _ in self.calls if r.job_name == job]
+
+
+@attrs.define
+class Harness:
+    store: MemoryStore
+    clock: WallClock
+    executor: FakeExecutor
+    runs: RunManager
+    scheduler: Scheduler
+
+    async def add(self, **fields: Any) -> Job:
+        base: dict[str, Any] = {
+            "schedule": "@every 10s",
+            "executor": "shell",
+            "executor_config": {"command": "true"},
+        }
+        job = await self.store.set_job(Job.from_json(base | fields, now=self.clock.now()))
+        await self.scheduler.job_changed(job.name)
+        return job
+
+    async def until(self, seconds: float) -> None:
+        await trio.sleep_until(self.clock.deadline(T0 + timedelta(seconds=seconds)))
+
+    async def executions(self, job: str) -> list[Execution]:
+        return await self.store.list_executions(job, ExecutionQuery())
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    """Tests using it must also request ``autojump_clock`` (pytest-trio takes the clock
+    only from the test's own arguments)."""
+    store = MemoryStore()
+    clock = WallClock.starting_at(T0)
+    executor = FakeExecutor(clock)
+
+    def executors(name: str) -> Executor:
+        return executor
+
+    runs = RunManager(store, clock, "node1", {"dkron_server": "true"}, executors)
+    scheduler = Scheduler(store, runs, clock)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(scheduler.run)
+        yield Harness(store, clock, executor, runs, scheduler)
+        nursery.cancel_scope.cancel()
+
+
+async def test_every_fires_on_its_grid(harness: Harness, autojump_clock: MockClock) -> None:
+    await harness.add(name="a")
+    await harness.until(35)
+    assert harness.executor.ticks("a") == [10, 20, 30]
+    lateness = [when - req.scheduled_at for req, when in harness.executor.calls]
+    assert all(timedelta(0) <= late < timedelta(milliseconds=1) for late in lateness)
+    execs = await harness.executions("a")
+    assert [e.status for e in execs] == [ExecutionStatus.SUCCESS] * 3
+    job = await harness.store.get_job("a")
+    assert job.success_count == 3 and job.status is JobStatus.SUCCESS
+
+
+async def test_update_keeps_every_phase_and_schedule_change_restarts_from_now(
+    harness: Harness, autojump_clock: MockClock
+) -> None:
+    await harness.add(name="a")
+    await harness.until(15)
+    await harness.add(name="a", owner="someone")  # not a schedule change: phase kept
+    await harness.until(25)
+    assert harness.executor.ticks("a") == [10, 20]
+    await harness.until(27)
+    await harness.add(name="a", schedule="*/5 * * * * *")  # from now on: 30, 35
+    await harness.until(36)
+    assert harness.executor.ticks("a") == [10, 20, 30, 35]
+    assert await harness.store.list_missed("a") == []
+
+
+async def test_forbid_records_overlap(harness: Harness, autojump_clock: MockClock) -> None:
+    async def slow(req: ExecutionRequest) -> bool:
+        await trio.sleep(25)
+        return True
+
+    harness.executor.behaviours["slow"] = slow
+    await harness.add(name="slow", concurrency="forbid")
+    await harness.until(45)
+    assert harness.executor.ticks("slow") == [10, 40]
+    missed = await harness.store.list_missed("slow")
+    assert sorted((m.scheduled_at - T0).total_seconds() for m in missed) == [20, 30]
+    assert {m.reason for m in missed} == {MissReason.OVERLAP}
+
+
+async def test_replace_cancels_the_running_execution(
+    harness: Harness, autojump_clock: MockClock
+) -> None:
+    async def slow(req: ExecutionRequest) -> bool:
+        await trio.sleep(15)
+        return True
+
+    harness.executor.behaviours["r"] = slow
+    await harness.add(name="r", concurrency="replace")
+    await harness.until(21)
+    statuses = sorted((e.scheduled_at, e.status) for e in await harness.executions("r"))
+    assert [s for _, s in statuses] == [ExecutionStatus.CANCELLED, ExecutionStatus.RUNNING]
+
+
+async def test_retry_then_success_is_success(harness: Harness, autojump_clock: MockClock) -> None:
+    attempts: list[int] = []
+
+    async def flaky(req: ExecutionRequest) -> bool:
+        attempts.append(req.attempt)
+        return req.attempt >= 2
+
+    harness.executor.behaviours["f"] = flaky
+    await harness.add(name="f", schedule="@manually", retries=3, retry_backoff="2s")
+    job = await harness.store.get_job("f")
+    await harness.runs.start_manual_run(job)
+    await harness.until(10)
+    assert attempts == [1, 2]
+    execs = await harness.executions("f")
+    assert len({e.group for e in execs}) == 1
+    assert (await harness.store.get_job("f")).status is JobStatus.SUCCESS
+
+
+async def test_retries_exhausted_is_failed(harness: Harness, autojump_clock: MockClock) -> None:
+    async def fail(req: ExecutionRequest) -> bool:
+        return False
+
+    harness.executor.behaviours["f"] = fail
+    await harness.add(name="f", schedule="@manually", retries=2, retry_backoff="1s")
+    await harness.runs.start_manual_run(await harness.store.get_job("f"))
+    await harness.until(30)
+    assert [e.attempt for e in sorted(await harness.executions("f"), key=lambda e: e.attempt)] == [
+        1,
+        2,
+        3,
+    ]
+    assert (await harness.store.get_job("f")).status is JobStatus.FAILED
+
+
+async def test_dependents_run_after_parent_success(
+    harness: Harness, autojump_clock: MockClock
+) -> None:
+    await harness.add(name="parent")
+    await harness.add(name="child", parent_job="parent", schedule="")
+    await harness.add(name="off", parent_job="parent", schedule="", disabled=True)
+    await harness.until(12)
+    assert harness.executor.ticks("parent") == [10]
+    assert len(harness.executor.ticks("child")) == 1
+    assert harness.executor.ticks("off") == []
+
+
+async def test_ephemeral_job_is_deleted_after_success(
+    harness: Harness, autojump_clock: MockClock
+) -> None:
+    await harness.add(name="once", ephemeral=True)
+    await harness.until(12)
+    with pytest.raises(JobNotFound):
+        await harness.store.get_job("once")
+    await harness.until(40)
+    assert harness.executor.ticks("once") == [10]
+
+
+async def test_pause_records_ticks_as_missed(harness: Harness, autojump_clock: MockClock) -> None:
+    await harness.add(name="p")
+    harness.scheduler.set_paused(True)
+    await harness.until(25)
+    harness.scheduler.set_paused(False)
+    await harness.until(35)
+    assert harness.executor.ticks("p") == [30]
+    missed = await harness.store.list_missed("p")
+    assert {m.reason for m in missed} == {MissReason.PAUSED} and len(missed) == 2
+
+
+async def test_no_targets_is_recorded(harness: Harness, autojump_clock: MockClock) -> None:
+    await harness.add(name="t", tags={"role": "db"})
+    await harness.until(12)
+    assert harness.executor.ticks("t") == []
+    assert [m.reason for m in await harness.store.list_missed("t")] == [MissReason.NO_TARGETS]
+
+
+async def test_manual_run_respects_forbid_unless_forced(
+    harness: Harness, autojump_clock: MockClock
+) -> None:
+    async def slow(req: ExecutionRequest) -> bool:
+        await trio.sleep(100)
+        return True
+
+    harness.executor.behaviours["m"] = slow
+    await harness.add(name="m", schedule="@manually", concurrency="forbid")
+    job = await harness.store.get_job("m")
+    await harness.runs.start_manual_run(job)
+    await trio.sleep(1)
+    with pytest.raises(RunRefused):
+        await harness.runs.start_manual_run(job)
+    await harness.runs.start_manual_run(job, force=True)
+    await trio.sleep(1)
+    assert harness.runs.running_count("m") == 2
+
+
+async def test_delete_stops_scheduling(harness: Harness, autojump_clock: MockClock) -> None:
+    await harness.add(name="d")
+    await harness.until(12)
+    await harness.store.delete_job("d")
+    await harness.scheduler.job_changed("d")
+    await harness.until(40)
+    assert harness.executor.ticks("d") == [10]
+
+
+async def test_orphaned_running_executions_become_lost(
+    autojump_clock: MockClock,
+) -> None:
+    store = MemoryStore()
+    clock = WallClock.starting_at(T0)
+    job = await store.set_job(
+        Job.from_json(
+            {
+                "name": "o",
+                "schedule": "@manually",
+                "executor": "shell",
+                "executor_config": {"command": "true"},
+            },
+            now=T0,
+        )
+    )
+    orphan = Execution(
+        id="1-node1",
+        job_name=job.name,
+        started_at=T0,
+        finished_at=None,
+        success=False,
+        output="partial",
+        node_name="node1",
+        group=1,
+        attempt=1,
+        scheduled_at=T0,
+        fence=1,
+        status=ExecutionStatus.RUNNING,
+        exit_code=None,
+    )
+    await store.put_execution(orphan)
+    runs = RunManager(store, clock, "node1", {})
+    scheduler = Scheduler(store, runs, clock)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(scheduler.run)
+        nursery.cancel_scope.cancel()
+    (lost,) = await store.list_executions("o", ExecutionQuery())
+    assert lost.status is ExecutionStatus.LOST and lost.finished_at == T0
+    assert await store.running_executions() == []
