@@ -373,9 +373,8 @@ class RaftCore:
             else:
                 self._become_follower(msg.term, NONE)
         elif msg.term < self._term:
-            if msg.type in (MT.APPEND, MT.HEARTBEAT) and (
-                self._config.check_quorum or self._config.pre_vote
-            ):
+            if msg.type in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
+                # §5.1: reject with our term, so a deposed leader learns it and steps down.
                 self._send(MT.APPEND_RESPONSE, msg.sender)
             elif msg.type is MT.PRE_VOTE:
                 self._send(MT.PRE_VOTE_RESPONSE, msg.sender, reject=True)
