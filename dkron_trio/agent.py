@@ -15,6 +15,7 @@ import trio
 from dkron_trio import __version__
 from dkron_trio.clock import WallClock
 from dkron_trio.config import AgentConfig
+from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
@@ -51,6 +52,12 @@ class Agent:
     clock: WallClock | None = None
     scheduler: Scheduler | None = None
     runs: RunManager | None = None
+    http: HttpServer | None = None
+    _stop_requested: trio.Event = attrs.field(factory=trio.Event)
+
+    def request_stop(self) -> None:
+        """Start a graceful shutdown, as SIGTERM does (``POST /v1/leave``)."""
+        self._stop_requested.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if not self.config.server:
@@ -71,6 +78,18 @@ class Agent:
                         await scheduler.run(task_status=task_status)
 
                 await nursery.start(schedule)
+                http = HttpServer.for_agent(
+                    self.config,
+                    store=store,
+                    runs=runs,
+                    scheduler=scheduler,
+                    clock=clock,
+                    version=__version__,
+                    tags=node_tags(self.config),
+                    request_leave=self.request_stop,
+                )
+                self.http = http
+                await nursery.start(http.run)
                 log.info(
                     "agent started",
                     node=self.config.node_name,
@@ -83,13 +102,23 @@ class Agent:
                 scheduling.cancel()
                 with trio.move_on_after(SHUTDOWN_GRACE_SECONDS):
                     await runs.wait_idle()
+                await http.shutdown()
                 nursery.cancel_scope.cancel()
         log.info("agent stopped", node=self.config.node_name)
 
     async def _wait_for_signal(self) -> None:
+        """Return on SIGTERM, SIGINT or `request_stop`."""
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                return
+            async with trio.open_nursery() as nursery:
+
+                async def on_signal() -> None:
+                    async for _ in signals:
+                        break
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(on_signal)
+                await self._stop_requested.wait()
+                nursery.cancel_scope.cancel()
 
 
 def run_agent(config: AgentConfig) -> None:

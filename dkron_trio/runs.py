@@ -236,10 +236,26 @@ class RunManager:
         try:
             with active.scope:
                 result = await self._executors(job.executor).run(request, on_output)
+            done = self._outcome(execution, result, output)
+            with trio.CancelScope(shield=True):  # an outcome is recorded even at shutdown
+                await self._store.put_execution(done)
         finally:
             del self._active[execution.id]
             if not self._active:
                 self._idle.set()
+        active.finished.set()
+        log.info(
+            "execution finished",
+            job=job.name,
+            execution=execution.id,
+            status=done.status.value,
+            seconds=round(((done.finished_at or started) - started).total_seconds(), 3),
+        )
+        return done
+
+    def _outcome(
+        self, execution: Execution, result: ExecutionResult | None, output: OutputBuffer
+    ) -> Execution:
         finished = self._clock.now()
         if result is None:
             done = attrs.evolve(
@@ -257,13 +273,4 @@ class RunManager:
                 status=ExecutionStatus.SUCCESS if result.success else ExecutionStatus.FAILED,
                 exit_code=result.exit_code,
             )
-        await self._store.put_execution(done)
-        active.finished.set()
-        log.info(
-            "execution finished",
-            job=job.name,
-            execution=execution.id,
-            status=done.status.value,
-            seconds=round((finished - started).total_seconds(), 3),
-        )
         return done

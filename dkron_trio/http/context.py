@@ -1,0 +1,108 @@
+"""What the HTTP API needs from the agent, and the cluster as the API shows it.
+
+`ApiDeps` is everything a handler may touch: the store, the run manager, the scheduler, the
+clock and the cluster view. `ClusterView` is the narrow interface for membership and
+leadership; `SingleNodeCluster` is the one-server implementation used until gossip and Raft
+provide the real one.
+"""
+
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any, Protocol
+
+import attrs
+
+from dkron_trio.clock import WallClock
+from dkron_trio.config import DEFAULT_BODY_LIMIT
+from dkron_trio.runs import RunManager
+from dkron_trio.scheduler import Scheduler
+from dkron_trio.store.base import Store
+
+
+class MemberStatus(Enum):
+    """Serf's member status numbers (Dkron reports them as ``Status``)."""
+
+    NONE = 0
+    ALIVE = 1
+    LEAVING = 2
+    LEFT = 3
+    FAILED = 4
+
+
+@attrs.frozen
+class Member:
+    """A cluster member as Dkron's API shows it (Serf's member object)."""
+
+    name: str
+    addr: str
+    port: int
+    tags: Mapping[str, str]
+    status: MemberStatus = MemberStatus.ALIVE
+
+    def to_json(self) -> dict[str, Any]:
+        """Dkron's shape: Serf's fields plus ``id`` and ``statusText`` for list views.
+
+        The protocol numbers are memberlist's (min 1, max 5, current 2; delegate 2/5/4).
+        Dkron's ``id`` is a random UUID per call; ours is the node name, unique and stable.
+        """
+        return {
+            "Name": self.name,
+            "Addr": self.addr,
+            "Port": self.port,
+            "Tags": dict(self.tags),
+            "Status": self.status.value,
+            "ProtocolMin": 1,
+            "ProtocolMax": 5,
+            "ProtocolCur": 2,
+            "DelegateMin": 2,
+            "DelegateMax": 5,
+            "DelegateCur": 4,
+            "id": self.name,
+            "statusText": self.status.name.lower(),
+        }
+
+
+class ClusterView(Protocol):
+    """Membership and leadership as seen from this node."""
+
+    def members(self) -> list[Member]: ...
+
+    def leader(self) -> Member | None:
+        """The current leader, None while there is none (writes then answer 503)."""
+        ...
+
+    def is_leader(self) -> bool: ...
+
+
+@attrs.frozen
+class SingleNodeCluster:
+    """A cluster of one server: it is always the leader."""
+
+    member: Member
+
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    def leader(self) -> Member | None:
+        return self.member
+
+    def is_leader(self) -> bool:
+        return True
+
+
+@attrs.frozen(kw_only=True)
+class ApiDeps:
+    """The agent's services the HTTP API works with."""
+
+    store: Store
+    runs: RunManager
+    scheduler: Scheduler
+    clock: WallClock
+    cluster: ClusterView
+    node_name: str
+    version: str
+    node_tags: Mapping[str, str]
+    request_leave: Callable[[], None]
+    """Start this agent's graceful shutdown (``POST /v1/leave``)."""
+    body_limit: int = DEFAULT_BODY_LIMIT
+    """Largest accepted request body in bytes; larger ones get 413."""

@@ -1,0 +1,105 @@
+"""Serving the API with hypercorn's Trio worker inside the agent's nursery.
+
+`HttpServer.run` binds, reports the bound addresses through ``task_status.started`` and
+serves until `shutdown` is called; shutdown goes through hypercorn's ``shutdown_trigger``,
+so in-flight requests finish (within a grace period) and the app's shutdown hooks run.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+
+import attrs
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from dkron_trio.clock import WallClock
+from dkron_trio.config import AgentConfig, HostPort
+from dkron_trio.http.app import ApiApp, create_app
+from dkron_trio.http.context import ApiDeps, Member, SingleNodeCluster
+from dkron_trio.logs import get_logger
+from dkron_trio.runs import RunManager
+from dkron_trio.scheduler import Scheduler
+from dkron_trio.store.base import Store
+
+log = get_logger(__name__)
+
+GRACEFUL_SECONDS = 5.0
+"""How long in-flight requests and WebSocket followers get once shutdown starts."""
+
+
+def bind_addresses(addr: HostPort) -> list[str]:
+    """Hypercorn bind strings; an empty host means every IPv4 interface (like Go's ``:port``)."""
+    host = addr.host or "0.0.0.0"
+    return [f"[{host}]:{addr.port}" if ":" in host else f"{host}:{addr.port}"]
+
+
+@attrs.define
+class HttpServer:
+    """The API server; ``await nursery.start(server.run)`` returns the bound URLs."""
+
+    _app: ApiApp
+    _addr: HostPort
+    _stopped: trio.Event = attrs.field(factory=trio.Event)
+    bound: list[str] = attrs.field(factory=list)
+
+    @classmethod
+    def for_agent(
+        cls,
+        config: AgentConfig,
+        *,
+        store: Store,
+        runs: RunManager,
+        scheduler: Scheduler,
+        clock: WallClock,
+        version: str,
+        tags: Mapping[str, str],
+        request_leave: Callable[[], None],
+    ) -> "HttpServer":
+        """The server of a single-server agent (this node is the whole cluster)."""
+        gossip = config.advertise_addr or config.bind_addr
+        member = Member(config.node_name, gossip.host, gossip.port, dict(tags))
+        deps = ApiDeps(
+            store=store,
+            runs=runs,
+            scheduler=scheduler,
+            clock=clock,
+            cluster=SingleNodeCluster(member),
+            node_name=config.node_name,
+            version=version,
+            node_tags=dict(tags),
+            request_leave=request_leave,
+            body_limit=config.body_limit,
+        )
+        return cls(create_app(deps), config.http_addr)
+
+    @property
+    def app(self) -> ApiApp:
+        return self._app
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        config = HypercornConfig()
+        config.bind = bind_addresses(self._addr)
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        config.graceful_timeout = GRACEFUL_SECONDS
+        stopping = self._app.state.stopping
+
+        async def started(*, task_status: trio.TaskStatus[list[str]]) -> None:
+            await serve(self._app, config, shutdown_trigger=stopping.wait, task_status=task_status)
+
+        try:
+            async with trio.open_nursery() as nursery:
+                self.bound = await nursery.start(started)
+                log.info("http listening", addresses=" ".join(self.bound))
+                task_status.started(self.bound)
+        finally:
+            self._stopped.set()
+        log.info("http stopped")
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight requests finish, run shutdown hooks; wait for it."""
+        self._app.state.stopping.set()
+        await self._stopped.wait()
