@@ -76,13 +76,16 @@ def _schema() -> list[str]:
         + ", ".join(
             [
                 *job_columns,
-                "doc TEXT NOT NULL",
                 "name_fold TEXT NOT NULL",
                 "display_fold TEXT NOT NULL",
                 "cursor INTEGER",
             ]
         )
         + ")",
+        "CREATE INDEX jobs_search ON jobs (name_fold, display_fold)",
+        "CREATE TABLE job_docs ("
+        " name TEXT NOT NULL PRIMARY KEY REFERENCES jobs(name) ON DELETE CASCADE,"
+        " doc TEXT NOT NULL)",
         "CREATE TABLE job_metadata ("
         " job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,"
         " key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (job, key))",
@@ -117,7 +120,7 @@ _EXECUTION_UPDATES = ", ".join(
 )
 _JOB_UPDATES = ", ".join(
     f"{c} = excluded.{c}"
-    for c in [*(f'"{f}"' for f in _JOB_FIELDS if f != "name"), "doc", "name_fold", "display_fold"]
+    for c in [*(f'"{f}"' for f in _JOB_FIELDS if f != "name"), "name_fold", "display_fold"]
 )
 
 
@@ -183,19 +186,24 @@ class _SqliteTx:
     _conn: sqlite3.Connection
 
     def load_job(self, name: str) -> Job | None:
-        row = self._conn.execute("SELECT doc FROM jobs WHERE name = ?", (name,)).fetchone()
+        row = self._conn.execute("SELECT doc FROM job_docs WHERE name = ?", (name,)).fetchone()
         return None if row is None else _job(row[0])
 
     def save_job(self, job: Job) -> None:
         columns = rules.job_columns(job)
         values = [columns[f] for f in _JOB_FIELDS]
         doc = json.dumps(job.to_json(), separators=(",", ":"), ensure_ascii=False)
-        values += [doc, rules.search_text(job.name), rules.search_text(job.displayname)]
+        values += [rules.search_text(job.name), rules.search_text(job.displayname)]
         marks = ", ".join("?" * len(values))
         self._conn.execute(
-            f"INSERT INTO jobs ({_JOB_COLUMN_LIST}, doc, name_fold, display_fold)"
+            f"INSERT INTO jobs ({_JOB_COLUMN_LIST}, name_fold, display_fold)"
             f" VALUES ({marks}) ON CONFLICT (name) DO UPDATE SET {_JOB_UPDATES}",
             values,
+        )
+        self._conn.execute(
+            "INSERT INTO job_docs (name, doc) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+            (job.name, doc),
         )
         self._conn.execute("DELETE FROM job_metadata WHERE job = ?", (job.name,))
         self._conn.executemany(
@@ -351,16 +359,19 @@ class SqliteStore:
         field = rules.job_sort_field(q)
 
         def query(conn: sqlite3.Connection) -> JobPage:
-            where, params = _job_filter(q)
+            where, params = _job_filter(conn, q)
             total = conn.execute(f"SELECT count(*) FROM jobs WHERE {where}", params).fetchone()[0]
             direction = q.order.value.upper()
             limit = -1 if q.end is None else max(q.end - q.start, 0)
-            rows = conn.execute(
-                f"SELECT doc FROM jobs WHERE {where}"
-                f' ORDER BY "{field}" {direction}, name {direction} LIMIT ? OFFSET ?',
-                [*params, limit, q.start],
-            ).fetchall()
-            return JobPage([_job(row[0]) for row in rows], total)
+            names = [
+                row[0]
+                for row in conn.execute(
+                    f"SELECT name FROM jobs WHERE {where}"
+                    f' ORDER BY "{field}" {direction}, name {direction} LIMIT ? OFFSET ?',
+                    [*params, limit, q.start],
+                )
+            ]
+            return JobPage(_load_docs(conn, names), total)
 
         return await self._run(query)
 
@@ -459,7 +470,21 @@ class SqliteStore:
         await trio.to_thread.run_sync(self._conn.close, limiter=self._limiter)
 
 
-def _job_filter(q: JobQuery) -> tuple[str, list[Any]]:
+_DOC_BATCH = 500
+
+
+def _load_docs(conn: sqlite3.Connection, names: list[str]) -> list[Job]:
+    """The jobs named, in that order (fetched after sorting, so sorts never carry documents)."""
+    docs: dict[str, str] = {}
+    for i in range(0, len(names), _DOC_BATCH):
+        batch = names[i : i + _DOC_BATCH]
+        marks = ", ".join("?" * len(batch))
+        docs.update(conn.execute(f"SELECT name, doc FROM job_docs WHERE name IN ({marks})", batch))
+    return [_job(docs[name]) for name in names]
+
+
+def _job_filter(conn: sqlite3.Connection, q: JobQuery) -> tuple[str, list[Any]]:
+    """WHERE clause and parameters. Metadata: the rarest pair drives, the others are probed."""
     clauses = ["1"]
     params: list[Any] = []
     if q.status is not None:
@@ -472,10 +497,25 @@ def _job_filter(q: JobQuery) -> tuple[str, list[Any]]:
         clauses.append("(instr(name_fold, ?) > 0 OR instr(display_fold, ?) > 0)")
         needle = rules.search_text(q.q)
         params += [needle, needle]
-    for key, value in q.metadata.items():
-        clauses.append("name IN (SELECT job FROM job_metadata WHERE key = ? AND value = ?)")
+    pairs = sorted(q.metadata.items(), key=lambda pair: _pair_count(conn, *pair))
+    for n, (key, value) in enumerate(pairs):
+        if n == 0:
+            clauses.append("name IN (SELECT job FROM job_metadata WHERE key = ? AND value = ?)")
+        else:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM job_metadata AS m"
+                " WHERE m.job = jobs.name AND m.key = ? AND m.value = ?)"
+            )
         params += [key, value]
     return " AND ".join(clauses), params
+
+
+def _pair_count(conn: sqlite3.Connection, key: str, value: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM job_metadata WHERE key = ? AND value = ?", (key, value)
+    ).fetchone()
+    count: int = row[0]
+    return count
 
 
 @asynccontextmanager

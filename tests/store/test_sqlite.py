@@ -124,7 +124,7 @@ async def test_sorted_paging_uses_an_index(tmp_path: Path) -> None:
         conn = store._conn
         for field in ("name", "next", "success_count", "last_error", "displayname"):
             plan = conn.execute(
-                f'EXPLAIN QUERY PLAN SELECT doc FROM jobs WHERE 1 ORDER BY "{field}" DESC,'
+                f'EXPLAIN QUERY PLAN SELECT name FROM jobs WHERE 1 ORDER BY "{field}" DESC,'
                 " name DESC LIMIT 25 OFFSET 0"
             ).fetchall()
             assert "TEMP B-TREE" not in str(plan), (field, plan)
