@@ -756,6 +756,10 @@ class RaftCore:
 
     def _handle_heartbeat_response(self, msg: Message, pr: Progress) -> None:
         pr.probe_sent = False
+        if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+            # The follower is alive but acknowledged nothing: its APPENDs may have been
+            # lost (e.g. it restarted). Free a slot so a probe-like APPEND can go out.
+            pr.inflights.free_first_one()
         if pr.state is ProgressState.SNAPSHOT:
             pr.snapshot_stall += 1
             if pr.snapshot_stall >= SNAPSHOT_RESEND_AFTER:
@@ -907,14 +911,16 @@ class RaftCore:
         for node in list(self._progress):
             if node not in conf.members:
                 del self._progress[node]
-        for node in sorted(conf.members):
-            if node not in self._progress:
-                self._add_progress(node, self._log.last_index() + 1)
+        added = sorted(conf.members - self._progress.keys())
+        for node in added:
+            self._add_progress(node, self._log.last_index() + 1)
+        for node in conf.members:
             self._progress[node].is_learner = node in conf.learners
         if self._lead_transferee not in conf.voters:
             self._lead_transferee = NONE
-        if not self._maybe_commit():
-            self._broadcast_pending = True
+        self._maybe_commit()  # the quorum may have shrunk
+        for node in added:
+            self._send_append(node, send_if_empty=True)
 
     # -- plumbing -------------------------------------------------------------------------
 

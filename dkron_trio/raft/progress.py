@@ -35,6 +35,10 @@ class Inflights:
         while self._last_indexes and self._last_indexes[0] <= index:
             self._last_indexes.popleft()
 
+    def free_first_one(self) -> None:
+        if self._last_indexes:
+            self._last_indexes.popleft()
+
     def full(self) -> bool:
         return len(self._last_indexes) >= self._capacity
 

@@ -17,6 +17,7 @@ import attrs
 
 from dkron_trio.raft.errors import InvalidRequest, LogCompacted, LogUnavailable
 from dkron_trio.raft.types import (
+    EMPTY_SNAPSHOT,
     ConfState,
     Entry,
     HardState,
@@ -59,6 +60,20 @@ class RaftStorage(Protocol):
         ...
 
 
+BOOTSTRAP_INDEX = 1
+BOOTSTRAP_TERM = 1
+
+
+def bootstrap_snapshot(conf_state: ConfState) -> Snapshot:
+    """The state every initial member of a new cluster starts from: a snapshot at index 1,
+    term 1, holding the initial membership and an empty state machine (data b"").
+
+    Membership lives in a snapshot rather than in log entries so that a node joining later
+    with an empty log learns it the same way (the leader has no entry 1 to send, so it
+    sends this snapshot), and so the initial members can campaign at once."""
+    return Snapshot(SnapshotMeta(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, conf_state), b"")
+
+
 def limit_size(entries: Sequence[Entry], max_size: int | None) -> list[Entry]:
     """Longest prefix whose data fits `max_size`, but never fewer than one entry."""
     if max_size is None or not entries:
@@ -85,11 +100,19 @@ class MemoryRaftStorage:
     _entries: list[Entry]
 
     def __init__(self, conf_state: ConfState | None = None) -> None:
+        """With a membership: an initial member of a new cluster, bootstrapped (see
+        `bootstrap_snapshot`). Without (or with an empty one): a node that will join an
+        existing cluster and waits, empty, for its leader to contact it."""
+        snapshot = EMPTY_SNAPSHOT
+        hard_state = HardState()
+        if conf_state is not None and conf_state.members:
+            snapshot = bootstrap_snapshot(conf_state)
+            hard_state = HardState(term=snapshot.meta.term, commit=snapshot.meta.index)
         self.__attrs_init__(
-            hard_state=HardState(),
-            snapshot=Snapshot(SnapshotMeta(0, 0, conf_state or ConfState())),
-            offset=0,
-            offset_term=0,
+            hard_state=hard_state,
+            snapshot=snapshot,
+            offset=snapshot.meta.index,
+            offset_term=snapshot.meta.term,
             entries=[],
         )
 

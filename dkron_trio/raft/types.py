@@ -203,7 +203,8 @@ class Compaction:
 class Ready:
     """Work for the shell. Contract, in this order:
 
-    1. Persist: `snapshot` (replaces the whole log), then `entries` (an entry at index i
+    1. Persist: `snapshot` (replaces the whole log; data b"" is the empty initial state
+       of a bootstrapped cluster), then `entries` (an entry at index i
        replaces any stored entry >= i), then `hard_state`, then `compaction`; fsync if
        `must_sync`.
     2. Send `messages` (only after step 1: they may depend on the durable state).

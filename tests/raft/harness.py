@@ -50,8 +50,10 @@ def describe_message(m: Message) -> str:
             parts.append(f"LogTerm:{m.log_term}")
     if m.commit:
         parts.append(f"Commit:{m.commit}")
-    if m.reject:
+    if m.reject and m.type in (MessageType.APPEND_RESPONSE, MessageType.SNAPSHOT_RESPONSE):
         parts.append(f"Rejected(Hint:{m.reject_hint})")
+    elif m.reject:
+        parts.append("Rejected")
     elif m.reject_hint:
         parts.append(f"Hint:{m.reject_hint}")
     if m.context:
@@ -179,7 +181,7 @@ class Cluster:
         rd = node.core.ready()
         self.emit(describe_ready(node_id, rd))
         node.storage.save(rd)
-        self.queue.extend(rd.messages)
+        self.queue.extend(m for m in rd.messages if m.to not in self.down)
         if rd.snapshot is not None:
             node.applied = decode_state(rd.snapshot.data)
         for e in rd.committed_entries:
@@ -251,8 +253,10 @@ class Cluster:
         self.blocked.clear()
 
     def crash(self, node_id: int) -> None:
-        """Stop a node: whatever it has not persisted (its pending Ready) is lost."""
+        """Stop a node: whatever it has not persisted (its pending Ready) is lost, and so
+        are messages on their way to it."""
         self.down.add(node_id)
+        self.queue = [m for m in self.queue if m.to != node_id]
 
     def restart(self, node_id: int) -> None:
         """Reopen a node on its storage; its state machine restarts from the snapshot."""

@@ -15,6 +15,8 @@ from dkron_trio.raft.types import (
     MessageType,
     RaftConfig,
     Ready,
+    Snapshot,
+    SnapshotMeta,
 )
 
 PAPER = RaftConfig(pre_vote=False, check_quorum=False)
@@ -33,11 +35,19 @@ def new_core(
     seed: int = 0,
 ) -> tuple[RaftCore, MemoryRaftStorage]:
     """A core whose persisted log holds entries with the given terms (indexes 1..n)."""
-    storage = MemoryRaftStorage(ConfState(frozenset(voters)))
+    storage = storage_at_zero(ConfState(frozenset(voters)))
     storage.append([Entry(t, i + 1, data=b"e%d" % (i + 1)) for i, t in enumerate(terms)])
     storage.set_hard_state(HardState(term or max(terms, default=0), vote, commit))
     core = RaftCore(node_id, storage, config, random.Random(seed), applied=commit)
     return core, storage
+
+
+def storage_at_zero(conf: ConfState) -> MemoryRaftStorage:
+    """Storage whose membership sits in a snapshot at index 0, so tests can lay out a log
+    from index 1 exactly as the paper's figures do."""
+    storage = MemoryRaftStorage()
+    storage.apply_snapshot(Snapshot(SnapshotMeta(0, 0, conf)))
+    return storage
 
 
 def drain(core: RaftCore, storage: MemoryRaftStorage | None = None) -> Ready:
@@ -57,5 +67,5 @@ def msg(mtype: MessageType, sender: int, to: int, term: int, **fields: object) -
     return Message(type=mtype, to=to, sender=sender, term=term, **fields)  # type: ignore[arg-type]
 
 
-def log_terms(core: RaftCore) -> list[int]:
-    return [e.term for e in core.log_entries(1, core.last_index + 1)]
+def log_terms(core: RaftCore, first: int = 1) -> list[int]:
+    return [e.term for e in core.log_entries(first, core.last_index + 1)]

@@ -21,7 +21,7 @@ from dkron_trio.raft.types import (
 )
 
 from .harness import Cluster
-from .helpers import PAPER, drain, log_terms, msg, new_core, sent
+from .helpers import PAPER, drain, msg, new_core, sent
 
 MT = MessageType
 
@@ -31,13 +31,15 @@ def test_figure8_old_term_entry_is_not_committed_by_counting_replicas() -> None:
     overwritten, so a leader must not commit it by counting replicas."""
     cluster = Cluster()
     cluster.add_nodes(5, RaftConfig(pre_vote=False, check_quorum=False, max_size_per_msg=1))
-    cluster.elect(1)  # term 1, no-op 1/1 everywhere
-    # (a) S1 (term 1) gets "aa" at index 2 onto S2 only.
+    cluster.elect(1)  # S1 leads term t; its no-op is committed everywhere
+    t, base = cluster.core(1).term, cluster.core(1).commit
+    # (a) S1 gets "aa" (index i = base + 1, term t) onto S2 only.
     cluster.partition([1, 2], [3, 4, 5])
-    cluster.core(1).propose(b"aa")
+    i = cluster.core(1).propose(b"aa")
     cluster.stabilize()
-    assert cluster.core(1).commit == 1
-    # (b) S1 crashes; S5 wins term 2 with S3, S4 and writes 2/2 only to its own log.
+    assert cluster.core(1).commit == base
+    # (b) S1 crashes; S5 wins term t+1 with S3, S4 and writes its no-op at index i only
+    # to its own log.
     cluster.crash(1)
     cluster.partition([3, 4, 5], [2])
     cluster.core(5).campaign()
@@ -46,23 +48,24 @@ def test_figure8_old_term_entry_is_not_committed_by_counting_replicas() -> None:
     cluster.isolate(5)
     cluster.handle_ready(5)
     cluster.crash(5)
-    assert log_terms(cluster.core(5)) == [1, 2]
-    # (c) S1 restarts and wins term 3 with S2, S3; it copies 1/2 to S3, so index 2
-    # (term 1) is on S1, S2, S3: a majority. It must not count that as committed.
+    assert cluster.core(5).log_term(i) == t + 1
+    # (c) S1 restarts and wins term t+2 with S2, S3; it copies (i, t) to S3, so index i is
+    # on S1, S2, S3: a majority. It must not count that as committed.
     cluster.restart(1)
     cluster.partition([1, 2, 3], [4])
     cluster.queue.clear()
-    for _ in range(2):  # term 2 fails (S3 voted for S5 in term 2), term 3 wins
+    for _ in range(2):  # term t+1 fails (S3 voted for S5 in it), term t+2 wins
         if cluster.core(1).role is not Role.LEADER:
             cluster.core(1).campaign()
         while cluster.core(1).role is not Role.LEADER and cluster.step_round([1, 2, 3]):
             pass
-    assert cluster.core(1).role is Role.LEADER and cluster.core(1).term == 3
-    while cluster.core(1).status().progress[3].match < 2:
+    assert cluster.core(1).role is Role.LEADER and cluster.core(1).term == t + 2
+    while cluster.core(1).status().progress[3].match < i:
         cluster.step_round([1, 2, 3])
-    assert log_terms(cluster.core(3))[:2] == [1, 1]
-    assert cluster.core(1).commit < 2, "old-term entry committed by counting replicas"
-    # (d) S1 crashes before 3/3 reaches S3; S5 wins term 4 and overwrites index 2.
+    assert [cluster.core(n).log_term(i) for n in (1, 2, 3)] == [t, t, t]
+    assert cluster.core(1).commit < i, "old-term entry committed by counting replicas"
+    # (d) S1 crashes before its own-term entry reaches S3; S5 wins term t+3 and
+    # overwrites index i everywhere, as it may, since i was never committed.
     cluster.crash(1)
     cluster.queue.clear()
     cluster.restart(5)
@@ -73,8 +76,8 @@ def test_figure8_old_term_entry_is_not_committed_by_counting_replicas() -> None:
             cluster.stabilize([2, 3, 4, 5])
     assert cluster.core(5).role is Role.LEADER
     cluster.stabilize([2, 3, 4, 5])
-    assert all(log_terms(cluster.core(i))[1] == 2 for i in (2, 3, 4, 5))
-    assert all(b"aa" not in cluster.nodes[i].applied for i in cluster.nodes)
+    assert all(cluster.core(n).log_term(i) == t + 1 for n in (2, 3, 4, 5))
+    assert all(b"aa" not in cluster.nodes[n].applied for n in cluster.nodes)
 
 
 def test_stale_duplicated_append_does_not_truncate_follower_log() -> None:
@@ -202,3 +205,31 @@ def test_removed_node_does_not_disrupt_the_cluster() -> None:
     cluster.core(1).propose(b"still-working")
     cluster.stabilize()
     assert cluster.nodes[2].applied[-1] == b"still-working"
+
+
+def test_follower_that_lost_a_full_inflight_window_catches_up() -> None:
+    """Lost APPENDs filled the pipeline window; heartbeat responses must reopen it."""
+    cluster = Cluster()
+    cluster.add_nodes(3, RaftConfig(max_inflight_msgs=2))
+    cluster.elect(1)
+    cluster.isolate(3)
+    for i in range(6):
+        cluster.core(1).propose(b"cmd%d" % i)
+        cluster.stabilize()
+    cluster.heal()
+    for _ in range(5):
+        cluster.tick(1)
+        cluster.stabilize()
+    assert cluster.core(3).last_index == cluster.core(1).last_index
+    assert cluster.nodes[3].applied == cluster.nodes[1].applied
+
+
+def test_joining_node_learns_the_initial_membership_from_the_bootstrap_snapshot() -> None:
+    cluster = Cluster()
+    cluster.add_nodes(3)
+    cluster.elect(1)
+    cluster.add_nodes(1, voters=())
+    cluster.core(1).propose_conf_change(ConfChange(ConfChangeType.ADD_NODE, 4))
+    cluster.stabilize()
+    assert cluster.core(4).conf_state == cluster.core(1).conf_state
+    assert cluster.core(4).conf_state.voters == {1, 2, 3, 4}
