@@ -40,23 +40,22 @@ The rules do not assume whole-hour shifts: Australia/Lord_Howe moves by 30 minut
 02:00-02:30, repeated range 01:30-02:00) and the same three rules apply to those ranges.
 """
 
-import enum
 import re
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import attrs
 
 from dkron_trio.durations import DurationError, parse_go_duration
-from dkron_trio.schedule_cron import CronRule, fires_ever
-from dkron_trio.schedule_error import ScheduleError
-from dkron_trio.schedule_fields import HASH_RANGES, Field, parse_field
+from dkron_trio.schedule_base import Schedule, ScheduleError, ScheduleKind
+from dkron_trio.schedule_cron import CronSchedule, build_tables
+from dkron_trio.schedule_fields import FIELDS, HASH_RANGES, parse_fields
 from dkron_trio.schedule_zone import ZoneTimeline, timeline
 
 __all__ = ["Schedule", "ScheduleError", "ScheduleKind", "parse_schedule"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
-_FIELDS = tuple(Field)
 _DESCRIPTORS = {
     "@yearly": "0 0 0 1 1 *",
     "@annually": "0 0 0 1 1 *",
@@ -70,21 +69,18 @@ _DESCRIPTORS = {
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
-
-
-class ScheduleKind(enum.Enum):
-    """What drives a schedule."""
-
-    CRON = "cron"
-    EVERY = "every"
-    AT = "at"
-    MANUAL = "manual"
+# Parsed cron schedules by (spec, timezone, job name if the spec hashes): a fleet shares
+# a few hundred specs. Bounded; cleared when full.
+_CACHE: dict[tuple[str, str, str], Schedule] = {}
+_CACHE_LIMIT = 1 << 16
+_INTERVALS: dict[str, timedelta] = {}  # `@every` argument -> interval
 
 
 @attrs.frozen
-class EveryRule:
+class EverySchedule(Schedule):
     """`@every`: a fixed interval from an anchor instant."""
 
+    kind: ClassVar[ScheduleKind] = ScheduleKind.EVERY
     interval: timedelta
     anchor: datetime
 
@@ -95,9 +91,10 @@ class EveryRule:
 
 
 @attrs.frozen
-class AtRule:
+class AtSchedule(Schedule):
     """`@at`: one instant."""
 
+    kind: ClassVar[ScheduleKind] = ScheduleKind.AT
     at: datetime
 
     def next_after(self, t: datetime) -> datetime | None:
@@ -105,29 +102,23 @@ class AtRule:
 
 
 @attrs.frozen
-class Schedule:
-    """A parsed schedule. `next_after(t)` is the first fire strictly after `t`.
+class ManualSchedule(Schedule):
+    """`@manually`: runs only when asked."""
 
-    `spec` is the text as given, `timezone` the zone in effect (after a TZ= prefix).
-    """
+    kind: ClassVar[ScheduleKind] = ScheduleKind.MANUAL
 
-    kind: ScheduleKind
-    spec: str
-    timezone: str
-    _rule: CronRule | EveryRule | AtRule | None
-
-    def next_after(self, t: datetime) -> datetime | None:
-        """First fire strictly after `t` (aware); aware UTC, or None if it never fires again."""
-        rule = self._rule
-        if rule is None:
-            return None
-        return rule.next_after(t)
+    def next_after(self, t: datetime) -> None:
+        return None
 
 
 def parse_schedule(
     spec: str, *, timezone: str = "", job_name: str = "", anchor: datetime | None = None
 ) -> Schedule:
     """Parse any schedule form (see the module docstring); ScheduleError names the problem."""
+    key = (spec, timezone, job_name if "~" in spec else "")
+    found = _CACHE.get(key)
+    if found is not None:
+        return found
     text = spec.strip()
     if not text:
         raise ScheduleError("empty schedule")
@@ -142,7 +133,7 @@ def parse_schedule(
             raise ScheduleError(f"nothing follows the {head!r} prefix")
     zone = timeline(tz)
     if text[0] == "@":
-        return _parse_at_form(spec, text, tz, zone, anchor)
+        return _parse_at_form(key, text, tz, zone, anchor)
     if "~" in text:
         text = _apply_hash(text, job_name)
     parts = text.split()
@@ -152,19 +143,24 @@ def parse_schedule(
         raise ScheduleError(
             f"expected 6 fields (sec min hour dom month dow) or 5, got {len(parts)} in {text!r}"
         )
-    return Schedule(ScheduleKind.CRON, spec, tz, _cron_rule(parts, zone))
+    return _cron(key, spec, tz, parts, zone)
 
 
-def _cron_rule(parts: list[str], zone: ZoneTimeline) -> CronRule:
-    fields = tuple(parse_field(f, p) for f, p in zip(_FIELDS, parts, strict=True))
-    if not fires_ever(fields[4], fields[3], fields[5]):
+def _cron(
+    key: tuple[str, str, str], spec: str, tz: str, parts: list[str], zone: ZoneTimeline
+) -> Schedule:
+    tables = build_tables(parse_fields(parts))
+    if tables is None:
         raise ScheduleError(f"day-of-month {parts[3]!r} never occurs in month {parts[4]!r}")
-    return CronRule.build(fields, zone)
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    found = _CACHE[key] = CronSchedule(spec, tz, tables, zone)
+    return found
 
 
 def _apply_hash(text: str, job_name: str) -> str:
     parts = text.split()
-    fields = _FIELDS[1:] if len(parts) == 5 else _FIELDS
+    fields = FIELDS[1:] if len(parts) == 5 else FIELDS
     total = sum(ord(c) for c in job_name)
     out = []
     for field, part in zip(fields, parts, strict=False):
@@ -174,27 +170,31 @@ def _apply_hash(text: str, job_name: str) -> str:
 
 
 def _parse_at_form(
-    spec: str, text: str, tz: str, zone: ZoneTimeline, anchor: datetime | None
+    key: tuple[str, str, str], text: str, tz: str, zone: ZoneTimeline, anchor: datetime | None
 ) -> Schedule:
+    spec = key[0]
     word, _, arg = text.partition(" ")
     arg = arg.strip()
     cron = _DESCRIPTORS.get(word.lower())
     if cron is not None:
         if arg:
             raise ScheduleError(f"unexpected {arg!r} after {word}")
-        return Schedule(ScheduleKind.CRON, spec, tz, _cron_rule(cron.split(), zone))
+        return _cron(key, spec, tz, cron.split(), zone)
     if word == "@every":
-        return Schedule(ScheduleKind.EVERY, spec, tz, EveryRule(_interval(arg), _anchor(anchor)))
+        return EverySchedule(spec, tz, _interval(arg), _anchor(anchor))
     if word == "@at":
-        return Schedule(ScheduleKind.AT, spec, tz, AtRule(_instant(arg)))
+        return AtSchedule(spec, tz, _instant(arg))
     if word == "@manually":
         if arg:
             raise ScheduleError(f"unexpected {arg!r} after @manually")
-        return Schedule(ScheduleKind.MANUAL, spec, tz, None)
+        return ManualSchedule(spec, tz)
     raise ScheduleError(f"unknown descriptor {word!r}")
 
 
 def _interval(arg: str) -> timedelta:
+    found = _INTERVALS.get(arg)
+    if found is not None:
+        return found
     if not arg:
         raise ScheduleError("@every needs a duration, e.g. '@every 1h30m'")
     try:
@@ -203,7 +203,11 @@ def _interval(arg: str) -> timedelta:
         raise ScheduleError(f"@every: {exc}") from exc
     if interval <= timedelta(0):
         raise ScheduleError(f"@every duration must be positive, got {arg!r}")
-    return max(interval // _SECOND * _SECOND, _SECOND)
+    found = max(interval // _SECOND * _SECOND, _SECOND)
+    if len(_INTERVALS) >= _CACHE_LIMIT:
+        _INTERVALS.clear()
+    _INTERVALS[arg] = found
+    return found
 
 
 def _anchor(anchor: datetime | None) -> datetime:

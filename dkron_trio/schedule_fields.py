@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from dkron_trio.schedule_error import ScheduleError
+from dkron_trio.schedule_base import ScheduleError
 
 _MONTH_NAMES = {
     name: i + 1
@@ -66,8 +66,11 @@ HASH_RANGES = {
 
 @attrs.frozen
 class ParsedField:
-    """One parsed field: allowed values as a bitmask, robfig's star flag, and the
-    `next_table` of the mask (empty for the two day fields, which use the mask)."""
+    """One parsed field: allowed values as a bitmask, robfig's star flag, and `table`.
+
+    `table` is what the search reads: for second, minute, hour and month the `next_table`
+    of the mask; for day-of-week the `dow_spread`; empty for day-of-month (it uses the mask).
+    """
 
     mask: int
     star: bool
@@ -79,12 +82,26 @@ def next_table(mask: int, high: int) -> tuple[int, ...]:
 
     The extra index lets the search step one past the top (minute 60, hour 24) and read -1.
     """
-    out = [-1] * (high + 2)
-    nxt = -1
-    for i in range(high, -1, -1):
-        if mask >> i & 1:
-            nxt = i
-        out[i] = nxt
+    out: list[int] = []
+    while mask:
+        low = mask & -mask
+        v = low.bit_length() - 1
+        out += [v] * (v + 1 - len(out))
+        mask ^= low
+    out += [-1] * (high + 2 - len(out))
+    return tuple(out)
+
+
+def dow_spread(dow_mask: int) -> tuple[int, ...]:
+    """For each weekday of a month's 1st (Sunday = 0): its days 1..31 on allowed weekdays."""
+    week = [d for d in range(7) if dow_mask >> d & 1]
+    out = []
+    for first in range(7):
+        days = 0
+        for d in week:
+            for day in range((d - first) % 7 + 1, 32, 7):
+                days |= 1 << day
+        out.append(days)
     return tuple(out)
 
 
@@ -149,8 +166,11 @@ def _part(field: Field, bounds: _Bounds, part: str, whole: str) -> tuple[int, bo
     return mask, star
 
 
-_DAY_FIELDS = (Field.DAY_OF_MONTH, Field.DAY_OF_WEEK)
 _MEMO: dict[Field, dict[str, ParsedField]] = {f: {} for f in Field}
+_MEMO_LIMIT = 65536
+_MEMOS = tuple(_MEMO.values())
+_SEC, _MIN, _HOUR, _DOM, _MON, _DOW = _MEMOS
+FIELDS = tuple(Field)
 
 
 def parse_field(field: Field, text: str) -> ParsedField:
@@ -163,13 +183,39 @@ def parse_field(field: Field, text: str) -> ParsedField:
     mask = 0
     star = False
     for part in text.split(","):
+        if part.isdigit() and part.isascii() and bounds.low <= int(part) <= bounds.high_explicit:
+            mask |= 1 << int(part)
+            continue
         m, s = _part(field, bounds, part, text)
         mask |= m
         star = star or s
-    if field is Field.DAY_OF_WEEK and mask >> 7:
-        mask = (mask | 1) & 0x7F  # 7 is Sunday
-    table = () if field in _DAY_FIELDS else next_table(mask, bounds.high)
+    if field is Field.DAY_OF_WEEK:
+        if mask >> 7:
+            mask = (mask | 1) & 0x7F  # 7 is Sunday
+        table = dow_spread(mask)
+    elif field is Field.DAY_OF_MONTH:
+        table = ()
+    else:
+        table = next_table(mask, bounds.high)
     parsed = ParsedField(mask, star, table)
-    if len(memo) < 65536:
+    if len(memo) < _MEMO_LIMIT:
         memo[text] = parsed
     return parsed
+
+
+def parse_fields(parts: list[str]) -> tuple[ParsedField, ...]:
+    """Parse six field texts (seconds first); a fleet's common tokens are dictionary hits."""
+    try:
+        return (
+            _SEC[parts[0]],
+            _MIN[parts[1]],
+            _HOUR[parts[2]],
+            _DOM[parts[3]],
+            _MON[parts[4]],
+            _DOW[parts[5]],
+        )
+    except KeyError:
+        return tuple(
+            memo.get(p) or parse_field(f, p)
+            for memo, f, p in zip(_MEMOS, FIELDS, parts, strict=True)
+        )

@@ -8,6 +8,10 @@ pinned to the second by bisection (and again, if the offset changed more than on
 between the probes). A zone changes its offset at most a few times a year and never
 twice within a day, so daily probes miss nothing. Chunks are computed on first use and
 kept: a zone costs about 0.3 ms per chunk, once per process.
+
+The search asks for *segments* (a stretch of constant offset, with the offsets on either
+side); the last segment found is kept, since a batch of next-fire computations for one
+instant asks for the same segment of each zone over and over.
 """
 
 from bisect import bisect_right
@@ -16,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from dkron_trio.schedule_error import ScheduleError
+from dkron_trio.schedule_base import ScheduleError
 
 CHUNK = 1 << 25
 _DAY = 86400
@@ -24,8 +28,23 @@ _SECOND = timedelta(seconds=1)
 # Probes stay inside datetime's range (year 1 to 9999) with a day of margin for offsets.
 _MIN_TS = int(datetime(1, 1, 3, tzinfo=UTC).timestamp())
 _MAX_TS = int(datetime(9999, 12, 29, tzinfo=UTC).timestamp())
-# The longest repeated range any zone has had (Pacific/Apia and Kiribati moved by a day).
-MAX_SHIFT = 2 * _DAY
+# A segment search looks this many chunks ahead for the next transition; a zone without
+# one that far gets a pseudo-boundary with the same offset on both sides.
+_LOOKAHEAD = 3
+
+
+@attrs.frozen
+class Segment:
+    """[start, end) of constant UTC `offset`; `before` holds up to start, `after` from end.
+
+    `before == offset` (or `after == offset`) marks a pseudo-boundary, not a transition.
+    """
+
+    start: int
+    end: int
+    offset: int
+    before: int
+    after: int
 
 
 @attrs.frozen
@@ -44,6 +63,50 @@ class ZoneTimeline:
     name: str
     _zone: ZoneInfo
     _chunks: dict[int, Chunk] = attrs.field(factory=dict)
+    _last: Segment = Segment(0, 0, 0, 0, 0)
+    _following: dict[int, Segment] = attrs.field(factory=dict)
+
+    def segment(self, instant: int) -> Segment:
+        """The segment containing a Unix instant (the last one found is kept)."""
+        last = self._last
+        if last.start <= instant < last.end:
+            return last
+        found = self._last = self._find(instant)
+        return found
+
+    def following(self, seg: Segment) -> Segment:
+        """The segment after `seg` (memoized by boundary)."""
+        found = self._following.get(seg.end)
+        if found is None:
+            found = self._following[seg.end] = self._find(seg.end)
+        return found
+
+    def _find(self, instant: int) -> Segment:
+        k = instant // CHUNK
+        c = self.chunk(k)
+        i = bisect_right(c.transitions, instant)
+        if i:
+            start = c.transitions[i - 1]
+            offset = c.offsets[i - 1]
+            before = c.offsets[i - 2] if i >= 2 else c.before
+        else:
+            offset = c.before
+            p = self.chunk(k - 1)
+            if p.transitions:
+                start = p.transitions[-1]
+                before = p.offsets[-2] if len(p.transitions) >= 2 else p.before
+            else:
+                start, before = k * CHUNK, offset
+        end, after = (k + _LOOKAHEAD) * CHUNK, offset
+        if i < len(c.transitions):
+            end, after = c.transitions[i], c.offsets[i]
+        else:
+            for j in range(k + 1, k + _LOOKAHEAD):
+                n = self.chunk(j)
+                if n.transitions:
+                    end, after = n.transitions[0], n.offsets[0]
+                    break
+        return Segment(start, end, offset, before, after)
 
     def chunk(self, index: int) -> Chunk:
         """The transitions in chunk `index` (instants index*CHUNK .. (index+1)*CHUNK - 1)."""
@@ -51,12 +114,6 @@ class ZoneTimeline:
         if found is None:
             found = self._chunks[index] = self._probe(index)
         return found
-
-    def offset_at(self, instant: int) -> int:
-        """UTC offset in seconds at a Unix instant."""
-        c = self.chunk(instant // CHUNK)
-        i = bisect_right(c.transitions, instant)
-        return c.offsets[i - 1] if i else c.before
 
     def _offset(self, instant: int) -> int:
         clamped = min(max(instant, _MIN_TS), _MAX_TS)
