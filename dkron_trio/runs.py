@@ -65,6 +65,7 @@ class RunManager:
     _active: dict[str, _Active] = attrs.field(factory=dict)
     _listeners: list[OutputListener] = attrs.field(factory=list)
     _job_listeners: list[JobListener] = attrs.field(factory=list)
+    _inflight: int = 0
     _idle: trio.Event = attrs.field(factory=trio.Event)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -112,8 +113,8 @@ class RunManager:
         self._listeners.remove(listener)
 
     async def wait_idle(self) -> None:
-        """Wait until nothing is running (used for graceful shutdown)."""
-        while self._active:
+        """Wait until no run is in progress, retries included (used for graceful shutdown)."""
+        while self._inflight:
             self._idle = trio.Event()
             await self._idle.wait()
 
@@ -122,7 +123,16 @@ class RunManager:
     def start_run(self, job: Job, scheduled_at: datetime) -> None:
         """Start a scheduled tick of ``job`` in the background."""
         assert self._nursery is not None, "RunManager.run() must be started first"
-        self._nursery.start_soon(self._run, job, scheduled_at)
+        self._inflight += 1
+        self._nursery.start_soon(self._tracked_run, job, scheduled_at)
+
+    async def _tracked_run(self, job: Job, scheduled_at: datetime) -> None:
+        try:
+            await self._run(job, scheduled_at)
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
 
     async def start_manual_run(self, job: Job, *, force: bool = False) -> None:
         """Start a run now (API ``POST /v1/jobs/{job}``); ``forbid`` holds unless ``force``."""
@@ -241,8 +251,6 @@ class RunManager:
                 await self._store.put_execution(done)
         finally:
             del self._active[execution.id]
-            if not self._active:
-                self._idle.set()
         active.finished.set()
         log.info(
             "execution finished",

@@ -61,10 +61,13 @@ async def test_runs_survives_kill_and_applies_misfire_policy(tmp_path: Path) -> 
         time.sleep(DOWNTIME_SECONDS)  # the fault itself: the server stays down this long
         agent.start()
 
+        restarted_at = datetime.now(UTC)
+
         async def caught_up() -> bool:
-            execs = await _executions(db, "run-all")
-            return any(
-                t > killed_at + timedelta(seconds=DOWNTIME_SECONDS + 1) for t in _ticks(execs)
+            later = restarted_at + timedelta(seconds=2)
+            return all(
+                any(e.success and e.scheduled_at and e.scheduled_at > later for e in execs)
+                for execs in [await _executions(db, "run-all"), await _executions(db, "skip")]
             )
 
         await wait_for(caught_up, within=30, what="runs after restart", agent=agent)
