@@ -13,26 +13,23 @@ contract), and count their own copy only once it is persisted.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
 from dkron_trio.raft import quorum
-from dkron_trio.raft.codec import CodecError, decode_conf_change, encode_conf_change
+from dkron_trio.raft.codec import encode_conf_change
 from dkron_trio.raft.errors import (
     InvalidRequest,
     InvariantViolated,
-    LogCompacted,
     NotLeader,
     ProposalDropped,
-    TransferRejected,
 )
+from dkron_trio.raft.leader import Leadership
 from dkron_trio.raft.log import RaftLog
-from dkron_trio.raft.membership import ConfHistory, apply_conf_change, check_conf_change
-from dkron_trio.raft.progress import SNAPSHOT_RESEND_AFTER, Inflights, Progress, ProgressState
-from dkron_trio.raft.readonly import ReadOnly
+from dkron_trio.raft.membership import ConfHistory, check_conf_change
+from dkron_trio.raft.snapshot_receiver import SnapshotReceiver
+from dkron_trio.raft.status import ProgressView, Status
 from dkron_trio.raft.storage import RaftStorage
 from dkron_trio.raft.types import (
     NONE,
@@ -49,7 +46,6 @@ from dkron_trio.raft.types import (
     Ready,
     Role,
     Snapshot,
-    SnapshotChunk,
     SnapshotMeta,
     SoftState,
 )
@@ -63,33 +59,6 @@ class Rng(Protocol):
     def randrange(self, start: int, stop: int | None = ..., step: int = ...) -> int: ...
 
 
-@attrs.frozen
-class ProgressView:
-    match: int
-    next: int
-    state: ProgressState
-    is_learner: bool
-    recent_active: bool
-
-
-@attrs.frozen
-class Status:
-    """A read-only view of the core for tests, the simulator and the shell's metrics."""
-
-    node_id: int
-    role: Role
-    term: int
-    vote: int
-    leader_id: int
-    commit: int
-    applied: int
-    last_index: int
-    conf_state: ConfState
-    lead_transferee: int
-    progress: Mapping[int, ProgressView]
-    """Followers' progress; empty unless leader."""
-
-
 @attrs.define(init=False)
 class RaftCore:
     _id: int
@@ -101,25 +70,15 @@ class RaftCore:
     _lead: int
     _role: Role
     _conf: ConfHistory
-    _progress: dict[int, Progress]
+    _leader: Leadership | None
+    """Set exactly while this node leads (role LEADER)."""
     _votes: dict[int, bool]
     _election_elapsed: int
-    _heartbeat_elapsed: int
     _randomized_timeout: int
-    _lead_transferee: int
-    _pending_conf_index: int
-    _read_only: ReadOnly
-    _reads_before_commit: list[tuple[int, bytes]]
-    """ReadIndex requests held until this leader commits an entry of its term."""
-    _uncommitted: deque[tuple[int, int]]
-    """(index, size) of this leader's proposals not yet committed."""
-    _uncommitted_size: int
     _outbox: list[Message]
     _read_states: list[ReadState]
-    _incoming_snapshot: tuple[SnapshotMeta, bytearray] | None
+    _snapshot_receiver: SnapshotReceiver
     _compaction: Compaction | None
-    _broadcast_pending: bool
-    _commit_pending: bool
     _prev_hard_state: HardState
     _prev_soft_state: SoftState
 
@@ -158,24 +117,15 @@ class RaftCore:
         self._conf = ConfHistory.starting_at(snapshot_meta.index, conf_state)
         if applied > snapshot_meta.index:
             for entry in self._log.slice(snapshot_meta.index + 1, applied + 1):
-                self._apply_conf_entry(entry)
-        self._progress = {}
+                self._conf.apply_entry(entry)
+        self._leader = None
         self._votes = {}
         self._election_elapsed = 0
-        self._heartbeat_elapsed = 0
         self._randomized_timeout = config.election_ticks
-        self._lead_transferee = NONE
-        self._pending_conf_index = 0
-        self._read_only = ReadOnly()
-        self._reads_before_commit = []
-        self._uncommitted = deque()
-        self._uncommitted_size = 0
         self._outbox = []
         self._read_states = []
-        self._incoming_snapshot = None
+        self._snapshot_receiver = SnapshotReceiver()
         self._compaction = None
-        self._broadcast_pending = False
-        self._commit_pending = False
         self._prev_hard_state = hard_state
         self._prev_soft_state = SoftState(NONE, Role.FOLLOWER)
         self._become_follower(self._term, NONE)
@@ -227,10 +177,10 @@ class RaftCore:
     def status(self) -> Status:
         """Snapshot of the core's state."""
         progress: dict[int, ProgressView] = {}
-        if self._role is Role.LEADER:
+        if self._leader is not None:
             progress = {
                 i: ProgressView(p.match, p.next, p.state, p.is_learner, p.recent_active)
-                for i, p in self._progress.items()
+                for i, p in self._leader.progress.items()
             }
         return Status(
             node_id=self._id,
@@ -242,7 +192,7 @@ class RaftCore:
             applied=self._log.applied,
             last_index=self._log.last_index(),
             conf_state=self._conf.current,
-            lead_transferee=self._lead_transferee,
+            lead_transferee=self._leader.transferee if self._leader is not None else NONE,
             progress=progress,
         )
 
@@ -251,21 +201,16 @@ class RaftCore:
     def tick(self) -> None:
         """Advance logical time one tick: election timeout, heartbeats, check-quorum."""
         self._election_elapsed += 1
-        if self._role is not Role.LEADER:
+        if self._leader is None:
             if self._promotable() and self._election_elapsed >= self._randomized_timeout:
                 self._election_elapsed = 0
                 self._hup(transfer=False)
             return
-        self._heartbeat_elapsed += 1
-        if self._election_elapsed >= self._config.election_ticks:
+        timed_out = self._election_elapsed >= self._config.election_ticks
+        if timed_out:
             self._election_elapsed = 0
-            if self._config.check_quorum and not self._check_quorum_active():
-                self._become_follower(self._term, NONE)
-                return
-            self._lead_transferee = NONE
-        if self._heartbeat_elapsed >= self._config.heartbeat_ticks:
-            self._heartbeat_elapsed = 0
-            self._broadcast_heartbeat(self._read_only.last_ctx())
+        if not self._leader.tick(timed_out):
+            self._become_follower(self._term, NONE)
 
     def campaign(self) -> None:
         """Start an election now (through pre-vote when enabled), as if the timeout fired.
@@ -282,49 +227,39 @@ class RaftCore:
                 f"proposal of {len(data)} bytes exceeds max_proposal_size "
                 f"{self._config.max_proposal_size}"
             )
-        self._check_can_propose(len(data))
-        return self._append_own(EntryType.NORMAL, data)
+        return self._leading(len(data)).append(EntryType.NORMAL, data)
 
     def propose_conf_change(self, change: ConfChange) -> int:
         """Propose a single-server membership change (leader only, one pending at a time);
         it takes effect when applied. Returns its log index. Raises NotLeader or
         ProposalDropped."""
         data = encode_conf_change(change)
-        self._check_can_propose(len(data))
-        if self._pending_conf_index > self._log.applied:
+        leader = self._leading(len(data))
+        if leader.pending_conf_index > self._log.applied:
             raise ProposalDropped(
-                f"a membership change (index {self._pending_conf_index}) is not applied yet"
+                f"a membership change (index {leader.pending_conf_index}) is not applied yet"
             )
         check_conf_change(self._conf.current, change)
-        index = self._append_own(EntryType.CONF_CHANGE, data)
-        self._pending_conf_index = index
+        index = leader.append(EntryType.CONF_CHANGE, data)
+        leader.pending_conf_index = index
         return index
 
     def transfer_leader(self, target: int) -> None:
         """Hand leadership to `target` (leader only): catch it up, then send TIMEOUT_NOW.
         Proposals are dropped until it completes or an election timeout passes."""
-        if self._role is not Role.LEADER:
+        if self._leader is None:
             raise NotLeader(self._lead)
-        if target == self._id:
-            raise TransferRejected(f"node {target} is already the leader")
-        if target not in self._conf.current.voters:
-            raise TransferRejected(f"node {target} is not a voter")
-        if self._lead_transferee == target:
-            return
-        self._lead_transferee = target
-        self._election_elapsed = 0
-        if self._progress[target].match == self._log.last_index():
-            self._send(MT.TIMEOUT_NOW, target)
-        else:
-            self._send_append(target, send_if_empty=True)
+        if self._leader.transferee != target:
+            self._election_elapsed = 0  # the transfer gets one election timeout
+        self._leader.transfer(target)
 
     def read_index(self, ctx: bytes) -> None:
         """Request a linearizable read point; the answer is a ReadState(index, ctx) in a
         later Ready (none if leadership is lost meanwhile: the caller times out). `ctx`
         must be unique among pending requests. Followers forward to the leader; raises
         NotLeader if no leader is known."""
-        if self._role is Role.LEADER:
-            self._leader_read(self._id, ctx)
+        if self._leader is not None:
+            self._leader.read(self._id, ctx)
         elif self._lead == NONE:
             raise NotLeader(NONE)
         else:
@@ -381,8 +316,8 @@ class RaftCore:
             return
         if msg.type in (MT.VOTE, MT.PRE_VOTE):
             self._handle_vote_request(msg)
-        elif self._role is Role.LEADER:
-            self._step_leader(msg)
+        elif self._leader is not None:
+            self._leader.step(msg)
         elif self._role is Role.FOLLOWER:
             self._step_follower(msg)
         else:
@@ -395,8 +330,7 @@ class RaftCore:
         return bool(
             self._outbox
             or self._read_states
-            or self._broadcast_pending
-            or self._commit_pending
+            or (self._leader is not None and self._leader.has_pending())
             or self._compaction is not None
             or self._log.next_unstable_entries()
             or self._log.next_unstable_snapshot() is not None
@@ -407,12 +341,8 @@ class RaftCore:
 
     def ready(self) -> Ready:
         """Collect pending work (see Ready for the persist/send/apply contract)."""
-        if self._role is Role.LEADER and (self._broadcast_pending or self._commit_pending):
-            for peer in self._progress:
-                if peer != self._id:
-                    self._send_append(peer, send_if_empty=self._commit_pending)
-        self._broadcast_pending = False
-        self._commit_pending = False
+        if self._leader is not None:
+            self._leader.flush()
         entries = self._log.next_unstable_entries()
         snapshot = self._log.next_unstable_snapshot()
         committed = self._log.next_committed_entries(self._config.max_committed_size_per_ready)
@@ -441,8 +371,8 @@ class RaftCore:
             read_states=tuple(self._read_states),
             must_sync=must_sync,
         )
-        self._outbox = []
-        self._read_states = []
+        self._outbox.clear()
+        self._read_states.clear()
         self._compaction = None
         self._prev_hard_state = hard_state
         self._prev_soft_state = soft_state
@@ -460,11 +390,8 @@ class RaftCore:
         for entry in ready.committed_entries:
             self._log.applied_to(entry.index)
             self._apply_conf_entry(entry)
-        if self._role is Role.LEADER:
-            own = self._progress.get(self._id)
-            if own is not None:
-                own.maybe_update(self._log.stable_last_index())
-            self._maybe_commit()
+        if self._leader is not None:
+            self._leader.persisted()
 
     # -- elections ------------------------------------------------------------------------
 
@@ -540,20 +467,11 @@ class RaftCore:
             self._vote = NONE
         self._lead = NONE
         self._election_elapsed = 0
-        self._heartbeat_elapsed = 0
         self._randomized_timeout = self._config.election_ticks + self._rng.randrange(
             self._config.election_ticks
         )
-        self._lead_transferee = NONE
         self._votes = {}
-        self._progress = {}
-        self._pending_conf_index = 0
-        self._read_only.clear()
-        self._reads_before_commit = []
-        self._uncommitted.clear()
-        self._uncommitted_size = 0
-        self._broadcast_pending = False
-        self._commit_pending = False
+        self._leader = None
 
     def _become_follower(self, term: int, lead: int) -> None:
         self._reset(term)
@@ -574,32 +492,16 @@ class RaftCore:
         self._reset(self._term)
         self._lead = self._id
         self._role = Role.LEADER
-        last = self._log.last_index()
-        for member in sorted(self._conf.current.members):
-            self._add_progress(member, last + 1)
-        own = self._progress.get(self._id)
-        if own is not None:
-            own.match = self._log.stable_last_index()
-            own.become_replicate()
-            own.recent_active = True
-        self._pending_conf_index = last
-        self._log.append([Entry(self._term, last + 1)])
-        self._broadcast_pending = True
-
-    def _add_progress(self, node: int, next_index: int) -> None:
-        self._progress[node] = Progress(
-            match=0,
-            next=next_index,
-            inflights=Inflights(self._config.max_inflight_msgs),
-            is_learner=node in self._conf.current.learners,
+        self._leader = Leadership(
+            self._id,
+            self._term,
+            self._config,
+            self._log,
+            self._conf,
+            self._outbox,
+            self._read_states,
         )
-
-    def _check_quorum_active(self) -> bool:
-        active = {i for i, p in self._progress.items() if p.recent_active or i == self._id}
-        for i, p in self._progress.items():
-            if i != self._id:
-                p.recent_active = False
-        return quorum.has_quorum(self._conf.current.voters, active)
+        self._leader.start()
 
     # -- message handling by role ---------------------------------------------------------
 
@@ -662,37 +564,22 @@ class RaftCore:
         chunk = msg.snapshot
         if chunk is None:
             return
-        meta = chunk.meta
-        if meta.index <= self._log.committed:
-            self._incoming_snapshot = None
+        if chunk.meta.index <= self._log.committed:
+            self._snapshot_receiver.reset()
             self._send(MT.APPEND_RESPONSE, msg.sender, index=self._log.committed)
             return
-        if chunk.offset == 0:
-            self._incoming_snapshot = (meta, bytearray())
-        incoming = self._incoming_snapshot
-        if incoming is None or incoming[0] != meta or len(incoming[1]) != chunk.offset:
-            expected = len(incoming[1]) if incoming is not None and incoming[0] == meta else 0
+        result = self._snapshot_receiver.receive(chunk)
+        if result.snapshot is None:
             self._send(
                 MT.SNAPSHOT_RESPONSE,
                 msg.sender,
-                index=meta.index,
-                log_term=meta.term,
-                reject=True,
-                reject_hint=expected,
+                index=chunk.meta.index,
+                log_term=chunk.meta.term,
+                reject=not result.accepted,
+                reject_hint=result.next_offset,
             )
             return
-        incoming[1].extend(chunk.data)
-        if not chunk.done:
-            self._send(
-                MT.SNAPSHOT_RESPONSE,
-                msg.sender,
-                index=meta.index,
-                log_term=meta.term,
-                reject_hint=len(incoming[1]),
-            )
-            return
-        self._incoming_snapshot = None
-        self._restore(Snapshot(meta, bytes(incoming[1])))
+        self._restore(result.snapshot)
         self._send(MT.APPEND_RESPONSE, msg.sender, index=self._log.committed)
 
     def _restore(self, snapshot: Snapshot) -> None:
@@ -704,259 +591,29 @@ class RaftCore:
         self._log.restore(snapshot)
         self._conf = ConfHistory.starting_at(meta.index, meta.conf_state)
 
-    def _step_leader(self, msg: Message) -> None:
-        if msg.type is MT.READ_INDEX:
-            self._leader_read(msg.sender, msg.context)
-            return
-        pr = self._progress.get(msg.sender)
-        if pr is None:
-            return
-        if msg.type is MT.APPEND_RESPONSE:
-            pr.recent_active = True
-            self._handle_append_response(msg, pr)
-        elif msg.type is MT.HEARTBEAT_RESPONSE:
-            pr.recent_active = True
-            self._handle_heartbeat_response(msg, pr)
-        elif msg.type is MT.SNAPSHOT_RESPONSE:
-            pr.recent_active = True
-            self._handle_snapshot_response(msg, pr)
-
-    def _handle_append_response(self, msg: Message, pr: Progress) -> None:
-        peer = msg.sender
-        if msg.reject:
-            next_probe = msg.reject_hint
-            if msg.log_term > 0:
-                next_probe, _ = self._log.find_conflict_by_term(msg.reject_hint, msg.log_term)
-            if pr.maybe_decrease_to(msg.index, next_probe):
-                if pr.state is ProgressState.REPLICATE:
-                    pr.become_probe()
-                self._send_append(peer, send_if_empty=True)
-            return
-        was_paused = pr.is_paused()
-        if not (
-            pr.maybe_update(msg.index)
-            or (pr.match == msg.index and pr.state is ProgressState.PROBE)
-        ):
-            return
-        if pr.state is ProgressState.PROBE:
-            pr.become_replicate()
-        elif pr.state is ProgressState.SNAPSHOT:
-            if pr.match + 1 >= self._log.first_index():
-                pr.become_probe()
-                pr.become_replicate()
-        else:
-            pr.inflights.free_le(msg.index)
-        if not self._maybe_commit() and was_paused and not self._commit_pending:
-            # It may have missed commit updates while paused; a broadcast already covers it.
-            self._send_append(peer, send_if_empty=True)
-        while self._send_append(peer, send_if_empty=False):
-            pass
-        if peer == self._lead_transferee and pr.match == self._log.last_index():
-            self._send(MT.TIMEOUT_NOW, peer)
-
-    def _handle_heartbeat_response(self, msg: Message, pr: Progress) -> None:
-        pr.probe_sent = False
-        if pr.state is ProgressState.REPLICATE and pr.inflights.full():
-            # The follower is alive but acknowledged nothing: its APPENDs may have been
-            # lost (e.g. it restarted). Free a slot so a probe-like APPEND can go out.
-            pr.inflights.free_first_one()
-        if pr.state is ProgressState.SNAPSHOT:
-            pr.snapshot_stall += 1
-            if pr.snapshot_stall >= SNAPSHOT_RESEND_AFTER:
-                self._send_snapshot_chunk(msg.sender, pr)
-        elif pr.match < self._log.last_index():
-            self._send_append(msg.sender, send_if_empty=True)
-        if msg.context:
-            acks = self._read_only.ack(msg.sender, msg.context)
-            if acks is not None and quorum.has_quorum(self._conf.current.voters, acks):
-                for request in self._read_only.release(msg.context):
-                    self._answer_read(request.requester, request.index, request.ctx)
-
-    def _handle_snapshot_response(self, msg: Message, pr: Progress) -> None:
-        snap = pr.pending_snapshot
-        if pr.state is not ProgressState.SNAPSHOT or snap is None:
-            return
-        if (msg.index, msg.log_term) != (snap.meta.index, snap.meta.term):
-            return
-        pr.snapshot_offset = min(msg.reject_hint, len(snap.data))
-        self._send_snapshot_chunk(msg.sender, pr)
-
-    # -- replication ----------------------------------------------------------------------
-
-    def _send_append(self, peer: int, *, send_if_empty: bool) -> bool:
-        """Send the next APPEND `peer` needs, or start a snapshot if its entries are
-        compacted. False if nothing was sent (paused, or nothing to send)."""
-        pr = self._progress[peer]
-        if pr.is_paused():
-            return False
-        prev_index = pr.next - 1
-        prev_term = self._log.term(prev_index)
-        try:
-            entries = self._log.slice(
-                pr.next, self._log.last_index() + 1, self._config.max_size_per_msg
-            )
-        except LogCompacted:
-            entries = None
-        if prev_term is None or entries is None:
-            return self._start_snapshot(peer, pr)
-        if not entries and not send_if_empty:
-            return False
-        pr.sent_entries(entries[-1].index if entries else None)
-        self._send(
-            MT.APPEND,
-            peer,
-            index=prev_index,
-            log_term=prev_term,
-            entries=tuple(entries),
-            commit=self._log.committed,
-        )
-        return True
-
-    def _start_snapshot(self, peer: int, pr: Progress) -> bool:
-        snapshot = self._log.snapshot()
-        if snapshot.meta.index == 0:
-            raise InvariantViolated(f"entries for {peer} compacted but no snapshot")
-        pr.become_snapshot(snapshot)
-        self._send_snapshot_chunk(peer, pr)
-        return True
-
-    def _send_snapshot_chunk(self, peer: int, pr: Progress) -> None:
-        snapshot = pr.pending_snapshot
-        if snapshot is None:
-            return
-        pr.snapshot_stall = 0
-        offset = pr.snapshot_offset
-        data = snapshot.data[offset : offset + self._config.snapshot_chunk_size]
-        done = offset + len(data) >= len(snapshot.data)
-        self._send(MT.SNAPSHOT, peer, snapshot=SnapshotChunk(snapshot.meta, offset, data, done))
-
-    def _broadcast_heartbeat(self, ctx: bytes) -> None:
-        for peer, pr in self._progress.items():
-            if peer != self._id:
-                commit = min(pr.match, self._log.committed)
-                self._send(MT.HEARTBEAT, peer, commit=commit, context=ctx)
-
-    def _maybe_commit(self) -> bool:
-        """Advance commit to what a quorum of voters holds, if that entry is of this term."""
-        match = {i: p.match for i, p in self._progress.items()}
-        index = quorum.committed_index(self._conf.current.voters, match)
-        first_in_term = self._log.term(self._log.committed) != self._term
-        if not self._log.maybe_commit(index, self._term):
-            return False
-        self._commit_pending = True
-        while self._uncommitted and self._uncommitted[0][0] <= index:
-            self._uncommitted_size -= self._uncommitted.popleft()[1]
-        if first_in_term:
-            held, self._reads_before_commit = self._reads_before_commit, []
-            for requester, ctx in held:
-                self._leader_read(requester, ctx)
-        return True
-
-    def _check_can_propose(self, size: int) -> None:
-        if self._role is not Role.LEADER:
-            raise NotLeader(self._lead)
-        if self._lead_transferee != NONE:
-            raise ProposalDropped(f"leadership transfer to {self._lead_transferee} in progress")
-        if self._uncommitted and self._uncommitted_size + size > self._config.max_uncommitted_size:
-            raise ProposalDropped(
-                f"{self._uncommitted_size} bytes uncommitted (max_uncommitted_size "
-                f"{self._config.max_uncommitted_size})"
-            )
-
-    def _append_own(self, entry_type: EntryType, data: bytes) -> int:
-        index = self._log.last_index() + 1
-        self._log.append([Entry(self._term, index, entry_type, data)])
-        self._uncommitted.append((index, len(data)))
-        self._uncommitted_size += len(data)
-        self._broadcast_pending = True
-        return index
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def _leader_read(self, requester: int, ctx: bytes) -> None:
-        if self._log.term(self._log.committed) != self._term:
-            self._reads_before_commit.append((requester, ctx))
-            return
-        voters = self._conf.current.voters
-        if voters == {self._id}:
-            self._answer_read(requester, self._log.committed, ctx)
-            return
-        if not self._read_only.add(self._log.committed, requester, ctx):
-            return
-        self._read_only.ack(self._id, ctx)
-        self._broadcast_heartbeat(ctx)
-
-    def _answer_read(self, requester: int, index: int, ctx: bytes) -> None:
-        if requester == self._id:
-            self._read_states.append(ReadState(index, ctx))
-        else:
-            self._send(MT.READ_INDEX_RESPONSE, requester, index=index, context=ctx)
-
     # -- membership -----------------------------------------------------------------------
 
     def _apply_conf_entry(self, entry: Entry) -> None:
-        if entry.type is not EntryType.CONF_CHANGE:
-            return
-        try:
-            change = decode_conf_change(entry.data)
-        except CodecError:
-            return
-        conf = apply_conf_change(self._conf.current, change)
-        self._conf.record(entry.index, conf)
-        if self._role is not Role.LEADER:
+        conf = self._conf.apply_entry(entry)
+        if conf is None or self._leader is None:
             return
         if self._id not in conf.voters:
             self._become_follower(self._term, NONE)
             return
-        for node in list(self._progress):
-            if node not in conf.members:
-                del self._progress[node]
-        added = sorted(conf.members - self._progress.keys())
-        for node in added:
-            self._add_progress(node, self._log.last_index() + 1)
-        for node in conf.members:
-            self._progress[node].is_learner = node in conf.learners
-        if self._lead_transferee not in conf.voters:
-            self._lead_transferee = NONE
-        self._maybe_commit()  # the quorum may have shrunk
-        for node in added:
-            self._send_append(node, send_if_empty=True)
+        self._leader.conf_changed(conf)
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _send(
-        self,
-        msg_type: MessageType,
-        to: int,
-        *,
-        term: int | None = None,
-        log_term: int = 0,
-        index: int = 0,
-        commit: int = 0,
-        entries: tuple[Entry, ...] = (),
-        reject: bool = False,
-        reject_hint: int = 0,
-        context: bytes = b"",
-        leader_transfer: bool = False,
-        snapshot: SnapshotChunk | None = None,
-    ) -> None:
-        self._outbox.append(
-            Message(
-                type=msg_type,
-                to=to,
-                sender=self._id,
-                term=self._term if term is None else term,
-                log_term=log_term,
-                index=index,
-                commit=commit,
-                entries=entries,
-                reject=reject,
-                reject_hint=reject_hint,
-                context=context,
-                leader_transfer=leader_transfer,
-                snapshot=snapshot,
-            )
-        )
+    def _send(self, msg_type: MessageType, to: int, **fields: Any) -> None:
+        fields.setdefault("term", self._term)
+        self._outbox.append(Message(type=msg_type, to=to, sender=self._id, **fields))
+
+    def _leading(self, size: int) -> Leadership:
+        """The leadership a proposal of `size` bytes goes to (NotLeader/ProposalDropped)."""
+        if self._leader is None:
+            raise NotLeader(self._lead)
+        self._leader.check_can_propose(size)
+        return self._leader
 
     def _hard_state(self) -> HardState:
         return HardState(self._term, self._vote, self._log.committed)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import attrs
 
+from dkron_trio.raft.codec import CodecError, decode_conf_change
 from dkron_trio.raft.errors import ProposalDropped
-from dkron_trio.raft.types import ConfChange, ConfChangeType, ConfState
+from dkron_trio.raft.types import ConfChange, ConfChangeType, ConfState, Entry, EntryType
 
 
 def check_conf_change(conf: ConfState, change: ConfChange) -> None:
@@ -59,8 +60,18 @@ class ConfHistory:
     def current(self) -> ConfState:
         return self._items[-1][1]
 
-    def record(self, index: int, conf: ConfState) -> None:
-        self._items.append((index, conf))
+    def apply_entry(self, entry: Entry) -> ConfState | None:
+        """Apply a committed entry; the new membership if it was a membership change.
+        A malformed change (which a leader never proposes) is skipped on every node alike."""
+        if entry.type is not EntryType.CONF_CHANGE:
+            return None
+        try:
+            change = decode_conf_change(entry.data)
+        except CodecError:
+            return None
+        conf = apply_conf_change(self.current, change)
+        self._items.append((entry.index, conf))
+        return conf
 
     def at(self, index: int) -> ConfState:
         """Membership in force after applying entry `index`."""
