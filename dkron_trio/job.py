@@ -299,6 +299,8 @@ class Job:
     def validate(self) -> None:
         """Check every rule; raises ValidationError naming the first bad field."""
         _validate_name(self.name, "name")
+        for field in _TIME_FIELDS:
+            require_aware(getattr(self, field), field)
         if self.timezone:
             _validate_timezone(self.timezone)
         if self.parent_job == self.name:
@@ -348,6 +350,15 @@ _MICROSECOND = timedelta(microseconds=1)
 _NAME_EXTRA = frozenset("0123456789_-")
 
 
+_TIME_FIELDS = ("last_success", "last_error", "next", "starts_at", "expires_at", "created_at")
+
+
+def require_aware(value: datetime | None, field: str) -> None:
+    """Naive datetimes would silently mean the host's local time: refuse them."""
+    if value is not None and value.utcoffset() is None:
+        raise ValidationError(field, "must be a timezone-aware datetime")
+
+
 def _validate_name(name: str, field: str) -> None:
     if not name:
         raise ValidationError(field, "name cannot be empty")
@@ -391,6 +402,7 @@ def _trusted_duration(value: str) -> timedelta | None:
 
 
 def _decode(obj: Mapping[str, Any], now: datetime) -> Job:
+    require_aware(now, "now")
     if not isinstance(obj, Mapping):
         raise ValidationError("job", "must be a JSON object")
     r = _Reader(obj)

@@ -323,3 +323,9 @@ def test_validate_checks_evolved_jobs() -> None:
     job = parse()
     with pytest.raises(ValidationError):
         attrs.evolve(job, retries=-1).validate()
+
+
+def test_naive_now_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        Job.from_json(body(), now=NOW.replace(tzinfo=None))
+    assert info.value.field == "now"

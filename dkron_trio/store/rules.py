@@ -17,7 +17,7 @@ from typing import Protocol
 import attrs
 
 from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, run_status
-from dkron_trio.job import EPOCH, Job, JobStatus
+from dkron_trio.job import EPOCH, Job, JobStatus, require_aware
 from dkron_trio.store.base import (
     DependencyCycle,
     ExecutionQuery,
@@ -282,6 +282,9 @@ def apply_put_execution(tx: StoreTx, ex: Execution) -> None:
     executions are kept, and none older than ``retention_age`` before ``ex.started_at``;
     running executions are never removed.
     """
+    require_aware(ex.started_at, "started_at")
+    require_aware(ex.finished_at, "finished_at")
+    require_aware(ex.scheduled_at, "scheduled_at")
     job = require_job(tx, ex.job_name)
     previous = tx.load_execution(ex.job_name, ex.id)
     if previous is not None and previous.status.finished and not ex.status.finished:
@@ -322,6 +325,8 @@ def apply_delete_executions(tx: StoreTx, job_name: str) -> int:
 
 def apply_record_missed(tx: StoreTx, m: MissedTick) -> None:
     """Record a missed tick; keeps the job's ``retention_count`` newest (and ``retention_age``)."""
+    require_aware(m.scheduled_at, "scheduled_at")
+    require_aware(m.recorded_at, "recorded_at")
     job = require_job(tx, m.job_name)
     tx.save_missed(m)
     before = None if job.retention_age is None else m.scheduled_at - job.retention_age
@@ -329,5 +334,6 @@ def apply_record_missed(tx: StoreTx, m: MissedTick) -> None:
 
 
 def apply_set_cursor(tx: StoreTx, job_name: str, t: datetime) -> None:
+    require_aware(t, "cursor")
     require_job(tx, job_name)
     tx.save_cursor(job_name, t)

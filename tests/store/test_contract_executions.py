@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
-from dkron_trio.job import JobStatus
+from dkron_trio.job import JobStatus, ValidationError
 from dkron_trio.store.base import (
     ExecutionNotFound,
     ExecutionQuery,
@@ -330,3 +330,18 @@ async def test_cursor_of_unknown_job(store: Store) -> None:
 async def test_close_is_idempotent(store: Store) -> None:
     await store.close()
     await store.close()
+
+
+async def test_naive_datetimes_are_refused(store: Store) -> None:
+    naive = T0.replace(tzinfo=None)
+    with pytest.raises(ValidationError):
+        await store.set_job(job("a", created_at=naive))
+    await store.set_job(job("a"))
+    with pytest.raises(ValidationError):
+        await store.put_execution(attrs.evolve(execution("a", 1), started_at=naive))
+    with pytest.raises(ValidationError):
+        await store.record_missed(MissedTick("a", naive, MissReason.PAUSED, T0))
+    with pytest.raises(ValidationError):
+        await store.set_cursor("a", naive)
+    assert await ids(store, "a") == []
+    assert await store.get_cursor("a") is None
