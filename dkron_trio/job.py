@@ -406,9 +406,8 @@ def _decode(obj: Mapping[str, Any], now: datetime) -> Job:
     if not isinstance(obj, Mapping):
         raise ValidationError("job", "must be a JSON object")
     r = _Reader(obj)
-    name = r.string("name")
     return Job(
-        name=name,
+        name=r.string("name"),
         displayname=r.string("displayname"),
         timezone=r.string("timezone"),
         schedule=r.string("schedule").strip(),
@@ -428,7 +427,7 @@ def _decode(obj: Mapping[str, Any], now: datetime) -> Job:
         concurrency=r.enum("concurrency", Concurrency, Concurrency.ALLOW, _CONCURRENCY_HINT),
         executor=r.string("executor"),
         executor_config=r.str_map("executor_config"),
-        status=r.enum("status", JobStatus, JobStatus.UNTRIGGERED, ""),
+        status=r.enum("status", JobStatus, JobStatus.UNTRIGGERED, _STATUS_HINT),
         ephemeral=r.boolean("ephemeral", False),
         starts_at=parse_time(obj.get("starts_at"), "starts_at"),
         expires_at=parse_time(obj.get("expires_at"), "expires_at"),
@@ -449,6 +448,7 @@ def _or_default(value: timedelta | None, default: timedelta) -> timedelta:
     return default if value is None else value
 
 
+_STATUS_HINT = 'invalid status, use "", "untriggered", "success", "failed" or "partially_failed"'
 _CONCURRENCY_HINT = 'invalid concurrency policy value, use "allow", "forbid" or "replace"'
 _MISFIRE_HINT = 'invalid misfire policy, use "skip", "run_once" or "run_all"'
 
@@ -517,12 +517,12 @@ class _Reader:
 
     def enum(self, key: str, kind: type[_E], default: _E, hint: str) -> _E:
         value = self._obj.get(key)
-        if value is None or value == "":
+        if value is None or value == "" or (kind is JobStatus and value == "untriggered"):
             return default
         try:
             return kind(value)
         except ValueError:
-            raise ValidationError(key, hint or f"invalid value {value!r}") from None
+            raise ValidationError(key, hint) from None
 
     def duration(self, key: str) -> timedelta | None:
         value = self._obj.get(key)

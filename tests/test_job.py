@@ -329,3 +329,8 @@ def test_naive_now_is_refused() -> None:
     with pytest.raises(ValidationError) as info:
         Job.from_json(body(), now=NOW.replace(tzinfo=None))
     assert info.value.field == "now"
+
+
+def test_status_accepts_the_filter_word_untriggered() -> None:
+    assert parse(status="untriggered").status is JobStatus.UNTRIGGERED
+    assert parse(status="partially_failed").status is JobStatus.PARTIALLY_FAILED
