@@ -7,7 +7,7 @@ what is running so the scheduler can apply ``forbid``/``replace`` and the API ca
 """
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 import trio
@@ -66,6 +66,7 @@ class RunManager:
     _listeners: list[OutputListener] = attrs.field(factory=list)
     _job_listeners: list[JobListener] = attrs.field(factory=list)
     _inflight: int = 0
+    _last_start: datetime | None = None
     _idle: trio.Event = attrs.field(factory=trio.Event)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -203,10 +204,18 @@ class RunManager:
                 continue
             self.start_run(child, self._clock.now())
 
+    def _unique_start(self) -> datetime:
+        """Now, bumped past the previous start: execution ids (start + node) must not repeat."""
+        now = self._clock.now()
+        if self._last_start is not None and now <= self._last_start:
+            now = self._last_start + timedelta(microseconds=1)
+        self._last_start = now
+        return now
+
     async def _attempt(
         self, job: Job, scheduled_at: datetime, attempt: int, group: int
     ) -> Execution:
-        started = self._clock.now()
+        started = self._unique_start()
         execution = Execution(
             id=make_execution_id(started, self._node_name),
             job_name=job.name,

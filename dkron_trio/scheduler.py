@@ -133,15 +133,22 @@ class Scheduler:
         heapq.heappush(self._heap, (due, self._seq, job.name))
 
     async def _fire_due(self) -> None:
+        """Plan every due job; concurrently, so the store commits their records together."""
         now = self._clock.now()
+        due_jobs: dict[str, None] = {}  # a job rescheduled to the same time has two entries
         while self._heap and self._heap[0][0] <= now:
             due, _, name = heapq.heappop(self._heap)
-            if self._due.get(name) != due:
-                continue
-            try:
-                await self._plan(name, now)
-            except JobNotFound:
-                self._forget(name)
+            if self._due.get(name) == due:
+                due_jobs[name] = None
+        async with trio.open_nursery() as nursery:
+            for name in due_jobs:
+                nursery.start_soon(self._plan_or_forget, name, now)
+
+    async def _plan_or_forget(self, name: str, now: datetime) -> None:
+        try:
+            await self._plan(name, now)
+        except JobNotFound:
+            self._forget(name)
 
     async def _plan(self, name: str, now: datetime) -> None:
         job, schedule = self._jobs[name]

@@ -1,0 +1,69 @@
+"""Group commit: concurrent mutations share one transaction, and a refused one spoils none."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import trio
+
+from dkron_trio.job import Job
+from dkron_trio.store.base import JobQuery, ParentNotFound
+from dkron_trio.store.sqlite import open_sqlite_store
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _job(name: str, **fields: object) -> Job:
+    return Job.from_json(
+        {
+            "name": name,
+            "schedule": "@every 1m",
+            "executor": "shell",
+            "executor_config": {"command": "true"},
+            **fields,
+        },
+        now=NOW,
+    )
+
+
+async def test_concurrent_writes_share_commits_and_errors_stay_private(tmp_path: Path) -> None:
+    commits = 0
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+
+        def trace(sql: str) -> None:
+            nonlocal commits
+            commits += sql == "COMMIT"
+
+        store._conn.set_trace_callback(trace)
+        errors: list[Exception] = []
+
+        async def write(i: int) -> None:
+            fields = {"parent_job": "missing"} if i == 7 else {}
+            try:
+                await store.set_job(_job(f"job-{i}", **fields))
+            except ParentNotFound as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(50):
+                nursery.start_soon(write, i)
+        page = await store.list_jobs(JobQuery())
+
+    assert len(errors) == 1
+    assert page.total == 49 and "job-7" not in {j.name for j in page.jobs}
+    assert 1 <= commits < 50
+
+
+async def test_sequential_writes_each_commit(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        for i in range(3):
+            await store.set_job(_job(f"job-{i}"))
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        assert (await store.list_jobs(JobQuery())).total == 3
+
+
+async def test_single_write_error_is_raised(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        with pytest.raises(ParentNotFound):
+            await store.set_job(_job("child", parent_job="nope"))
+        assert (await store.list_jobs(JobQuery())).total == 0
