@@ -106,6 +106,8 @@ def install_error_handlers(app: QuartTrio, body_limit: int) -> None:
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
+        if exc.code == 413:
+            response.headers["Connection"] = "close"
         return response
 
     async def unexpected(exc: Exception) -> Response:

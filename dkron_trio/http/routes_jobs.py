@@ -103,13 +103,13 @@ async def _stored_parent(deps: ApiDeps, name: str) -> str:
 async def _upsert(state: ApiState, call: Call, body: object, path_name: str | None) -> Response:
     deps = state.deps
     _require_writable(deps)
-    obj = check_job_body(body)
-    if path_name is not None:
-        given = obj.get("name")
+    if path_name is not None and isinstance(body, Mapping):
+        given = body.get("name")
         if given is None or given == "":
-            obj = {**obj, "name": path_name}
+            body = {**body, "name": path_name}
         elif given != path_name:
             raise ValidationError("name", f"{given!r} does not match the path's {path_name!r}")
+    obj = check_job_body(body)
     now = deps.clock.now()
     job = Job.from_json(obj, now=now)
     previous_parent = await _stored_parent(deps, job.name)

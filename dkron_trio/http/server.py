@@ -12,6 +12,13 @@ import attrs
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from hypercorn.typing import (
+    ASGIFramework,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    Scope,
+)
 
 from dkron_trio.clock import WallClock
 from dkron_trio.config import AgentConfig, HostPort
@@ -26,6 +33,29 @@ log = get_logger(__name__)
 
 GRACEFUL_SECONDS = 5.0
 """How long in-flight requests and WebSocket followers get once shutdown starts."""
+
+
+@attrs.frozen
+class ShieldedSend:
+    """ASGI wrapper that shields the app's sends from the app's own cancellation.
+
+    Quart-Trio cancels a request's nursery as soon as the response is sent, while hypercorn,
+    inside that very send, starts the connection's keep-alive idle task. Cancelled there,
+    the idle task dies: idle keep-alive connections then never time out and hold a graceful
+    shutdown until its deadline. Shielding the send lets hypercorn finish its bookkeeping
+    (its socket writes are shielded already, so nothing new can block).
+    """
+
+    app: ASGIFramework
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        async def shielded(message: ASGISendEvent) -> None:
+            with trio.CancelScope(shield=True):
+                await send(message)
+
+        await self.app(scope, receive, shielded)
 
 
 def bind_addresses(addr: HostPort) -> list[str]:
@@ -88,7 +118,12 @@ class HttpServer:
         stopping = self._app.state.stopping
 
         async def started(*, task_status: trio.TaskStatus[list[str]]) -> None:
-            await serve(self._app, config, shutdown_trigger=stopping.wait, task_status=task_status)
+            await serve(
+                ShieldedSend(self._app),
+                config,
+                shutdown_trigger=stopping.wait,
+                task_status=task_status,
+            )
 
         try:
             async with trio.open_nursery() as nursery:

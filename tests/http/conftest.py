@@ -1,12 +1,12 @@
-"""Fixtures: the in-process API under Trio's MockClock (time jumps whenever all tasks wait)."""
+"""Fixtures: the in-process API. Tests where time must pass also take ``autojump_clock``
+(pytest-trio runs a test under MockClock only when the test itself asks for the clock)."""
 
 import pytest
 import trio
-import trio.testing
 
 from tests.http.harness import Api, open_api
 
 
 @pytest.fixture
-async def api(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> Api:
+async def api(nursery: trio.Nursery) -> Api:
     return await open_api(nursery)

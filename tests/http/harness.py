@@ -16,6 +16,7 @@ from dkron_trio.http.app import ApiApp, create_app
 from dkron_trio.http.context import ApiDeps, Member, SingleNodeCluster
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
+from dkron_trio.store.base import Store
 from dkron_trio.store.memory import MemoryStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -30,18 +31,29 @@ class GateExecutor:
 
     outputs: dict[str, list[bytes]] = attrs.field(factory=dict)
     gates: dict[str, trio.Event] = attrs.field(factory=dict)
+    feeds: dict[str, trio.MemoryReceiveChannel[bytes]] = attrs.field(factory=dict)
     failing: set[str] = attrs.field(factory=set)
     started: list[ExecutionRequest] = attrs.field(factory=list)
 
     def gate(self, job: str) -> trio.Event:
         return self.gates.setdefault(job, trio.Event())
 
+    def feed(self, job: str) -> trio.MemorySendChannel[bytes]:
+        """The job's next run writes what is sent here and ends when it is closed."""
+        send, self.feeds[job] = trio.open_memory_channel[bytes](100)
+        return send
+
     async def run(self, req: ExecutionRequest, on_output: OutputCallback) -> ExecutionResult:
         self.started.append(req)
-        chunks = self.outputs.get(req.job_name, [b"ok\n"])
+        chunks = list(self.outputs.get(req.job_name, [b"ok\n"]))
         for chunk in chunks:
             on_output(chunk)
             await trio.lowlevel.checkpoint()
+        feed = self.feeds.pop(req.job_name, None)
+        if feed is not None:
+            async for chunk in feed:
+                chunks.append(chunk)
+                on_output(chunk)
         gate = self.gates.get(req.job_name)
         if gate is not None:
             await gate.wait()
@@ -70,13 +82,16 @@ class Api:
         }
         return await self.client.post("/v1/jobs", json=body | fields)
 
+    async def request(self, method: str, path: str, **kwargs: Any) -> Response:
+        return await self.client.open(path, method=method, **kwargs)
+
     async def json(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        response = await self.client.open(path, method=method, **kwargs)
+        response = await self.request(method, path, **kwargs)
         return response.status_code, await response.get_json()
 
 
 def make_deps(
-    store: MemoryStore,
+    store: Store,
     runs: RunManager,
     scheduler: Scheduler,
     clock: WallClock,
