@@ -388,8 +388,11 @@ class RaftCore:
             last = ready.entries[-1]
             self._log.stable_to(last.index, last.term)
         for entry in ready.committed_entries:
-            self._log.applied_to(entry.index)
-            self._apply_conf_entry(entry)
+            if entry.type is EntryType.CONF_CHANGE:
+                self._log.applied_to(entry.index)
+                self._apply_conf_entry(entry)
+        if ready.committed_entries:
+            self._log.applied_to(ready.committed_entries[-1].index)
         if self._leader is not None:
             self._leader.persisted()
 

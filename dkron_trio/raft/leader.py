@@ -200,9 +200,14 @@ class Leadership:
         if pr.state is ProgressState.PROBE:
             pr.become_replicate()
         elif pr.state is ProgressState.SNAPSHOT:
+            snapshot = pr.pending_snapshot
             if pr.match + 1 >= self._log.first_index():
                 pr.become_probe()
                 pr.become_replicate()
+            elif snapshot is None or pr.match >= snapshot.meta.index:
+                # It installed the snapshot it was sent, but we have compacted past it
+                # since: probe again, which starts a transfer of the current snapshot.
+                pr.become_probe()
         else:
             pr.inflights.free_le(msg.index)
         if not self._maybe_commit() and was_paused and not self._commit_pending:

@@ -76,16 +76,14 @@ def bootstrap_snapshot(conf_state: ConfState) -> Snapshot:
 
 def limit_size(entries: Sequence[Entry], max_size: int | None) -> list[Entry]:
     """Longest prefix whose data fits `max_size`, but never fewer than one entry."""
-    if max_size is None or not entries:
+    if max_size is None:
         return list(entries)
-    total = entries[0].size
-    n = 1
-    while n < len(entries):
-        total += entries[n].size
-        if total > max_size:
-            break
-        n += 1
-    return list(entries[:n])
+    total = 0
+    for n, entry in enumerate(entries):
+        total += len(entry.data)
+        if total > max_size and n > 0:
+            return list(entries[:n])
+    return list(entries)
 
 
 @attrs.define(init=False)

@@ -233,3 +233,42 @@ def test_joining_node_learns_the_initial_membership_from_the_bootstrap_snapshot(
     cluster.stabilize()
     assert cluster.core(4).conf_state == cluster.core(1).conf_state
     assert cluster.core(4).conf_state.voters == {1, 2, 3, 4}
+
+
+def test_follower_that_installed_a_superseded_snapshot_gets_the_current_one() -> None:
+    """The leader compacted again while its first snapshot was on the way; once the
+    follower installs the old one it must be sent the new one, not the old one forever."""
+    cluster = Cluster()
+    cluster.add_nodes(3, RaftConfig(compaction_keep_entries=0))
+    cluster.elect(1)
+    leader = cluster.nodes[1]
+
+    def write_and_compact(tag: bytes) -> None:
+        for i in range(4):
+            leader.core.propose(tag + b"%d" % i)
+            cluster.stabilize()
+        leader.core.compact(leader.core.applied, b"\n".join(leader.applied))
+        cluster.stabilize()
+
+    cluster.isolate(3)
+    write_and_compact(b"a")
+    cluster.heal()
+    cluster.tick(1)
+    held = None
+    while held is None:
+        for i in sorted(cluster.nodes):
+            cluster.handle_ready(i)
+        held = next((m for m in cluster.queue if m.type is MT.SNAPSHOT), None)
+        if held is None:
+            for i in sorted(cluster.nodes):
+                cluster.deliver(i)
+    cluster.queue.remove(held)
+    cluster.isolate(3)
+    write_and_compact(b"b")
+    cluster.heal()
+    cluster.core(3).step(held)
+    for _ in range(10):
+        cluster.tick(1)
+        cluster.stabilize()
+    assert cluster.core(3).last_index == leader.core.last_index
+    assert cluster.nodes[3].applied == leader.applied
