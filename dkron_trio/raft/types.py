@@ -209,8 +209,15 @@ class Ready:
        `must_sync`.
     2. Send `messages` (only after step 1: they may depend on the durable state).
     3. Restore the state machine from `snapshot` if set, then apply `committed_entries`
-       in order; answer `read_states` once applied reaches their index.
+       in order (they may include entries of this very Ready: step 1 made them durable;
+       entries with empty data are no-op barriers); answer `read_states` once applied
+       reaches their index.
     4. Call `RaftCore.advance(ready)`.
+
+    Leaders too persist before they send: no APPEND leaves before the entries it carries
+    are durable on the leader, and the leader counts its own copy towards a quorum only
+    after `advance`. `tick`/`step`/`propose` may be called between `ready()` and
+    `advance()`; their effects appear in the next Ready.
     """
 
     hard_state: HardState | None = None
