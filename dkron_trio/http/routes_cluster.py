@@ -5,9 +5,8 @@ from quart import Response
 from dkron_trio.http.context import MemberStatus
 from dkron_trio.http.errors import ApiError, json_response
 from dkron_trio.http.router import ApiState, Call, Router
-from dkron_trio.http.routes_jobs import INTERNAL
-from dkron_trio.http.schemas import ERROR, EXECUTION, HEALTH, MEMBER, PAUSE, STATUS, array_of, ref
-from dkron_trio.http.spec import Operation, Reply
+from dkron_trio.http.schemas import EXECUTION, HEALTH, MEMBER, PAUSE, STATUS, array_of, ref
+from dkron_trio.http.spec import INTERNAL, Operation, Reply, error_reply
 from dkron_trio.logs import get_logger
 
 log = get_logger(__name__)
@@ -92,7 +91,7 @@ async def members(state: ApiState, call: Call) -> Response:
         summary="The leader's member object",
         replies=(
             Reply(200, "The leader.", ref(MEMBER)),
-            Reply(404, "There is no leader right now.", ref(ERROR)),
+            error_reply(404, "There is no leader right now."),
             INTERNAL,
         ),
     )

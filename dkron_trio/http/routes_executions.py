@@ -8,9 +8,17 @@ from dkron_trio.http.errors import ApiError, json_response
 from dkron_trio.http.follow import follow_execution
 from dkron_trio.http.payload import job_json, with_live_output
 from dkron_trio.http.router import ApiState, Call, Router
-from dkron_trio.http.routes_jobs import BAD_REQUEST, INTERNAL, NOT_FOUND
-from dkron_trio.http.schemas import ERROR, EXECUTION, JOB, MISSED_TICK, array_of, ref
-from dkron_trio.http.spec import Operation, ParamKind, QueryParam, Reply
+from dkron_trio.http.schemas import EXECUTION, JOB, MISSED_TICK, array_of, ref
+from dkron_trio.http.spec import (
+    BAD_REQUEST,
+    INTERNAL,
+    NOT_FOUND,
+    Operation,
+    ParamKind,
+    QueryParam,
+    Reply,
+    error_reply,
+)
 from dkron_trio.logs import get_logger
 from dkron_trio.store.base import ExecutionQuery, SortOrder
 from dkron_trio.store.rules import EXECUTION_SORT_FIELDS
@@ -20,7 +28,7 @@ router = Router()
 
 _JOB_NAME = "job_name"
 _EXECUTION = "execution"
-_EXECUTION_NOT_FOUND = Reply(404, "No such job or execution.", ref(ERROR))
+_EXECUTION_NOT_FOUND = error_reply(404, "No such job or execution.")
 _FOLLOW_NOTE = (
     "Open it as a WebSocket to follow a running execution: JSON text frames "
     '{"type": "output", "data": ...} with the output so far, then each new piece, then '
@@ -166,7 +174,7 @@ router.add(_SHOW, websocket=True)(_follow)
         replies=(
             Reply(202, "Cancelling; the execution as it was.", ref(EXECUTION)),
             _EXECUTION_NOT_FOUND,
-            Reply(409, "The execution is not running (on this node).", ref(ERROR)),
+            error_reply(409, "The execution is not running (on this node)."),
             INTERNAL,
         ),
     )

@@ -9,8 +9,20 @@ from dkron_trio.http.context import ApiDeps
 from dkron_trio.http.errors import ApiError, json_response
 from dkron_trio.http.payload import job_json, job_path, parse_json, read_json_body
 from dkron_trio.http.router import ApiState, Call, Router
-from dkron_trio.http.schemas import ERROR, JOB, array_of, check_job_body, check_job_list, ref
-from dkron_trio.http.spec import Body, Operation, ParamKind, QueryParam, Reply
+from dkron_trio.http.schemas import JOB, array_of, check_job_body, check_job_list, ref
+from dkron_trio.http.spec import (
+    BAD_REQUEST,
+    INTERNAL,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAVAILABLE,
+    Body,
+    Operation,
+    ParamKind,
+    QueryParam,
+    Reply,
+    error_reply,
+)
 from dkron_trio.job import Job, JobStatus, ValidationError
 from dkron_trio.logs import get_logger
 from dkron_trio.runs import RunRefused
@@ -26,18 +38,6 @@ _UNTRIGGERED = "untriggered"
 
 _STATUS_CHOICES = tuple(_UNTRIGGERED if s is JobStatus.UNTRIGGERED else s.value for s in JobStatus)
 _JOB_NAME = "job_name"
-_ERROR = ref(ERROR)
-
-
-def _reply(status: int, description: str) -> Reply:
-    return Reply(status, description, _ERROR)
-
-
-BAD_REQUEST = _reply(400, "Invalid input; the error names the field or parameter.")
-NOT_FOUND = _reply(404, "No such job.")
-INTERNAL = _reply(500, "Internal error.")
-UNAVAILABLE = _reply(503, "Paused (POST /v1/pause) or no cluster leader.")
-TOO_LARGE = _reply(413, "The request body is larger than the body limit (1 MiB by default).")
 
 _RUNONCREATE = QueryParam(
     "runoncreate",
@@ -48,7 +48,7 @@ _JOB_BODY = Body(ref(JOB), "The job. Creating an existing name updates it (upser
 _WRITE_REPLIES = (
     Reply(201, "Stored; the answer is the job as stored.", ref(JOB), headers=("Location",)),
     BAD_REQUEST,
-    _reply(404, "parent_job names a job that does not exist."),
+    error_reply(404, "parent_job names a job that does not exist."),
     TOO_LARGE,
     INTERNAL,
     UNAVAILABLE,
@@ -69,13 +69,13 @@ _RUN_REPLIES = (
         headers=("Location",),
     ),
     NOT_FOUND,
-    _reply(
+    error_reply(
         409,
         "Refused: the job is disabled, or its concurrency is forbid and it is running "
         "(use ?force=true), or no node matches its tags.",
     ),
     INTERNAL,
-    _reply(503, "Paused (POST /v1/pause; use ?force=true) or no cluster leader."),
+    error_reply(503, "Paused (POST /v1/pause; use ?force=true) or no cluster leader."),
 )
 
 
@@ -270,7 +270,7 @@ async def show_job(state: ApiState, call: Call) -> Response:
         replies=(
             Reply(200, "The deleted job.", ref(JOB)),
             NOT_FOUND,
-            _reply(409, "The job has dependent jobs: delete them first."),
+            error_reply(409, "The job has dependent jobs: delete them first."),
             INTERNAL,
         ),
     )
@@ -388,7 +388,9 @@ async def toggle_job(state: ApiState, call: Call) -> Response:
                 "What happened to each job.",
                 {"type": "array", "items": {"type": "string"}},
             ),
-            _reply(400, "No file field, not a JSON array of jobs, an invalid job, unknown parent."),
+            error_reply(
+                400, "No file field, not a JSON array of jobs, an invalid job, unknown parent."
+            ),
             TOO_LARGE,
             INTERNAL,
             UNAVAILABLE,

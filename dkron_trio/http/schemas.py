@@ -91,7 +91,8 @@ class ObjectSchema:
     fields: tuple[Field, ...]
     required: tuple[str, ...] = ()
     accept_null: bool = False
-    """Every property also accepts null, meaning "not given" (Go's decoder does the same)."""
+    """Input schema: every property also accepts null, meaning "not given" (Go's decoder does
+    the same), and an enum also accepts "" for its default (Dkron's "" = allow)."""
     defaults: Mapping[str, object] = attrs.field(factory=dict)
 
     def json_schema(self) -> dict[str, Any]:

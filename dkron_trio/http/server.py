@@ -103,10 +103,6 @@ class HttpServer:
         )
         return cls(create_app(deps), config.http_addr)
 
-    @property
-    def app(self) -> ApiApp:
-        return self._app
-
     async def run(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from dkron_trio.http.schemas import ERROR, ref
 from dkron_trio.job import ValidationError
 
 _PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
@@ -135,6 +136,18 @@ class Reply:
     schema: Mapping[str, Any] | None = None
     headers: tuple[str, ...] = ()
     content_type: str = "application/json"
+
+
+def error_reply(status: int, description: str) -> Reply:
+    """A documented error answer: JSON ``{"error": ...}``."""
+    return Reply(status, description, ref(ERROR))
+
+
+BAD_REQUEST = error_reply(400, "Invalid input; the error names the field or parameter.")
+NOT_FOUND = error_reply(404, "No such job.")
+TOO_LARGE = error_reply(413, "The request body is larger than the body limit (1 MiB by default).")
+INTERNAL = error_reply(500, "Internal error.")
+UNAVAILABLE = error_reply(503, "Paused (POST /v1/pause) or no cluster leader.")
 
 
 @attrs.frozen
