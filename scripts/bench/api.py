@@ -2,12 +2,14 @@
 concurrent clients creating, reading and listing jobs.
 
 Usage: python scripts/bench/api.py [--jobs 10000] [--clients 32] [--seconds 5] [--repeats 2]
+                                  [--ceilings-only]
 
 The load client is threads, each with its own keep-alive ``http.client`` connection (see
 BENCHMARKING.md). Measured in the same run, with the same client and concurrency:
 
 1. the client's own ceiling: a trivial server (raw Trio streams, one canned answer);
-2. the bare Quart-Trio + hypercorn ceiling: one trivial JSON route on the same stack we use;
+2. the bare Quart-Trio + hypercorn ceiling: one trivial JSON route on the same stack we use,
+   plain and wrapped in `ShieldedSend` as dkron-trio serves it;
 3. dkron-trio (SQLite store, fsync on every write, scheduler running): preloading the jobs
    through the API, then create / read / list-a-page, each repeated; and listing all jobs.
 
