@@ -19,7 +19,8 @@ from dkron_trio.sim.network import RELIABLE, LinkConditions, SimRng
 
 class FaultKind(enum.Enum):
     CRASH = "crash"
-    """Power loss on `nodes`: unsynced writes lost or torn; the node stays down until RESTART."""
+    """Power loss on `nodes`, at once or (by the run's rng) in the middle of a node's next
+    fsync: unsynced writes are lost or torn. The node stays down until RESTART or the heal."""
     RESTART = "restart"
     PARTITION = "partition"
     """`nodes` on one side, everyone else on the other (added to existing cuts)."""

@@ -70,10 +70,14 @@ class KvStateMachine:
         return packed
 
     @classmethod
-    def restore(cls, data: bytes) -> KvStateMachine:
+    def restore(cls, data: bytes, index: int) -> KvStateMachine:
+        """The machine a snapshot at `index` describes; empty data is the empty initial state
+        of a bootstrapped cluster."""
         if not data:
-            return cls()
+            return cls(applied=index)
         applied, items = msgpack.unpackb(data)
+        if applied != index:
+            raise ValueError(f"snapshot at index {index} holds an image of index {applied}")
         return cls(dict(items), applied)
 
     def fingerprint(self) -> tuple[int, tuple[tuple[str, str], ...]]:

@@ -34,7 +34,7 @@ from dkron_trio.sim.safety import RaftSafetyChecker
 
 TICK_MS = 100
 """One Raft tick in simulated time (the shell's default)."""
-SLOT_MS = 5
+SLOT_MS = 10
 """Delivery granularity: messages reaching a node within one slot form one batch (one Ready)."""
 
 
@@ -62,7 +62,7 @@ class RunReport:
     max_term: int
     max_chosen: int
     crashes: int
-    torn_crashes: int
+    lossy_crashes: int
     snapshots_installed: int
     compactions: int
     conf_changes_applied: int
@@ -157,7 +157,7 @@ class RaftCluster:
             max_term=self._checker.max_term(),
             max_chosen=self._checker.max_chosen,
             crashes=self._stats.crashes,
-            torn_crashes=self._stats.torn_crashes,
+            lossy_crashes=self._stats.lossy_crashes,
             snapshots_installed=self._stats.snapshots_installed,
             compactions=self._stats.compactions,
             conf_changes_applied=self._stats.conf_changes_applied,
@@ -197,7 +197,10 @@ class RaftCluster:
         self._checker.on_crash(node_id)
         loss = self._disks[node_id].crash(self._rng)
         self._stats.crashes += 1
-        self._stats.torn_crashes += loss.torn
+        self._stats.lossy_crashes += bool(loss.lost_writes or loss.torn)
+
+    def _crash_action(self, node_id: int) -> Callable[[], None]:
+        return lambda: self._crash(node_id)
 
     def leader(self) -> RaftSimNode | None:
         """The running leader with the highest term, if any."""
@@ -213,7 +216,7 @@ class RaftCluster:
 
     def _fault_action(self, fault: Fault) -> Callable[[int], None]:
         def run(now: int) -> None:
-            self._sim.trace(b"F" + fault.kind.value.encode())
+            self._sim.trace(-1, fault.at, *fault.nodes)
             self._apply_fault(fault, now)
             for node_id in self.running():
                 self._sim.flush(node_id)
@@ -226,7 +229,11 @@ class RaftCluster:
         match fault.kind:
             case FaultKind.CRASH:
                 for node_id in fault.nodes:
-                    self._crash(node_id)
+                    node = self._nodes.get(node_id)
+                    if node is not None and self._rng.random() < 0.5:
+                        node.crash_at_next_sync(self._crash_action(node_id))
+                    else:
+                        self._crash(node_id)
             case FaultKind.RESTART:
                 for node_id in fault.nodes:
                     if node_id in self._disks and node_id not in self._nodes:
@@ -297,12 +304,15 @@ class RaftCluster:
     # -- the calm phase -------------------------------------------------------------------
 
     def _heal_all(self, now: int) -> None:
-        self._sim.trace(b"heal all")
+        self._sim.trace(-2, now)
         self._sim.network.heal()
         self._sim.network.set_conditions(RELIABLE)
         for node_id in self._ids:
-            if node_id not in self._nodes:
+            node = self._nodes.get(node_id)
+            if node is None:
                 self._boot(node_id, now)
+            else:
+                node.crash_at_next_sync(None)
 
     def _stop_clients(self, now: int) -> None:
         self.clients.stop()
@@ -401,3 +411,8 @@ class RaftCluster:
 def run_schedule(schedule: FaultSchedule, rng: SimRng) -> RunReport:
     """Run one schedule; `rng` must be seeded from `schedule.seed` by the caller."""
     return RaftCluster.create(schedule, rng).run()
+
+
+def replay_command(schedule: FaultSchedule) -> str:
+    """The shell command that replays `schedule` bit for bit."""
+    return f"python fuzz/raft_sim.py --schedule '{schedule.encode()}'"

@@ -19,7 +19,7 @@ from dkron_trio.sim.disk import SimDisk
 from dkron_trio.sim.kv import KvOutput
 from dkron_trio.sim.kv_machine import KvCommand, KvStateMachine
 from dkron_trio.sim.network import SimRng
-from dkron_trio.sim.safety import RaftSafetyChecker, SafetyViolation
+from dkron_trio.sim.safety import RaftSafetyChecker
 
 
 @attrs.define
@@ -27,7 +27,7 @@ class RunStats:
     """Counters the nodes and the cluster bump during a run (to show what a run exercised)."""
 
     crashes: int = 0
-    torn_crashes: int = 0
+    lossy_crashes: int = 0
     snapshots_installed: int = 0
     compactions: int = 0
     conf_changes_applied: int = 0
@@ -46,7 +46,7 @@ class RaftSimNode:
     _kv: KvStateMachine
     _checker: RaftSafetyChecker
     _complete: Completion
-    _trace: Callable[[bytes], None]
+    _trace: Callable[..., None]
     _stats: RunStats
     _snapshot_every: int
     _last_image: int
@@ -57,6 +57,7 @@ class RaftSimNode:
     """ReadIndex context -> (handle, key) awaiting a read state."""
     _read_waits: list[tuple[int, int, str]] = attrs.field(factory=list)
     """(read index, handle, key) awaiting apply."""
+    _crash_at_sync: Callable[[], None] | None = None
 
     @classmethod
     def boot(
@@ -68,7 +69,7 @@ class RaftSimNode:
         *,
         checker: RaftSafetyChecker,
         complete: Completion,
-        trace: Callable[[bytes], None],
+        trace: Callable[..., None],
         snapshot_every: int,
         stats: RunStats,
         now: int,
@@ -76,12 +77,7 @@ class RaftSimNode:
         """Start (or restart) a node from what its disk holds."""
         storage = disk.storage
         snapshot = storage.snapshot()
-        kv = KvStateMachine.restore(snapshot.data)
-        if kv.applied != snapshot.meta.index:
-            raise SafetyViolation(
-                f"t={now}: node {node_id}: snapshot at {snapshot.meta.index} holds an image "
-                f"of index {kv.applied}"
-            )
+        kv = KvStateMachine.restore(snapshot.data, snapshot.meta.index)
         core = RaftCore(node_id, storage, config, rng, applied=snapshot.meta.index)
         checker.on_start(node_id, storage, storage.initial_state()[0], now)
         return cls(
@@ -145,6 +141,11 @@ class RaftSimNode:
         self._reads[ctx] = (handle, key)
         return self._core.leader_id
 
+    def crash_at_next_sync(self, crash: Callable[[], None] | None) -> None:
+        """Arm (or with None, disarm) a power loss in the middle of the next fsync: the Ready
+        is written but not synced, its messages never leave, and `crash` takes the node down."""
+        self._crash_at_sync = crash
+
     # -- the Ready loop -------------------------------------------------------------------
 
     def _process(self, now: int) -> None:
@@ -158,6 +159,9 @@ class RaftSimNode:
             )
             self._disk.persist(ready)
             if ready.must_sync:
+                if self._crash_at_sync is not None:
+                    self._crash_at_sync()
+                    return
                 self._disk.sync()
             self._checker.after_persist(self.node_id, ready, storage, role=role, term=term, now=now)
             for msg in ready.messages:
@@ -172,7 +176,7 @@ class RaftSimNode:
             image = ready.snapshot.data
             index = ready.snapshot.meta.index
             self._checker.on_image(self.node_id, index, image, now)
-            self._kv = KvStateMachine.restore(image)
+            self._kv = KvStateMachine.restore(image, index)
             self._last_image = index
             self._stats.snapshots_installed += 1
             for stale in [i for i in self._proposals if i <= index]:
@@ -215,14 +219,11 @@ class RaftSimNode:
     def _trace_ready(self, ready: Ready) -> None:
         hs = ready.hard_state
         self._trace(
-            b"R%d %d %d %d %d %d %d"
-            % (
-                self.node_id,
-                -1 if hs is None else hs.term,
-                -1 if hs is None else hs.vote,
-                -1 if hs is None else hs.commit,
-                len(ready.entries),
-                len(ready.messages),
-                self._kv.applied,
-            )
+            self.node_id,
+            -1 if hs is None else hs.term,
+            -1 if hs is None else hs.vote,
+            -1 if hs is None else hs.commit,
+            len(ready.entries),
+            len(ready.messages),
+            self._kv.applied,
         )

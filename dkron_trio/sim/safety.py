@@ -78,8 +78,6 @@ class RaftSafetyChecker:
         self, node: int, ready: Ready, storage: RaftStorage, *, role: Role, term: int, now: int
     ) -> None:
         """Checks on a Ready against the log it is about to change."""
-        if ready.hard_state is not None:
-            self._check_hard_state(node, ready.hard_state, now, "ready")
         if self._leader_terms.get(node) == term and role is Role.LEADER:
             if ready.snapshot is not None:
                 raise SafetyViolation(
@@ -95,7 +93,11 @@ class RaftSafetyChecker:
     def after_persist(
         self, node: int, ready: Ready, storage: RaftStorage, *, role: Role, term: int, now: int
     ) -> None:
-        """Checks on the log as the Ready left it, and on leadership changes."""
+        """Checks once the Ready is persisted (and synced if it asked): the hard state, the
+        log as the Ready left it, leadership changes. A node that crashes mid-fsync never gets
+        here: what it was writing may be lost, and it sent nothing that depended on it."""
+        if ready.hard_state is not None:
+            self._check_hard_state(node, ready.hard_state, now, "ready")
         for entry in ready.entries:
             self._link(node, entry, storage, now)
         if role is Role.LEADER:

@@ -7,7 +7,7 @@ import random
 from dkron_trio.raft.types import ConfState, Entry, HardState, Ready
 from dkron_trio.sim.disk import SimDisk
 
-CONF = ConfState(voters=frozenset({1, 2, 3}))
+CONF = ConfState()  # a joining node: its log starts at index 1
 
 
 def entries(lo: int, hi: int, term: int = 1) -> tuple[Entry, ...]:

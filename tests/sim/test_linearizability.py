@@ -219,7 +219,7 @@ def _legal(order: Sequence[KvOperation]) -> bool:
 @st.composite
 def small_histories(draw: st.DrawFn) -> list[KvOperation]:
     ops: list[KvOperation] = []
-    for client in range(draw(st.integers(0, 6))):
+    for client in range(draw(st.integers(0, 5))):
         key = draw(st.sampled_from(["x", "y"]))
         kind = draw(st.sampled_from(list(KvOp)))
         value = draw(st.sampled_from(["1", "2"]))

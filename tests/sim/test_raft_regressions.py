@@ -6,8 +6,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-import pytest
-
 from dkron_trio.raft.core import RaftCore
 from dkron_trio.raft.storage import MemoryRaftStorage
 from dkron_trio.raft.types import (
@@ -15,6 +13,7 @@ from dkron_trio.raft.types import (
     ConfChangeType,
     ConfState,
     Message,
+    MessageType,
     RaftConfig,
     Role,
 )
@@ -67,7 +66,6 @@ class Harness:
         return leader
 
 
-@pytest.mark.xfail(strict=True, reason="raft core: inflight window never freed (reported)")
 def test_follower_that_lost_a_full_inflight_window_catches_up() -> None:
     """Found by random_schedule seed 2 (`fuzz/raft_sim.py --seed 2`): a follower crashed while
     the leader had a full window of APPENDs in flight to it; after its restart the leader kept
@@ -83,11 +81,10 @@ def test_follower_that_lost_a_full_inflight_window_catches_up() -> None:
     assert h.cores[3].last_index == leader.last_index
 
 
-@pytest.mark.xfail(strict=True, reason="raft core: joiner misses bootstrap membership (reported)")
 def test_joining_node_learns_the_initial_membership() -> None:
-    """Found by random_schedule seed 35: a node added with an empty disk replays the log from
-    index 1, but the initial membership lives only in the bootstrap snapshot at index 0, so it
-    computes its configuration from the conf changes alone. Promoted, it believed it was the
+    """Found by random_schedule seed 35: a node added with an empty disk replayed the log from
+    index 1 while the initial membership lived only in the bootstrap snapshot at index 0, so it
+    computed its configuration from the conf changes alone. Promoted, it believed it was the
     only voter, elected itself and committed entries on its own (leader completeness broke)."""
     h = Harness(3, RaftConfig())
     leader = h.elect(1)
@@ -100,3 +97,39 @@ def test_joining_node_learns_the_initial_membership() -> None:
     h.tick(3)
     assert leader.conf_state == ConfState(voters=frozenset({1, 2, 3, 4}))
     assert h.cores[4].conf_state == leader.conf_state
+
+
+def test_follower_acking_a_superseded_snapshot_gets_the_newer_one() -> None:
+    """Found by random_schedule seed 25 (`fuzz/raft_sim.py --seed 25`): a follower installed
+    the snapshot it was sent, but meanwhile the leader had compacted past it. The leader kept
+    the follower in SNAPSHOT state and resent the stale snapshot forever instead of sending
+    its current one, so the follower never caught up."""
+    h = Harness(3, RaftConfig(compaction_keep_entries=0))
+    leader = h.elect(1)
+    held: list[Message] = []
+
+    def cut_3(m: Message) -> bool:
+        return 3 in (m.to, m.sender)
+
+    def hold_snapshot(m: Message) -> bool:
+        if m.to == 3 and m.type is MessageType.SNAPSHOT:
+            held.append(m)
+            return True
+        return False
+
+    for i in range(4):
+        leader.propose(b"a%d" % i)
+        h.settle(drop=cut_3)
+    leader.compact(leader.applied, b"image-1")
+    h.settle(drop=cut_3)
+    h.tick(2, drop=hold_snapshot)
+    assert held, "the leader should have started a snapshot for node 3"
+    for i in range(4):
+        leader.propose(b"b%d" % i)
+        h.settle(drop=cut_3)
+    leader.compact(leader.applied, b"image-2")
+    h.settle(drop=cut_3)
+    h.cores[3].step(held[0])
+    h.settle()
+    h.tick(30)
+    assert h.cores[3].last_index == leader.last_index

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dkron_trio.raft.storage import MemoryRaftStorage
-from dkron_trio.raft.types import ConfState, Entry, HardState, Ready, Role
+from dkron_trio.raft.types import Entry, HardState, Ready, Role
 from dkron_trio.sim.safety import RaftSafetyChecker, SafetyViolation
-
-CONF = ConfState(voters=frozenset({1, 2, 3}))
 
 
 class Node:
@@ -17,7 +15,7 @@ class Node:
     def __init__(self, checker: RaftSafetyChecker, node_id: int) -> None:
         self.checker = checker
         self.id = node_id
-        self.storage = MemoryRaftStorage(CONF)
+        self.storage = MemoryRaftStorage()  # empty: the log starts at index 1
         checker.on_start(node_id, self.storage, HardState(), 0)
 
     def ready(self, ready: Ready, role: Role = Role.FOLLOWER, term: int = 1) -> None:
