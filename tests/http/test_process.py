@@ -26,6 +26,8 @@ GETTING_STARTED: dict[str, Any] = {
     "executor": "shell",
     "executor_config": {"command": "date"},
 }
+pytestmark = pytest.mark.slow
+
 DATE_OUTPUT = re.compile(r"\d{2}:\d{2}:\d{2}.* \d{4}\n$")
 
 
