@@ -60,14 +60,16 @@ class Field:
     nullable: bool = False
     """May be null in responses (an unset time, no exit code yet)."""
     choices: type[Enum] | None = None
+    input_aliases: tuple[str, ...] = ()
+    """Further values accepted on input for this enum (e.g. status "untriggered")."""
     example: object = None
 
     def schema(self, *, accept_null: bool, default: object = None) -> dict[str, Any]:
         out = self.kind.schema()
         if self.choices is not None:
             out["enum"] = [member.value for member in self.choices]
-        if accept_null and "enum" in out and "" not in out["enum"]:
-            out["enum"].append("")
+        if accept_null and "enum" in out:
+            out["enum"] += [v for v in ("", *self.input_aliases) if v not in out["enum"]]
         if accept_null or self.nullable:
             out["type"] = [out["type"], "null"]
             if "enum" in out:
@@ -302,9 +304,10 @@ _JOB_FIELDS = (
     Field(
         "status",
         FieldType.STRING,
-        'Outcome of the latest run ("" = never ran).',
+        'Outcome of the latest run ("" = never ran; "untriggered" means the same on input).',
         read_only=True,
         choices=JobStatus,
+        input_aliases=("untriggered",),
     ),
     Field(
         "next",

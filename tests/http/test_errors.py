@@ -67,6 +67,11 @@ async def test_null_means_not_given(api: Api) -> None:
     assert (answer["owner"], answer["tags"]) == ("", {})
 
 
+async def test_status_untriggered_is_accepted_on_input(api: Api) -> None:
+    status, answer = await api.json("POST", "/v1/jobs", json=VALID | {"status": "untriggered"})
+    assert (status, answer["status"]) == (201, "")
+
+
 async def test_unknown_fields_are_ignored_like_dkron(api: Api) -> None:
     status, answer = await api.json("POST", "/v1/jobs", json=VALID | {"command": "legacy"})
     assert status == 201
