@@ -29,16 +29,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dkron_trio.schedule import parse_schedule
-from dkron_trio.store.memory import MemoryStore
-from dkron_trio.store.sqlite import open_sqlite_store
-
 from dkron_trio.clock import WallClock
 from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor, OutputCallback
 from dkron_trio.job import Job
 from dkron_trio.runs import RunManager
+from dkron_trio.schedule import parse_schedule
 from dkron_trio.scheduler import Scheduler
 from dkron_trio.store.base import Store
+from dkron_trio.store.memory import MemoryStore
+from dkron_trio.store.sqlite import open_sqlite_store
 
 ZONES = ["", "UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Lord_Howe"]
 
@@ -98,9 +97,10 @@ async def run_dkron(store_kind: str, jobs: int, seconds: float) -> tuple[list[fl
     def executors(name: str) -> Executor:
         return executor
 
-    base = clock.now() + timedelta(seconds=1)
+    origin = clock.now()
     async with open_store(store_kind) as store:
-        for i in range(jobs):
+
+        async def add(i: int) -> None:
             job = Job.from_json(
                 {
                     "name": f"job-{i}",
@@ -109,9 +109,21 @@ async def run_dkron(store_kind: str, jobs: int, seconds: float) -> tuple[list[fl
                     "executor_config": {"command": "true"},
                     "retention_count": 5,
                 },
-                now=base + timedelta(seconds=10 * i / jobs) - timedelta(seconds=10),
+                now=origin + timedelta(seconds=10 * i / jobs),
             )
             await store.set_job(job)
+
+        async with trio.open_nursery() as nursery:  # concurrent: the store commits in groups
+            for i in range(jobs):
+                nursery.start_soon(add, i)
+        base = clock.now() + timedelta(seconds=1)
+
+        async def start_at_base(i: int) -> None:  # no catch-up of ticks missed while loading
+            await store.set_cursor(f"job-{i}", base)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(jobs):
+                nursery.start_soon(start_at_base, i)
         runs = RunManager(store, clock, "bench", {}, executors)
         scheduler = Scheduler(store, runs, clock)
         async with trio.open_nursery() as nursery:
