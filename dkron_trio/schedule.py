@@ -48,8 +48,8 @@ import attrs
 
 from dkron_trio.durations import DurationError, parse_go_duration
 from dkron_trio.schedule_base import Schedule, ScheduleError, ScheduleKind
-from dkron_trio.schedule_cron import CronSchedule, build_tables
-from dkron_trio.schedule_fields import FIELDS, HASH_RANGES, parse_fields
+from dkron_trio.schedule_cron import CronSchedule
+from dkron_trio.schedule_fields import FIELDS, HASH_RANGES, cron_tables
 from dkron_trio.schedule_zone import ZoneTimeline, timeline
 
 __all__ = ["Schedule", "ScheduleError", "ScheduleKind", "parse_schedule"]
@@ -71,8 +71,8 @@ _RFC3339 = re.compile(
 )
 # Parsed cron schedules by (spec, timezone, job name if the spec hashes): a fleet shares
 # a few hundred specs. Bounded; cleared when full.
-_CACHE: dict[tuple[str, str, str], Schedule] = {}
-_CACHE_LIMIT = 1 << 16
+_CACHE: dict[tuple[str, ...], Schedule] = {}
+_CACHE_LIMIT = 1 << 17
 _INTERVALS: dict[str, timedelta] = {}  # `@every` argument -> interval
 
 
@@ -115,41 +115,41 @@ def parse_schedule(
     spec: str, *, timezone: str = "", job_name: str = "", anchor: datetime | None = None
 ) -> Schedule:
     """Parse any schedule form (see the module docstring); ScheduleError names the problem."""
-    key = (spec, timezone, job_name if "~" in spec else "")
+    hashed = "~" in spec
+    key = (spec, timezone, job_name) if hashed else (spec, timezone)
     found = _CACHE.get(key)
     if found is not None:
         return found
-    text = spec.strip()
-    if not text:
+    parts = spec.split()
+    if not parts:
         raise ScheduleError("empty schedule")
     tz = timezone
-    if text.startswith(("TZ=", "CRON_TZ=")):
-        head, _, rest = text.partition(" ")
+    if parts[0].startswith(("TZ=", "CRON_TZ=")):
+        head = parts.pop(0)
         tz = head.partition("=")[2]
-        text = rest.strip()
         if not tz:
             raise ScheduleError(f"empty timezone in {head!r}")
-        if not text:
+        if not parts:
             raise ScheduleError(f"nothing follows the {head!r} prefix")
     zone = timeline(tz)
-    if text[0] == "@":
-        return _parse_at_form(key, text, tz, zone, anchor)
-    if "~" in text:
-        text = _apply_hash(text, job_name)
-    parts = text.split()
+    if parts[0][0] == "@":
+        return _parse_at_form(key, parts, tz, zone, anchor)
+    if hashed:
+        parts = _apply_hash(parts, job_name)
     if len(parts) == 5:
         parts.insert(0, "0")
     elif len(parts) != 6:
         raise ScheduleError(
-            f"expected 6 fields (sec min hour dom month dow) or 5, got {len(parts)} in {text!r}"
+            f"expected 6 fields (sec min hour dom month dow) or 5, got {len(parts)}"
+            f" in {' '.join(parts)!r}"
         )
     return _cron(key, spec, tz, parts, zone)
 
 
 def _cron(
-    key: tuple[str, str, str], spec: str, tz: str, parts: list[str], zone: ZoneTimeline
+    key: tuple[str, ...], spec: str, tz: str, parts: list[str], zone: ZoneTimeline
 ) -> Schedule:
-    tables = build_tables(parse_fields(parts))
+    tables = cron_tables(parts)
     if tables is None:
         raise ScheduleError(f"day-of-month {parts[3]!r} never occurs in month {parts[4]!r}")
     if len(_CACHE) >= _CACHE_LIMIT:
@@ -158,23 +158,22 @@ def _cron(
     return found
 
 
-def _apply_hash(text: str, job_name: str) -> str:
-    parts = text.split()
+def _apply_hash(parts: list[str], job_name: str) -> list[str]:
     fields = FIELDS[1:] if len(parts) == 5 else FIELDS
     total = sum(ord(c) for c in job_name)
     out = []
     for field, part in zip(fields, parts, strict=False):
         modulo, base = HASH_RANGES[field]
         out.append(part.replace("~", str(total % modulo + base)))
-    return " ".join(out + parts[len(fields) :])
+    return out + parts[len(fields) :]
 
 
 def _parse_at_form(
-    key: tuple[str, str, str], text: str, tz: str, zone: ZoneTimeline, anchor: datetime | None
+    key: tuple[str, ...], parts: list[str], tz: str, zone: ZoneTimeline, anchor: datetime | None
 ) -> Schedule:
     spec = key[0]
-    word, _, arg = text.partition(" ")
-    arg = arg.strip()
+    word = parts[0]
+    arg = " ".join(parts[1:])
     cron = _DESCRIPTORS.get(word.lower())
     if cron is not None:
         if arg:

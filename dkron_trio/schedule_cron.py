@@ -1,7 +1,8 @@
 """The cron next-fire search: wall-clock matching on integers, then the DST walk.
 
 Wall times and instants are integer seconds (wall = instant + UTC offset), so the hot
-path is integer arithmetic, small-table look-ups and one bitmask per month for the days.
+path is integer arithmetic on bitmasks: the next allowed value >= x of a field is x plus
+the index of the lowest set bit of `mask >> x`; the days of a month are one mask too.
 The DST rules themselves are stated in schedule.py's docstring; `CronSchedule.next_after`
 implements them segment by segment (a segment = a stretch of constant UTC offset).
 """
@@ -12,30 +13,29 @@ from typing import ClassVar
 import attrs
 
 from dkron_trio.schedule_base import Schedule, ScheduleKind
-from dkron_trio.schedule_fields import ParsedField
+from dkron_trio.schedule_fields import LEN_MASK as _LEN_MASK
+from dkron_trio.schedule_fields import Tables
 from dkron_trio.schedule_zone import ZoneTimeline
 
 _EPOCH_ORD = date(1970, 1, 1).toordinal()
 _FIRST_WALL = (1 - _EPOCH_ORD) * 86400  # 0001-01-01T00:00:00 as wall seconds
 _MAX_INSTANT = (date(9999, 12, 31).toordinal() - _EPOCH_ORD) * 86400 + 86399
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_LEN_MASK = tuple(((1 << (n + 1)) - 1) & ~1 for n in range(32))  # bits 1..n
-_ALL_HOURS = (1 << 24) - 1
-_LONG_MONTHS = sum(1 << m for m in (1, 3, 5, 7, 8, 10, 12))
 _CACHE_LIMIT = 1 << 17
 
-# Memo of calendar facts, bounded (cleared when full): days since the epoch -> (year,
-# month, day), and year * 16 + month -> (weekday of the 1st with Sunday = 0, length,
-# days since the epoch of the 1st).
-_DAYS: dict[int, tuple[int, int, int]] = {}
+# Memo of calendar facts, bounded (cleared when full): year * 16 + month -> (weekday of
+# the 1st with Sunday = 0, length, days since the epoch of the 1st); days since the epoch
+# -> (year, month, day, and the first two of its month's facts).
+_DAYS: dict[int, tuple[int, int, int, int, int]] = {}
 _MONTHS: dict[int, tuple[int, int, int]] = {}
 
 
-def _day(days: int) -> tuple[int, int, int]:
+def _day(days: int) -> tuple[int, int, int, int, int]:
     d = date.fromordinal(days + _EPOCH_ORD)
+    first, length, _ = _MONTHS.get(d.year * 16 + d.month) or _month(d.year, d.month)
     if len(_DAYS) >= _CACHE_LIMIT:
         _DAYS.clear()
-    found = _DAYS[days] = (d.year, d.month, d.day)
+    found = _DAYS[days] = (d.year, d.month, d.day, first, length)
     return found
 
 
@@ -54,42 +54,18 @@ def _month(year: int, month: int) -> tuple[int, int, int]:
     return found
 
 
-Tables = tuple[
-    tuple[int, ...],
-    tuple[int, ...],
-    tuple[int, ...],
-    tuple[int, ...],
-    int,
-    tuple[int, ...],
-    bool,
-    bool,
-]
+# Results by Unix second, bounded: cron fires cluster on round instants, and a datetime
+# from a dictionary is cheaper than a new one.
+_INSTANTS: dict[int, datetime] = {}
 
 
-def build_tables(fields: tuple[ParsedField, ...]) -> Tables | None:
-    """Search tables for six parsed fields; None when the days never occur (Feb 30th).
-
-    (seconds, minutes, hours, months next-tables, day-of-month mask, weekday spread,
-    day_or, hour_full); one tuple because the search unpacks it in one step.
-    """
-    sec, minute, hour, dom, month, dow = fields
-    if not dom.star and dow.star:
-        longest = 31 if month.mask & _LONG_MONTHS else 30 if month.mask & ~4 else 29
-        if not dom.mask & _LEN_MASK[longest]:
-            return None
-    # robfig: when both day fields are restricted, either one matching is enough
-    day_or = not dom.star and not dow.star
-    hour_full = hour.mask == _ALL_HOURS  # repeated hours fire on both passes
-    return (
-        sec.table,
-        minute.table,
-        hour.table,
-        month.table,
-        dom.mask,
-        dow.table,
-        day_or,
-        hour_full,
-    )
+def _instant(w: int) -> datetime | None:
+    if w > _MAX_INSTANT:
+        return None
+    if len(_INSTANTS) >= 4096:
+        _INSTANTS.clear()
+    found = _INSTANTS[w] = datetime.fromtimestamp(w, UTC)
+    return found
 
 
 @attrs.frozen
@@ -123,11 +99,11 @@ class CronSchedule(Schedule):
             end = seg.end
             if w < end + o:
                 w -= o
-                return None if w > _MAX_INSTANT else datetime.fromtimestamp(w, UTC)
+                return _INSTANTS.get(w) or _instant(w)
             after = seg.after
             if after > o:
                 if w < end + after:
-                    return datetime.fromtimestamp(end, UTC)
+                    return _INSTANTS.get(end) or _instant(end)
             elif after < o and hour_full:
                 w = self.next_wall(end + after)
             seg = zone.following(seg)
@@ -135,62 +111,62 @@ class CronSchedule(Schedule):
         return None
 
     def next_wall(self, lo: int) -> int | None:
-        """Smallest matching wall time >= lo (wall seconds), ignoring DST; None past 9999."""
-        secs, mins, hours, months, dom, spread, day_or, _ = self.tables
+        """Smallest matching wall time >= lo (wall seconds), ignoring DST; None past 9999.
+
+        The start day is tried first (the rest of its time of day), then the following
+        days of its month, then the following months; any day after the start day fires
+        at the spec's first time of day.
+        """
+        secs, mins, hours, months, dom, spread, day_or, _, first_s, first_ms, first_tod = (
+            self.tables
+        )
         if lo < _FIRST_WALL:  # noqa: PLR1730 - max() is a call, and this is the hot path
             lo = _FIRST_WALL
         days = lo // 86400
-        sod = lo - days * 86400
-        y, mo, d = _DAYS.get(days) or _day(days)
-        h = sod // 3600
-        sod -= h * 3600
-        mi = sod // 60
-        s = sod - mi * 60
+        y, mo, d, first, length = _DAYS.get(days) or _day(days)
+        if months >> mo & 1:
+            if day_or:
+                day_mask = (dom | spread[first]) & _LEN_MASK[length]
+            else:
+                day_mask = dom & spread[first] & _LEN_MASK[length]
+            if day_mask >> d & 1:
+                sod = lo - days * 86400
+                h = sod // 3600
+                tod = -1
+                if hours >> h & 1:
+                    rest = sod - h * 3600
+                    mi = rest // 60
+                    if mins >> mi & 1:
+                        m = secs >> (rest - mi * 60)
+                        if m:
+                            tod = sod + (m & -m).bit_length() - 1
+                    if tod < 0:
+                        m = mins >> (mi + 1)
+                        if m:
+                            tod = h * 3600 + (mi + (m & -m).bit_length()) * 60 + first_s
+                if tod < 0:
+                    m = hours >> (h + 1)
+                    if m:
+                        tod = (h + (m & -m).bit_length()) * 3600 + first_ms
+                if tod >= 0:
+                    return days * 86400 + tod
+            m = day_mask >> (d + 1)
+            if m:
+                return (days + (m & -m).bit_length()) * 86400 + first_tod
         while True:
-            m2 = months[mo]
-            if m2 != mo:
-                if m2 < 0:
-                    y += 1
-                    if y > 9999:
-                        return None
-                    mo = months[1]
-                else:
-                    mo = m2
-                d = 1
-                h = mi = s = 0
+            mo += 1
+            m = months >> mo
+            if m:
+                mo += (m & -m).bit_length() - 1
+            else:
+                y += 1
+                if y > 9999:
+                    return None
+                mo = (months & -months).bit_length() - 1
             first, length, base = _MONTHS.get(y * 16 + mo) or _month(y, mo)
             if day_or:
-                mask = (dom | spread[first]) & _LEN_MASK[length]
+                m = (dom | spread[first]) & _LEN_MASK[length]
             else:
-                mask = dom & spread[first] & _LEN_MASK[length]
-            mask >>= d
-            if not mask:
-                mo += 1
-                d = 1
-                h = mi = s = 0
-                continue
-            if not mask & 1:
-                d += (mask & -mask).bit_length() - 1
-                h = mi = s = 0
-            h2 = hours[h]
-            if h2 < 0:
-                d += 1
-                h = mi = s = 0
-                continue
-            if h2 != h:
-                h = h2
-                mi = s = 0
-            m2 = mins[mi]
-            if m2 < 0:
-                h += 1
-                mi = s = 0
-                continue
-            if m2 != mi:
-                mi = m2
-                s = 0
-            s2 = secs[s]
-            if s2 < 0:
-                mi += 1
-                s = 0
-                continue
-            return (base + d - 1) * 86400 + h * 3600 + mi * 60 + s2
+                m = dom & spread[first] & _LEN_MASK[length]
+            if m:
+                return (base + (m & -m).bit_length() - 2) * 86400 + first_tod

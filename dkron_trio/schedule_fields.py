@@ -1,4 +1,4 @@
-"""Cron fields: one field's text to a bitmask, plus the tables the next-fire search walks.
+"""Cron fields: one field's text to a bitmask, and the tuple the next-fire search reads.
 
 Parsing follows robfig/cron v3 (Dkron's parser): `*`, `?`, `a-b`, `a/n` (= `a-max/n`),
 `a-b/n`, `*/n`, comma lists, month and weekday names (case-insensitive). A field counts
@@ -6,7 +6,8 @@ as *star* (unrestricted, for the day-of-month/day-of-week rule) when one of its 
 `*` or `?` with a step of 1, exactly as robfig's star bit. Weekday 7 is tolerated as Sunday.
 
 Results are memoized per (field, text): specs of a fleet reuse the same few hundred
-tokens, so parsing a new spec is mostly six dictionary look-ups.
+tokens, so parsing a new spec is mostly six dictionary look-ups. The search reads each
+field as a bitmask (bit v set = value v allowed).
 """
 
 import enum
@@ -66,34 +67,22 @@ HASH_RANGES = {
 
 @attrs.frozen
 class ParsedField:
-    """One parsed field: allowed values as a bitmask, robfig's star flag, and `table`.
-
-    `table` is what the search reads: for second, minute, hour and month the `next_table`
-    of the mask; for day-of-week the `dow_spread`; empty for day-of-month (it uses the mask).
-    """
+    """One parsed field: allowed values as a bitmask, robfig's star flag, and for the
+    day-of-week field its `dow_spread` (empty for the others)."""
 
     mask: int
     star: bool
-    table: tuple[int, ...]
+    spread: tuple[int, ...]
 
 
-def next_table(mask: int, high: int) -> tuple[int, ...]:
-    """Table t with t[i] = smallest allowed value >= i, or -1; indices 0..high+1.
-
-    The extra index lets the search step one past the top (minute 60, hour 24) and read -1.
-    """
-    out: list[int] = []
-    while mask:
-        low = mask & -mask
-        v = low.bit_length() - 1
-        out += [v] * (v + 1 - len(out))
-        mask ^= low
-    out += [-1] * (high + 2 - len(out))
-    return tuple(out)
+_SPREADS: dict[int, tuple[int, ...]] = {}
 
 
 def dow_spread(dow_mask: int) -> tuple[int, ...]:
     """For each weekday of a month's 1st (Sunday = 0): its days 1..31 on allowed weekdays."""
+    found = _SPREADS.get(dow_mask)
+    if found is not None:
+        return found
     week = [d for d in range(7) if dow_mask >> d & 1]
     out = []
     for first in range(7):
@@ -102,7 +91,8 @@ def dow_spread(dow_mask: int) -> tuple[int, ...]:
             for day in range((d - first) % 7 + 1, 32, 7):
                 days |= 1 << day
         out.append(days)
-    return tuple(out)
+    found = _SPREADS[dow_mask] = tuple(out)
+    return found
 
 
 def _value(field: Field, bounds: _Bounds, text: str, whole: str) -> int:
@@ -168,17 +158,16 @@ def _part(field: Field, bounds: _Bounds, part: str, whole: str) -> tuple[int, bo
 
 _MEMO: dict[Field, dict[str, ParsedField]] = {f: {} for f in Field}
 _MEMO_LIMIT = 65536
-_MEMOS = tuple(_MEMO.values())
-_SEC, _MIN, _HOUR, _DOM, _MON, _DOW = _MEMOS
+_SEC, _MIN, _HOUR, _DOM, _MON, _DOW = _MEMO.values()
 FIELDS = tuple(Field)
 
 
 def parse_field(field: Field, text: str) -> ParsedField:
     """Parse one field's text; raise ScheduleError naming the field and the bad value."""
-    memo = _MEMO[field]
-    hit = memo.get(text)
-    if hit is not None:
-        return hit
+    return _MEMO[field].get(text) or _parse_new(field, text)
+
+
+def _parse_new(field: Field, text: str) -> ParsedField:
     bounds = _BOUNDS[field]
     mask = 0
     star = False
@@ -189,33 +178,63 @@ def parse_field(field: Field, text: str) -> ParsedField:
         m, s = _part(field, bounds, part, text)
         mask |= m
         star = star or s
+    spread: tuple[int, ...] = ()
     if field is Field.DAY_OF_WEEK:
         if mask >> 7:
             mask = (mask | 1) & 0x7F  # 7 is Sunday
-        table = dow_spread(mask)
-    elif field is Field.DAY_OF_MONTH:
-        table = ()
-    else:
-        table = next_table(mask, bounds.high)
-    parsed = ParsedField(mask, star, table)
+        spread = dow_spread(mask)
+    parsed = ParsedField(mask, star, spread)
+    memo = _MEMO[field]
     if len(memo) < _MEMO_LIMIT:
         memo[text] = parsed
     return parsed
 
 
-def parse_fields(parts: list[str]) -> tuple[ParsedField, ...]:
-    """Parse six field texts (seconds first); a fleet's common tokens are dictionary hits."""
+Tables = tuple[int, int, int, int, int, tuple[int, ...], bool, bool, int, int, int]
+LEN_MASK = tuple(((1 << (n + 1)) - 1) & ~1 for n in range(32))  # bits 1..n
+_ALL_HOURS = (1 << 24) - 1
+_LONG_MONTHS = sum(1 << m for m in (1, 3, 5, 7, 8, 10, 12))
+
+
+def cron_tables(parts: list[str]) -> Tables | None:
+    """Search tables for six field texts (seconds first); None when the days never occur
+    (e.g. `0 0 0 30 2 *`, February 30th).
+
+    (second, minute, hour, month, day-of-month masks, weekday spread, day_or, hour_full,
+    then the first second, minute * 60 + second and time of day the spec allows): one
+    tuple, which the search unpacks in one step. A fleet's common tokens are dictionary
+    hits.
+    """
     try:
-        return (
-            _SEC[parts[0]],
-            _MIN[parts[1]],
-            _HOUR[parts[2]],
-            _DOM[parts[3]],
-            _MON[parts[4]],
-            _DOW[parts[5]],
-        )
+        sec = _SEC[parts[0]]
+        minute = _MIN[parts[1]]
+        hour = _HOUR[parts[2]]
+        dom = _DOM[parts[3]]
+        month = _MON[parts[4]]
+        dow = _DOW[parts[5]]
     except KeyError:
-        return tuple(
-            memo.get(p) or parse_field(f, p)
-            for memo, f, p in zip(_MEMOS, FIELDS, parts, strict=True)
-        )
+        sec = _SEC.get(parts[0]) or _parse_new(Field.SECOND, parts[0])
+        minute = _MIN.get(parts[1]) or _parse_new(Field.MINUTE, parts[1])
+        hour = _HOUR.get(parts[2]) or _parse_new(Field.HOUR, parts[2])
+        dom = _DOM.get(parts[3]) or _parse_new(Field.DAY_OF_MONTH, parts[3])
+        month = _MON.get(parts[4]) or _parse_new(Field.MONTH, parts[4])
+        dow = _DOW.get(parts[5]) or _parse_new(Field.DAY_OF_WEEK, parts[5])
+    first_s = (sec.mask & -sec.mask).bit_length() - 1
+    first_ms = ((minute.mask & -minute.mask).bit_length() - 1) * 60 + first_s
+    if not dom.star and dow.star:
+        longest = 31 if month.mask & _LONG_MONTHS else 30 if month.mask & ~4 else 29
+        if not dom.mask & LEN_MASK[longest]:
+            return None
+    return (
+        sec.mask,
+        minute.mask,
+        hour.mask,
+        month.mask,
+        dom.mask,
+        dow.spread,
+        not dom.star and not dow.star,  # robfig: both restricted -> either day matches
+        hour.mask == _ALL_HOURS,  # every hour allowed: repeated hours fire on both passes
+        first_s,
+        first_ms,
+        ((hour.mask & -hour.mask).bit_length() - 1) * 3600 + first_ms,
+    )

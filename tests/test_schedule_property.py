@@ -323,3 +323,33 @@ def test_matches_croniter_on_utc(spec: Spec, t: datetime) -> None:
         got.append(nxt)
         cur = nxt
     assert got == expected
+
+
+def _scan(zone: ZoneInfo, start: int, end: int) -> list[int]:
+    """Offset changes in [start, end), by an hourly scan and bisection."""
+    out = []
+    for u in range(start, end, 3600):
+        if _offset(zone, u) != _offset(zone, u + 3600):
+            lo, hi = u, u + 3600
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if _offset(zone, mid) == _offset(zone, u) else (lo, mid)
+            out.append(hi)
+    return out
+
+
+def test_closest_transitions_in_tzdata_are_found() -> None:
+    # The two closest pairs of offset changes since 1970 (under 7 days apart).
+    for name, month in (("America/Noronha", (2000, 10)), ("Asia/Gaza", (2040, 10))):
+        start = int(datetime(*month, 1, tzinfo=UTC).timestamp())
+        end = start + 31 * 86400
+        expected = _scan(ZoneInfo(name), start, end)
+        assert len(expected) == 2
+        line = timeline(name)
+        got = [
+            x
+            for k in range(start // CHUNK, end // CHUNK + 1)
+            for x in line.chunk(k).transitions
+            if start <= x < end
+        ]
+        assert got == expected
