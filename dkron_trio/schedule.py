@@ -2,8 +2,9 @@
 
 Forms (dkron-reference.md §B, plus 5-field crontab lines):
 
-- 6-field cron, seconds first: `sec min hour dom month dow` with `* ? , - /`, month and
-  weekday names (case-insensitive), weekday 0-6 and 7 = Sunday. A 5-field line is a
+- 6-field cron, seconds first: `sec min hour dom month dow` with `* ? , - /` (`N/step`
+  = `N-max/step`; robfig takes `?` as `*` in any field), month and weekday names
+  (case-insensitive), weekday 0-6 and 7 = Sunday. A 5-field line is a
   crontab line (`min hour dom month dow`) with seconds = 0. Days follow robfig/cron: when
   both day-of-month and day-of-week are restricted a day matching either fires; a field
   that is `*` or `?` leaves the day to the other one. A spec whose days can never occur
@@ -34,10 +35,20 @@ to real instants as follows.
    @minutely) follows elapsed time: it fires at every real instant whose wall time
    matches, on both passes, so `0 */15 * * * *` fires every 15 real minutes through the
    repeated hour. A spec naming specific hours fires each wall time once, on its first
-   occurrence (`0 30 2 * * *` fires at 02:30 CEST, not again at 02:30 CET).
+   occurrence (`0 30 2 * * *` fires at 02:30 CEST, not again at 02:30 CET), also when
+   asked from inside the second pass.
+
+Why the hour field decides: "02:30 every day" means once a day, so the clock time wins;
+"every 15 minutes" (or every hour) means a rhythm, so elapsed time wins. A spec such as
+`0 */20 2 * * *` names an hour and so runs 02:00, 02:20, 02:40 once each.
 
 The rules do not assume whole-hour shifts: Australia/Lord_Howe moves by 30 minutes (gap
-02:00-02:30, repeated range 01:30-02:00) and the same three rules apply to those ranges.
+02:00-02:30, repeated range 01:30-02:00) and the same three rules apply to those ranges,
+as they do to a skipped day (Pacific/Apia, 30 Dec 2011: that day's times fire once at
+its end, 31 Dec 00:00).
+
+Parsed cron schedules, field tokens, zone transitions and calendar facts are memoized
+(bounded), so a fleet of similar jobs parses mostly from dictionaries.
 """
 
 import re
@@ -84,10 +95,13 @@ class EverySchedule(Schedule):
     interval: timedelta
     anchor: datetime
 
-    def next_after(self, t: datetime) -> datetime:
+    def next_after(self, t: datetime) -> datetime | None:
         if t < self.anchor:
             return self.anchor
-        return self.anchor + ((t - self.anchor) // self.interval + 1) * self.interval
+        try:
+            return self.anchor + ((t - self.anchor) // self.interval + 1) * self.interval
+        except OverflowError:  # past year 9999
+            return None
 
 
 @attrs.frozen

@@ -86,7 +86,7 @@ class CronSchedule(Schedule):
         if t.tzinfo is None:
             raise ValueError("next_after needs an aware datetime")
         ts = t.timestamp()
-        s0 = int(ts) + 1 if ts >= 0 else -int(-ts // 1) + 1
+        s0 = int(ts) + 1 if ts >= 0 else int(ts // 1) + 1  # first whole second > t
         zone = self.zone
         seg = zone.segment(s0)
         o = seg.offset

@@ -86,6 +86,22 @@ def test_strictly_after_and_sub_second_input() -> None:
     assert schedule.next_after(almost) == _utc(2025, 1, 1, 0, 0, 6)
 
 
+def test_before_1970() -> None:
+    schedule = parse_schedule("*/10 * * * * *", timezone="Europe/Berlin")
+    t = _utc(1969, 12, 31, 23, 59, 55) + timedelta(microseconds=500_000)
+    assert schedule.next_after(t) == _utc(1970, 1, 1)
+    assert schedule.next_after(_utc(1969, 12, 31, 23, 59, 40)) == _utc(1969, 12, 31, 23, 59, 50)
+    daily = parse_schedule("@daily", timezone="America/New_York")
+    assert daily.next_after(_utc(1950, 6, 1)) == _utc(1950, 6, 1, 4)
+
+
+def test_far_future_and_end_of_range() -> None:
+    schedule = parse_schedule("0 0 0 1 1 *", timezone="Europe/Berlin")
+    assert schedule.next_after(_utc(2400, 6, 1)) == _utc(2400, 12, 31, 23)
+    assert parse_schedule("0 0 0 29 2 *").next_after(_utc(2096, 3, 1)) == _utc(2104, 2, 29)
+    assert parse_schedule("@yearly").next_after(_utc(9999, 6, 1)) is None
+
+
 def test_input_in_other_offset_output_utc() -> None:
     schedule = parse_schedule("0 0 * * * *")
     t = datetime(2025, 1, 1, 5, 30, tzinfo=timezone(timedelta(hours=5)))
@@ -97,6 +113,24 @@ def test_input_in_other_offset_output_utc() -> None:
 def test_naive_input_rejected() -> None:
     with pytest.raises(ValueError, match="aware"):
         parse_schedule("@daily").next_after(datetime(2025, 1, 1))
+
+
+def test_hash_after_tz_prefix() -> None:
+    schedule = parse_schedule("TZ=Asia/Kolkata 0 ~ * * * *", job_name="job1")
+    assert schedule.next_after(START) == _utc(2025, 1, 1, 0, 34)  # 04 past in +05:30
+
+
+def test_kinds_are_schedules() -> None:
+    for spec, kind in [
+        ("@daily", ScheduleKind.CRON),
+        ("@every 1m", ScheduleKind.EVERY),
+        ("@at 2030-01-01T00:00:00Z", ScheduleKind.AT),
+        ("@manually", ScheduleKind.MANUAL),
+    ]:
+        schedule = parse_schedule(spec)
+        assert isinstance(schedule, Schedule)
+        assert schedule.kind is kind
+        assert schedule.spec == spec
 
 
 def test_tz_prefixes_override_job_timezone() -> None:
