@@ -353,3 +353,62 @@ def test_closest_transitions_in_tzdata_are_found() -> None:
             if start <= x < end
         ]
         assert got == expected
+
+
+def _wall_instant(zone: ZoneInfo, wall: datetime) -> int:
+    """The instant a single wall time fires at, by the rules, straight from zoneinfo: its
+    first occurrence if it exists, else the end of the gap holding it."""
+    first = wall.replace(tzinfo=zone, fold=0)
+    instant = int(first.timestamp())
+    if datetime.fromtimestamp(instant, zone).replace(tzinfo=None) == wall:
+        return instant
+    # in a gap: fold=0 reads it with the offset before the gap, so the gap ends in
+    # (wall - offset after, wall - offset before]; bisect for the change
+    lo = int(wall.replace(tzinfo=zone, fold=1).timestamp())
+    hi = instant
+    off_lo = _offset(zone, lo)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _offset(zone, mid) == off_lo else (lo, mid)
+    return hi
+
+
+@st.composite
+def rare_specs(draw: st.DrawFn) -> tuple[str, tuple[int, int, int], Spec]:
+    """One time of day with a specific hour, and day fields that fire rarely."""
+    s, m, h = draw(st.integers(0, 59)), draw(st.integers(0, 59)), draw(st.integers(0, 23))
+    spec = draw(specs())
+    text = f"{s} {m} {h} " + " ".join(spec.text.split()[-3:])
+    values = (frozenset({s}), frozenset({m}), frozenset({h}), *spec.values[3:])
+    return text, (h, m, s), Spec(text, values, spec.dom_star, spec.dow_star)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(rare_specs(), st.sampled_from(ZONES), st.integers(0, 60 * 365 * 86400))
+def test_far_fires_equal_day_by_day_oracle(
+    case: tuple[str, tuple[int, int, int], Spec], zone_name: str, offset: int
+) -> None:
+    """Specs firing once a day at most, months or years ahead: the walk over many DST
+    segments and chunk edges equals a day-by-day oracle (first matching day whose time,
+    placed by `_wall_instant`, is after t)."""
+    text, (h, m, s), spec = case
+    t = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(seconds=offset)
+    try:
+        schedule = parse_schedule(text, timezone=zone_name)
+    except ScheduleError:
+        assert _never_fires(spec)
+        return
+    zone = ZoneInfo(zone_name)
+    day = t.astimezone(zone).date() - timedelta(days=1)
+    expected = None
+    for _ in range(12 * 366):
+        wall = datetime(day.year, day.month, day.day, h, m, s)
+        if spec.matches(wall):
+            instant = _wall_instant(zone, wall)
+            if instant > t.timestamp():
+                expected = instant
+                break
+        day += timedelta(days=1)
+    got = schedule.next_after(t)
+    assert expected is not None
+    assert got is not None and int(got.timestamp()) == expected
