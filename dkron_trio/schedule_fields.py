@@ -67,12 +67,13 @@ HASH_RANGES = {
 
 @attrs.frozen
 class ParsedField:
-    """One parsed field: allowed values as a bitmask, robfig's star flag, and for the
-    day-of-week field its `dow_spread` (empty for the others)."""
+    """One parsed field: allowed values as a bitmask, robfig's star flag, for the
+    day-of-week field its `dow_spread` (empty for the others), and its smallest value."""
 
     mask: int
     star: bool
     spread: tuple[int, ...]
+    low: int  # the smallest allowed value
 
 
 _SPREADS: dict[int, tuple[int, ...]] = {}
@@ -183,7 +184,7 @@ def _parse_new(field: Field, text: str) -> ParsedField:
         if mask >> 7:
             mask = (mask | 1) & 0x7F  # 7 is Sunday
         spread = dow_spread(mask)
-    parsed = ParsedField(mask, star, spread)
+    parsed = ParsedField(mask, star, spread, (mask & -mask).bit_length() - 1)
     memo = _MEMO[field]
     if len(memo) < _MEMO_LIMIT:
         memo[text] = parsed
@@ -205,22 +206,15 @@ def cron_tables(parts: list[str]) -> Tables | None:
     tuple, which the search unpacks in one step. A fleet's common tokens are dictionary
     hits.
     """
-    try:
-        sec = _SEC[parts[0]]
-        minute = _MIN[parts[1]]
-        hour = _HOUR[parts[2]]
-        dom = _DOM[parts[3]]
-        month = _MON[parts[4]]
-        dow = _DOW[parts[5]]
-    except KeyError:
-        sec = _SEC.get(parts[0]) or _parse_new(Field.SECOND, parts[0])
-        minute = _MIN.get(parts[1]) or _parse_new(Field.MINUTE, parts[1])
-        hour = _HOUR.get(parts[2]) or _parse_new(Field.HOUR, parts[2])
-        dom = _DOM.get(parts[3]) or _parse_new(Field.DAY_OF_MONTH, parts[3])
-        month = _MON.get(parts[4]) or _parse_new(Field.MONTH, parts[4])
-        dow = _DOW.get(parts[5]) or _parse_new(Field.DAY_OF_WEEK, parts[5])
-    first_s = (sec.mask & -sec.mask).bit_length() - 1
-    first_ms = ((minute.mask & -minute.mask).bit_length() - 1) * 60 + first_s
+    p0, p1, p2, p3, p4, p5 = parts
+    sec = _SEC.get(p0) or _parse_new(Field.SECOND, p0)
+    minute = _MIN.get(p1) or _parse_new(Field.MINUTE, p1)
+    hour = _HOUR.get(p2) or _parse_new(Field.HOUR, p2)
+    dom = _DOM.get(p3) or _parse_new(Field.DAY_OF_MONTH, p3)
+    month = _MON.get(p4) or _parse_new(Field.MONTH, p4)
+    dow = _DOW.get(p5) or _parse_new(Field.DAY_OF_WEEK, p5)
+    first_s = sec.low
+    first_ms = minute.low * 60 + first_s
     if not dom.star and dow.star:
         longest = 31 if month.mask & _LONG_MONTHS else 30 if month.mask & ~4 else 29
         if not dom.mask & LEN_MASK[longest]:
@@ -236,5 +230,5 @@ def cron_tables(parts: list[str]) -> Tables | None:
         hour.mask == _ALL_HOURS,  # every hour allowed: repeated hours fire on both passes
         first_s,
         first_ms,
-        ((hour.mask & -hour.mask).bit_length() - 1) * 3600 + first_ms,
+        hour.low * 3600 + first_ms,
     )
