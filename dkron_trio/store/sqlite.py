@@ -177,8 +177,38 @@ def _execution(row: Sequence[Any]) -> Execution:
     )
 
 
+JOB_CACHE_SIZE = 20_000
+"""Decoded jobs kept in memory; beyond it the oldest entry gives way."""
+
+
 def _job(doc: str) -> Job:
     return Job.from_record(json.loads(doc))
+
+
+@attrs.define
+class _JobCache:
+    """Decoded jobs by name, so the hot path (cursors, executions) skips JSON decoding.
+
+    Only this store's one connection writes the file, so the cache is coherent as long as
+    every write passes through `_SqliteTx.save_job`/`remove_job` and a rollback clears it.
+    """
+
+    _jobs: dict[str, Job] = attrs.field(factory=dict)
+    _limit: int = JOB_CACHE_SIZE
+
+    def get(self, name: str) -> Job | None:
+        return self._jobs.get(name)
+
+    def put(self, job: Job) -> None:
+        if job.name not in self._jobs and len(self._jobs) >= self._limit:
+            del self._jobs[next(iter(self._jobs))]
+        self._jobs[job.name] = job
+
+    def drop(self, name: str) -> None:
+        self._jobs.pop(name, None)
+
+    def clear(self) -> None:
+        self._jobs.clear()
 
 
 @attrs.define
@@ -186,12 +216,21 @@ class _SqliteTx:
     """`rules.StoreTx` over the open connection (inside a transaction)."""
 
     _conn: sqlite3.Connection
+    _cache: _JobCache
 
     def load_job(self, name: str) -> Job | None:
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
         row = self._conn.execute("SELECT doc FROM job_docs WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _job(row[0])
+        if row is None:
+            return None
+        job = _job(row[0])
+        self._cache.put(job)
+        return job
 
     def save_job(self, job: Job) -> None:
+        self._cache.put(job)
         columns = rules.job_columns(job)
         values = [columns[f] for f in _JOB_FIELDS]
         doc = json.dumps(job.to_json(), separators=(",", ":"), ensure_ascii=False)
@@ -214,6 +253,7 @@ class _SqliteTx:
         )
 
     def remove_job(self, name: str) -> None:
+        self._cache.drop(name)
         self._conn.execute("DELETE FROM jobs WHERE name = ?", (name,))
 
     def load_execution(self, job_name: str, execution_id: str) -> Execution | None:
@@ -317,9 +357,11 @@ class _PendingWrite(Generic[T]):
     error: Exception | None = None
 
 
-def _apply_batch(conn: sqlite3.Connection, batch: "list[_PendingWrite[Any]]") -> None:
+def _apply_batch(
+    conn: sqlite3.Connection, cache: _JobCache, batch: "list[_PendingWrite[Any]]"
+) -> None:
     """Run every mutation in its own savepoint of one transaction, then commit once."""
-    tx = _SqliteTx(conn)
+    tx = _SqliteTx(conn, cache)
     conn.execute("BEGIN IMMEDIATE")
     try:
         for item in batch:
@@ -328,10 +370,12 @@ def _apply_batch(conn: sqlite3.Connection, batch: "list[_PendingWrite[Any]]") ->
                 item.result = item.fn(tx)
             except Exception as exc:  # the caller gets it; the others still commit
                 conn.execute("ROLLBACK TO one")
+                cache.clear()
                 item.error = exc
             conn.execute("RELEASE one")
         conn.execute("COMMIT")
     except BaseException as exc:
+        cache.clear()
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         for item in batch:
@@ -351,6 +395,7 @@ class SqliteStore:
     _closed: bool = False
     _pending: "list[_PendingWrite[Any]]" = attrs.field(factory=list)
     _committing: trio.Event | None = None
+    _cache: _JobCache = attrs.field(factory=_JobCache)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> "SqliteStore":
@@ -379,7 +424,7 @@ class SqliteStore:
         batch, self._pending = self._pending, []
         committing = self._committing = trio.Event()
         try:
-            await self._run(lambda conn: _apply_batch(conn, batch))
+            await self._run(lambda conn: _apply_batch(conn, self._cache, batch))
         finally:
             self._committing = None
             committing.set()
@@ -388,7 +433,7 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN")
             try:
-                return fn(_SqliteTx(conn))
+                return fn(_SqliteTx(conn, self._cache))
             finally:
                 conn.execute("COMMIT")
 
