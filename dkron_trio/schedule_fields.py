@@ -163,12 +163,8 @@ _SEC, _MIN, _HOUR, _DOM, _MON, _DOW = _MEMO.values()
 FIELDS = tuple(Field)
 
 
-def parse_field(field: Field, text: str) -> ParsedField:
-    """Parse one field's text; raise ScheduleError naming the field and the bad value."""
-    return _MEMO[field].get(text) or _parse_new(field, text)
-
-
 def _parse_new(field: Field, text: str) -> ParsedField:
+    """Parse one field's text (a memo miss); ScheduleError names the field and the value."""
     bounds = _BOUNDS[field]
     mask = 0
     star = False

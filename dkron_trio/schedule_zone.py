@@ -6,9 +6,10 @@ find them by probing zoneinfo: the timeline is cut into chunks of 2**25 s (about
 days); a chunk is probed every 3 days and every change of offset between two probes is
 pinned to the second by bisection (and again, if the offset changed more than once
 between the probes). The probes can only miss a change undone before the next probe; no
-zone has had two offset changes less than 6.9 days apart since 1970 (checked over all of
-tzdata for 1970-2045: Brazil's Noronha in 1999 and Gaza came closest). Chunks are
-computed on first use and kept, about 0.5 ms each.
+zone has two offset changes less than 6.9 days apart between 1970 and 2045 (checked over
+all of tzdata: Brazil's Noronha in October 2000 and Gaza's predicted October 2040 come
+closest; tests/test_schedule_property.py pins both). Chunks are computed on first use and
+kept, at a fraction of a millisecond each.
 
 The search asks for *segments* (a stretch of constant offset, with the offsets on either
 side); the last segment found is kept, since a batch of next-fire computations for one
@@ -32,7 +33,7 @@ _MAX_TS = int(datetime(9999, 12, 29, tzinfo=UTC).timestamp())
 _PROBE_STEP = 3 * _DAY
 # The longest repeated range any zone has had (Pacific/Apia and Kiribati moved by a day):
 # a segment start further back than this cannot matter to the DST rules.
-MAX_SHIFT = 2 * _DAY
+_MAX_SHIFT = 2 * _DAY
 
 
 @attrs.frozen
@@ -86,7 +87,7 @@ class ZoneTimeline:
     def _find(self, instant: int) -> Segment:
         """Segment holding `instant`. Chunk edges that are not transitions become pseudo
         boundaries (the same offset on both sides), so only the chunk of `instant` is
-        needed, plus the previous one when `instant` lies within MAX_SHIFT of its start."""
+        needed, plus the previous one when `instant` lies within _MAX_SHIFT of its start."""
         k = instant // CHUNK
         c = self.chunk(k)
         i = bisect_right(c.transitions, instant)
@@ -97,7 +98,7 @@ class ZoneTimeline:
         else:
             start = k * CHUNK
             before = offset = c.before
-            if instant - start < MAX_SHIFT:
+            if instant - start < _MAX_SHIFT:
                 p = self.chunk(k - 1)
                 if p.transitions:
                     start = p.transitions[-1]
