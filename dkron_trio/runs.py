@@ -19,6 +19,7 @@ from dkron_trio.execution import (
     MissedTick,
     MissReason,
     make_execution_id,
+    unix_nanos,
 )
 from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor
 from dkron_trio.executors.output import OutputBuffer
@@ -121,15 +122,33 @@ class RunManager:
 
     # --- starting runs ---------------------------------------------------------------------
 
+    def plan_attempt(self, job: Job, scheduled_at: datetime) -> Execution | None:
+        """The running record of a tick's first attempt here, or None when no node matches the
+        job's tags. The scheduler commits it together with its plan, then `start_planned`."""
+        node = Node(self._node_name, self._node_tags, self.running_count(job.name))
+        if not select_targets(job.tags, [node]):
+            return None
+        started = self._unique_start()
+        return self._execution(job, scheduled_at, 1, unix_nanos(started), started)
+
+    def start_planned(self, job: Job, execution: Execution) -> None:
+        """Run an attempt whose running record is already stored (see `plan_attempt`)."""
+        self._spawn(job, execution.scheduled_at or execution.started_at, execution)
+
     def start_run(self, job: Job, scheduled_at: datetime) -> None:
-        """Start a scheduled tick of ``job`` in the background."""
+        """Start a run of ``job`` in the background (manual runs, dependents)."""
+        self._spawn(job, scheduled_at, None)
+
+    def _spawn(self, job: Job, scheduled_at: datetime, planned: Execution | None) -> None:
         assert self._nursery is not None, "RunManager.run() must be started first"
         self._inflight += 1
-        self._nursery.start_soon(self._tracked_run, job, scheduled_at)
+        self._nursery.start_soon(self._tracked_run, job, scheduled_at, planned)
 
-    async def _tracked_run(self, job: Job, scheduled_at: datetime) -> None:
+    async def _tracked_run(
+        self, job: Job, scheduled_at: datetime, planned: Execution | None
+    ) -> None:
         try:
-            await self._run(job, scheduled_at)
+            await self._run(job, scheduled_at, planned)
         finally:
             self._inflight -= 1
             if not self._inflight:
@@ -145,12 +164,10 @@ class RunManager:
             self.cancel_job(job.name)
         self.start_run(job, self._clock.now())
 
-    async def _run(self, job: Job, scheduled_at: datetime) -> None:
-        group = int(self._clock.now().timestamp() * 1e9)
-        attempt = 1
-        while True:
-            node = Node(self._node_name, self._node_tags, self.running_count(job.name))
-            if not select_targets(job.tags, [node]):
+    async def _run(self, job: Job, scheduled_at: datetime, planned: Execution | None) -> None:
+        if planned is None:
+            planned = self.plan_attempt(job, scheduled_at)
+            if planned is None:
                 await self._store.record_missed(
                     MissedTick(
                         job.name,
@@ -162,17 +179,21 @@ class RunManager:
                 )
                 log.info("no target nodes", job=job.name, tags=dict(job.tags))
                 return
-            execution = await self._attempt(job, scheduled_at, attempt, group)
-            if not should_retry(job, attempt, execution.success) or (
-                execution.status is ExecutionStatus.CANCELLED
-            ):
-                break
-            await trio.sleep(retry_delay(job, attempt).total_seconds())
+            await self._store.put_execution(planned)
+        execution = await self._execute(job, planned)
+        while execution.status is not ExecutionStatus.CANCELLED and should_retry(
+            job, execution.attempt, execution.success
+        ):
+            await trio.sleep(retry_delay(job, execution.attempt).total_seconds())
             try:
                 job = await self._store.get_job(job.name)
             except JobNotFound:
                 return
-            attempt += 1
+            retry = self._execution(
+                job, scheduled_at, execution.attempt + 1, execution.group, self._unique_start()
+            )
+            await self._store.put_execution(retry)
+            execution = await self._execute(job, retry)
         if execution.success:
             await self._after_success(job)
 
@@ -212,11 +233,10 @@ class RunManager:
         self._last_start = now
         return now
 
-    async def _attempt(
-        self, job: Job, scheduled_at: datetime, attempt: int, group: int
+    def _execution(
+        self, job: Job, scheduled_at: datetime, attempt: int, group: int, started: datetime
     ) -> Execution:
-        started = self._unique_start()
-        execution = Execution(
+        return Execution(
             id=make_execution_id(started, self._node_name),
             job_name=job.name,
             started_at=started,
@@ -231,7 +251,10 @@ class RunManager:
             status=ExecutionStatus.RUNNING,
             exit_code=None,
         )
-        await self._store.put_execution(execution)
+
+    async def _execute(self, job: Job, execution: Execution) -> Execution:
+        """Run one stored, running execution to its outcome and record that outcome."""
+        started = execution.started_at
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
         self._active[execution.id] = active
@@ -244,13 +267,15 @@ class RunManager:
         request = ExecutionRequest(
             job_name=job.name,
             execution_id=execution.id,
-            scheduled_at=scheduled_at,
-            attempt=attempt,
-            fence=group,
+            scheduled_at=execution.scheduled_at or started,
+            attempt=execution.attempt,
+            fence=execution.fence,
             executor_config=dict(job.executor_config),
             timeout=job.timeout,
         )
-        log.info("execution started", job=job.name, execution=execution.id, attempt=attempt)
+        log.info(
+            "execution started", job=job.name, execution=execution.id, attempt=execution.attempt
+        )
         result: ExecutionResult | None = None
         try:
             with active.scope:

@@ -14,7 +14,7 @@ import attrs
 import trio
 
 from dkron_trio.clock import WallClock
-from dkron_trio.execution import ExecutionStatus
+from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
 from dkron_trio.planner import initial_cursor, next_due, plan_job
@@ -160,20 +160,28 @@ class Scheduler:
             running=self._runs.running_count(name),
             paused=self._paused,
         )
-        for missed in plan.missed:
-            await self._store.record_missed(missed)
+        missed = list(plan.missed)
+        started: list[Execution] = []
+        for scheduled_at in plan.runs:
+            execution = self._runs.plan_attempt(job, scheduled_at)
+            if execution is None:
+                detail = f"no node matches tags {dict(job.tags)}"
+                missed.append(MissedTick(name, scheduled_at, MissReason.NO_TARGETS, now, detail))
+            else:
+                started.append(execution)
+        await self._store.record_plan(name, plan.cursor, missed, started)
+        self._cursors[name] = plan.cursor
+        for m in missed:
             log.info(
                 "tick missed",
                 job=name,
-                scheduled_at=missed.scheduled_at.isoformat(),
-                reason=missed.reason.value,
+                scheduled_at=m.scheduled_at.isoformat(),
+                reason=m.reason.value,
             )
-        await self._store.set_cursor(name, plan.cursor)
-        self._cursors[name] = plan.cursor
         if plan.cancel_running:
             self._runs.cancel_job(name)
-        for scheduled_at in plan.runs:
-            self._runs.start_run(job, scheduled_at)
+        for execution in started:
+            self._runs.start_planned(job, execution)
         if plan.next_due is None:
             self._due.pop(name, None)
         else:

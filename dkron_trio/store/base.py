@@ -5,7 +5,7 @@ a Raft FSM applies the same commands on every server and their stores must agree
 implementations: `MemoryStore` (the in-memory twin for tests) and `SqliteStore`.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
@@ -148,5 +148,15 @@ class Store(Protocol):
     async def get_cursor(self, job_name: str) -> datetime | None: ...
 
     async def set_cursor(self, job_name: str, t: datetime) -> None: ...
+
+    async def record_plan(
+        self,
+        job_name: str,
+        cursor: datetime,
+        missed: Sequence[MissedTick],
+        started: Sequence[Execution],
+    ) -> None:
+        """Atomically record missed ticks, put running executions and move the cursor."""
+        ...
 
     async def close(self) -> None: ...

@@ -4,6 +4,7 @@ It runs the same rules (`dkron_trio.store.rules`) on plain dicts. Each operation
 a Trio checkpoint, as a real store would, and then runs without awaiting, so it is atomic.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import attrs
@@ -175,6 +176,16 @@ class MemoryStore:
     async def set_cursor(self, job_name: str, t: datetime) -> None:
         await trio.lowlevel.checkpoint()
         rules.apply_set_cursor(self._tx, job_name, t)
+
+    async def record_plan(
+        self,
+        job_name: str,
+        cursor: datetime,
+        missed: Sequence[MissedTick],
+        started: Sequence[Execution],
+    ) -> None:
+        await trio.lowlevel.checkpoint()
+        rules.apply_record_plan(self._tx, job_name, cursor, missed, started)
 
     async def close(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -11,6 +11,7 @@ microseconds, booleans 0/1, enums by value) — the same values `SqliteStore` ke
 so that both stores sort identically (None first in ascending order, then by name).
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -337,3 +338,20 @@ def apply_set_cursor(tx: StoreTx, job_name: str, t: datetime) -> None:
     require_aware(t, "cursor")
     require_job(tx, job_name)
     tx.save_cursor(job_name, t)
+
+
+def apply_record_plan(
+    tx: StoreTx,
+    job_name: str,
+    cursor: datetime,
+    missed: Sequence[MissedTick],
+    started: Sequence[Execution],
+) -> None:
+    """One scheduler decision at once: the ticks it records as missed, the executions it
+    starts (running) and the cursor past them, so a crash leaves each tick ran-or-recorded."""
+    require_job(tx, job_name)
+    for m in missed:
+        apply_record_missed(tx, m)
+    for ex in started:
+        apply_put_execution(tx, ex)
+    apply_set_cursor(tx, job_name, cursor)

@@ -556,6 +556,17 @@ class SqliteStore:
     async def set_cursor(self, job_name: str, t: datetime) -> None:
         await self._write(lambda tx: rules.apply_set_cursor(tx, job_name, t))
 
+    async def record_plan(
+        self,
+        job_name: str,
+        cursor: datetime,
+        missed: Sequence[MissedTick],
+        started: Sequence[Execution],
+    ) -> None:
+        await self._write(
+            lambda tx: rules.apply_record_plan(tx, job_name, cursor, missed, started)
+        )
+
     async def close(self) -> None:
         if self._closed:
             return
