@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+Dialer = Callable[[HostPort], Awaitable[trio.abc.Stream]]
+"""Opens a stream to an address; raises one of StreamErrors on failure."""
+
+
 class _ProtocolViolation(Exception):
     """The listener sent something other than a reply to a call of ours."""
 
@@ -46,13 +50,16 @@ class Peer:
         counters: Counters | None = None,
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        dialer: Dialer | None = None,
     ) -> None:
+        """`dialer` replaces TCP (and TLS) dialing, e.g. with in-memory streams in tests."""
         self.address = address
         self.counters = counters if counters is not None else Counters()
         self._config = config
         self._backoff = Backoff(config, rng)
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname
+        self._dial = dialer if dialer is not None else self._dial_tcp
         self._outbox = Outbox(config, self.counters)
         self._inflight: dict[int, PendingCall] = {}
         self._ids = itertools.count(1)
@@ -111,9 +118,7 @@ class Peer:
         while True:
             await self._outbox.wait_nonempty()
             try:
-                stream = await dial(
-                    self.address, self._config, self._ssl_context, self._server_hostname
-                )
+                stream = await self._dial(self.address)
             except StreamErrors as exc:
                 self.counters.add(Metric.CONNECT_FAILURES)
                 delay = self._backoff.next_delay()
@@ -132,6 +137,9 @@ class Peer:
                 self._fail_inflight()
                 await trio.aclose_forcefully(stream)
             await trio.sleep(self._backoff.next_delay())
+
+    async def _dial_tcp(self, address: HostPort) -> trio.abc.Stream:
+        return await dial(address, self._config, self._ssl_context, self._server_hostname)
 
     async def _serve(self, stream: trio.abc.Stream) -> None:
         """Write and read until either side fails or the listener closes; raise why."""
