@@ -23,6 +23,10 @@ class Metric(enum.Enum):
     CALL_TIMEOUTS = "call_timeouts"
     CALLS_UNAVAILABLE = "calls_unavailable"
     LATE_REPLIES = "late_replies"
+    RAFT_UNKNOWN_PEER = "raft_unknown_peer"
+    RAFT_UNDECODABLE = "raft_undecodable"
+    RAFT_MISADDRESSED = "raft_misaddressed"
+    RAFT_INBOUND_DROPPED = "raft_inbound_dropped"
 
 
 @attrs.define
