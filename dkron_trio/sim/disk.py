@@ -68,20 +68,15 @@ class SimDisk:
     _durable: MemoryRaftStorage
     _cache: MemoryRaftStorage
     _unsynced: list[_Write]
-    _syncs: int
 
     def __init__(self, conf_state: ConfState) -> None:
         durable = MemoryRaftStorage(conf_state)
-        self.__attrs_init__(durable=durable, cache=copy.deepcopy(durable), unsynced=[], syncs=0)
+        self.__attrs_init__(durable=durable, cache=copy.deepcopy(durable), unsynced=[])
 
     @property
     def storage(self) -> MemoryRaftStorage:
         """The view the running core reads: every write, synced or not."""
         return self._cache
-
-    @property
-    def syncs(self) -> int:
-        return self._syncs
 
     def unsynced_writes(self) -> int:
         return len(self._unsynced)
@@ -105,7 +100,6 @@ class SimDisk:
         for write in self._unsynced:
             _apply(self._durable, write)
         self._unsynced.clear()
-        self._syncs += 1
 
     def crash(self, rng: SimRng) -> CrashLoss:
         """Lose power: keep a random prefix of the unsynced writes, maybe tearing the last."""
@@ -128,6 +122,3 @@ class SimDisk:
         """Entries that would survive a crash now (for tests of the disk itself)."""
         s = self._durable
         return s.entries(s.first_index(), s.last_index() + 1)
-
-    def durable_hard_state(self) -> HardState:
-        return self._durable.initial_state()[0]

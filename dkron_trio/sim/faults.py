@@ -141,7 +141,8 @@ def _to_plain(schedule: FaultSchedule) -> dict[str, Any]:
     return plain
 
 
-_WEIGHTS: tuple[tuple[FaultKind, int], ...] = (
+FAULT_WEIGHTS: tuple[tuple[FaultKind, int], ...] = (
+    # How often each kind is drawn: crashes, restarts, partitions and heals dominate.
     (FaultKind.CRASH, 4),
     (FaultKind.RESTART, 4),
     (FaultKind.PARTITION, 4),
@@ -171,10 +172,10 @@ def random_conditions(rng: SimRng) -> LinkConditions:
 
 def random_fault(rng: SimRng, at: int, node_ids: int) -> Fault:
     """One fault on a cluster whose ids run 1..node_ids."""
-    total = sum(w for _, w in _WEIGHTS)
+    total = sum(w for _, w in FAULT_WEIGHTS)
     pick = rng.randrange(0, total)
-    kind = _WEIGHTS[-1][0]
-    for candidate, weight in _WEIGHTS:
+    kind = FAULT_WEIGHTS[-1][0]
+    for candidate, weight in FAULT_WEIGHTS:
         if pick < weight:
             kind = candidate
             break

@@ -101,15 +101,6 @@ class Simulation(Generic[MsgT]):
         """Mix protocol-level facts (state changes, outputs) into the trace hash."""
         self._trace = hash((self._trace, *facts))
 
-    def node(self, node_id: int) -> SimNode[MsgT] | None:
-        return self._nodes.get(node_id)
-
-    def is_up(self, node_id: int) -> bool:
-        return node_id in self._nodes
-
-    def up_nodes(self) -> list[int]:
-        return sorted(self._nodes)
-
     def start(self, node_id: int, node: SimNode[MsgT]) -> None:
         """Bring a node up; its first tick comes at a random phase within one tick."""
         if node_id in self._nodes:

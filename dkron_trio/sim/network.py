@@ -57,10 +57,6 @@ class SimNetwork:
     _conditions: LinkConditions = RELIABLE
     _blocked: set[tuple[int, int]] = attrs.field(factory=set)
 
-    @property
-    def conditions(self) -> LinkConditions:
-        return self._conditions
-
     def set_conditions(self, conditions: LinkConditions) -> None:
         self._conditions = conditions
 
@@ -83,9 +79,6 @@ class SimNetwork:
 
     def connected(self, src: int, dst: int) -> bool:
         return (src, dst) not in self._blocked
-
-    def blocked_links(self) -> list[tuple[int, int]]:
-        return sorted(self._blocked)
 
     def transmit(self, src: int, dst: int) -> list[int]:
         """Delays (ms) after which copies of a message sent now arrive; empty if it is lost."""

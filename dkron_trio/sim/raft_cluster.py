@@ -113,10 +113,6 @@ class RaftCluster:
         return self._sim
 
     @property
-    def checker(self) -> RaftSafetyChecker:
-        return self._checker
-
-    @property
     def clients(self) -> KvClients:
         assert self._clients is not None
         return self._clients
@@ -254,9 +250,9 @@ class RaftCluster:
                 assert fault.conditions is not None
                 network.set_conditions(fault.conditions)
             case FaultKind.TRANSFER:
-                self._transfer(fault.nodes[0], now)
+                self._transfer(fault.nodes[0])
             case FaultKind.REMOVE:
-                self._propose_change(ConfChange(ConfChangeType.REMOVE_NODE, fault.nodes[0]), now)
+                self._propose_change(ConfChange(ConfChangeType.REMOVE_NODE, fault.nodes[0]))
             case FaultKind.ADD:
                 self._add_node(now)
             case FaultKind.CAMPAIGN:
@@ -264,7 +260,7 @@ class RaftCluster:
                 if node is not None:
                     node.core.campaign()
 
-    def _transfer(self, target: int, now: int) -> None:
+    def _transfer(self, target: int) -> None:
         leader = self.leader()
         if leader is None or leader.node_id == target:
             return
@@ -274,7 +270,7 @@ class RaftCluster:
             return  # the target is not a voter (removed, or never added)
         self._stats.transfers += 1
 
-    def _propose_change(self, change: ConfChange, now: int) -> None:
+    def _propose_change(self, change: ConfChange) -> None:
         leader = self.leader()
         if leader is None:
             return
@@ -288,7 +284,7 @@ class RaftCluster:
         self._ids.append(node_id)
         self._disks[node_id] = SimDisk(ConfState())
         self._boot(node_id, now)
-        self._propose_change(ConfChange(ConfChangeType.ADD_LEARNER, node_id), now)
+        self._propose_change(ConfChange(ConfChangeType.ADD_LEARNER, node_id))
         self._sim.at(now + 3_000, self._promote(node_id))
 
     def _promote(self, node_id: int) -> Callable[[int], None]:
@@ -296,7 +292,7 @@ class RaftCluster:
             leader = self.leader()
             if leader is None or node_id not in leader.core.conf_state.learners:
                 return
-            self._propose_change(ConfChange(ConfChangeType.ADD_NODE, node_id), now)
+            self._propose_change(ConfChange(ConfChangeType.ADD_NODE, node_id))
             self._sim.flush(leader.node_id)
 
         return run

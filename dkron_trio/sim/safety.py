@@ -50,11 +50,6 @@ class RaftSafetyChecker:
     def max_chosen(self) -> int:
         return self._max_chosen
 
-    def chosen(self, index: int) -> tuple[int, bytes] | None:
-        """(term, data) of the entry committed at `index`, if any node applied it."""
-        c = self._chosen.get(index)
-        return None if c is None else (c.term, c.data)
-
     def leader_of(self, term: int) -> int | None:
         return self._leaders.get(term)
 
