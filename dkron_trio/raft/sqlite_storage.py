@@ -40,6 +40,7 @@ from contextlib import contextmanager
 
 import attrs
 
+from dkron_trio.logs import get_logger
 from dkron_trio.raft.codec import (
     CodecError,
     decode_hard_state,
@@ -48,7 +49,7 @@ from dkron_trio.raft.codec import (
     encode_snapshot_meta,
 )
 from dkron_trio.raft.errors import InvalidRequest, LogCompacted, LogUnavailable, RaftError
-from dkron_trio.raft.storage import bootstrap_snapshot, limit_size
+from dkron_trio.raft.storage import bootstrap_snapshot
 from dkron_trio.raft.types import (
     EMPTY_SNAPSHOT,
     Compaction,
@@ -59,6 +60,8 @@ from dkron_trio.raft.types import (
     Ready,
     Snapshot,
 )
+
+log = get_logger(__name__)
 
 SCHEMA_VERSION = 1
 _SCHEMA = (
@@ -184,7 +187,19 @@ class SqliteRaftStorage:
             raise LogUnavailable(f"entries up to {hi - 1} unavailable (last {self.last_index()})")
         if lo >= hi:
             return []
-        return limit_size(self._entries[lo - self._offset - 1 : hi - self._offset - 1], max_size)
+        start, stop = lo - self._offset - 1, hi - self._offset - 1
+        if max_size is None:
+            return self._entries[start:stop]
+        # Size-limited reads (replication batches) stop early instead of copying the range;
+        # same rule as storage.limit_size: never fewer than one entry.
+        out: list[Entry] = []
+        total = 0
+        for entry in itertools.islice(self._entries, start, stop):
+            total += len(entry.data)
+            if total > max_size and out:
+                break
+            out.append(entry)
+        return out
 
     def term(self, index: int) -> int:
         if index < self._offset:
@@ -408,6 +423,14 @@ class SqliteRaftStorage:
             with self._transaction("FULL"):
                 conn.execute("DELETE FROM entries WHERE idx >= ?", (bad,))
             repair = TailRepair(bad, max(last, bad), hard_state.commit, reason)
+            log.warning(
+                "raft log: cut off a damaged tail above the commit index",
+                path=self._path,
+                first=repair.first,
+                last=repair.last,
+                commit=repair.commit,
+                reason=reason,
+            )
         if hard_state.commit > offset + len(entries):
             raise CorruptRaftLog(
                 self._path,

@@ -16,6 +16,7 @@ from dkron_trio.raft.transport import MemoryNetwork, MemoryTransport
 from dkron_trio.raft.types import (
     ConfState,
     Entry,
+    EntryType,
     HardState,
     Message,
     MessageType,
@@ -139,9 +140,11 @@ class WatchedTransport:
 
 @attrs.define(eq=False)
 class KvMachine:
-    """A state machine that keeps what it applied; an entry's result is its index."""
+    """A state machine that keeps the commands it applied; an entry's result is its index.
+    Its image (for snapshots) is the commands joined by newlines."""
 
     durable: Durable | None = None
+    commands: list[bytes] = attrs.Factory(list)
     applied: list[Entry] = attrs.Factory(list)
     restored: list[SnapshotMeta] = attrs.Factory(list)
     events: list[str] = attrs.Factory(list)
@@ -153,15 +156,15 @@ class KvMachine:
                     raise OrderViolation(f"entry {e.index} applied before it was durable")
         self.events.append("apply")
         self.applied.extend(entries)
+        self.commands.extend(e.data for e in entries if e.data and e.type is EntryType.NORMAL)
         return [e.index for e in entries]
 
     async def restore(self, snapshot: Snapshot) -> None:
         self.restored.append(snapshot.meta)
-        self.applied = []
+        self.commands = [c for c in snapshot.data.split(b"\n") if c]
 
-    @property
-    def commands(self) -> list[bytes]:
-        return [e.data for e in self.applied if e.data]
+    def image(self) -> bytes:
+        return b"\n".join(self.commands)
 
 
 @attrs.define(eq=False)
@@ -199,7 +202,9 @@ class Cluster:
         self, node_id: int, storage: NodeStorage | None = None, *, delay: float = 0.0
     ) -> Member:
         events: list[str] = []
-        watched = WatchedStorage.around(storage or MemoryNodeStorage(VOTERS), events)
+        watched = WatchedStorage.around(
+            MemoryNodeStorage(VOTERS) if storage is None else storage, events
+        )
         machine = KvMachine(watched.durable, events=events)
         offload = InlineOffload(delay)
         transport = WatchedTransport(self.network.transport(node_id), watched.durable, events)

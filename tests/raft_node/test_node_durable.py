@@ -9,10 +9,21 @@ import pytest
 import trio
 import trio.testing
 
-from dkron_trio.raft.node import RaftNode
+from dkron_trio.raft.node import NodeConfig, RaftNode
+from dkron_trio.raft.node_storage import MemoryNodeStorage, NodeStorage
 from dkron_trio.raft.sqlite_storage import SqliteRaftStorage
 from dkron_trio.raft.transport import MemoryNetwork
-from dkron_trio.raft.types import ConfState, Entry, HardState, Message, MessageType, Ready
+from dkron_trio.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    HardState,
+    Message,
+    MessageType,
+    RaftConfig,
+    Ready,
+)
 
 from .harness import (
     VOTERS,
@@ -109,3 +120,39 @@ def test_order_checker_catches_a_shell_that_runs_ahead_of_the_disk() -> None:
         transport.send([Message(MessageType.VOTE, 2, 1, 3)])
     durable.record(Ready(entries=(Entry(2, 2),)))
     transport.send([append])
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_learner_joins_from_a_compacted_log_through_a_snapshot(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, kind: str
+) -> None:
+    opened: list[SqliteRaftStorage] = []
+
+    def storage(node_id: int, conf: ConfState | None) -> NodeStorage:
+        if kind == "memory":
+            return MemoryNodeStorage(conf)
+        opened.append(SqliteRaftStorage(tmp_path / f"raft{node_id}.db", conf))
+        return opened[-1]
+
+    config = NodeConfig(raft=RaftConfig(compaction_keep_entries=2))
+    written = [f"c{i}".encode() for i in range(20)]
+    async with trio.open_nursery() as nursery:
+        cluster = Cluster(nursery, config=config)
+        for i in (1, 2, 3):
+            await cluster.start(i, storage(i, VOTERS))
+        leader = await cluster.leader()
+        for data in written:
+            await leader.propose(data)
+        member = cluster.members[leader.node_id]
+        leader.compact(leader.applied, member.machine.image())
+        await eventually(lambda: member.storage.first_index() > 15)
+        joiner = await cluster.start(4, storage(4, None))
+        await leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4))
+        await eventually(lambda: joiner.machine.commands == written)
+        assert joiner.machine.restored and joiner.machine.restored[-1].index >= 20
+        await leader.propose(b"next")
+        await eventually(lambda: joiner.machine.commands == [*written, b"next"])
+        assert 4 in leader.status().conf_state.learners
+        nursery.cancel_scope.cancel()
+    for sqlite_storage in opened:
+        sqlite_storage.close()
