@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import attrs
@@ -159,7 +159,9 @@ class RaftNode:
     _config: NodeConfig = attrs.Factory(NodeConfig)
     _rng: random.Random = attrs.Factory(random.Random)
     _applied: int = 0
-    """Index the machine already reflects when the node is opened (it replays from there)."""
+    """Index the machine already reflects when the node is opened (it replays from there).
+    The machine must reflect at least the storage's snapshot: the core never replays
+    below it."""
     _offload: Offload = attrs.Factory(ThreadOffload)
     _core: RaftCore = attrs.field(init=False)
     _wakeup: trio.Event = attrs.field(init=False, factory=trio.Event)
@@ -303,7 +305,8 @@ class RaftNode:
     async def read_index(self) -> int:
         """A linearizable read point: once this returns, the local state machine reflects
         every write committed before the call. Raises NotLeader when no leader is known,
-        LeadershipLost if leadership changes meanwhile, NodeStopped."""
+        LeadershipLost if leadership changes meanwhile, NodeStopped. A request or answer
+        lost on the network is not retried: callers bound the wait (trio.fail_after)."""
         self._check_running()
         self._read_seq += 1
         ctx = self._read_prefix + str(self._read_seq).encode()
@@ -356,14 +359,17 @@ class RaftNode:
         self._core.campaign()
         self._wake()
 
-    async def leadership(self) -> AsyncIterator[LeadershipChange]:
-        """The current leadership, then every change. Changes closer together than the
-        subscriber reads them are coalesced: it always sees the latest term and leader."""
-        seen = -1
-        while True:
-            await self._wait_for(lambda seen=seen: self._leadership_version != seen)
-            seen = self._leadership_version
-            yield self._leadership
+    def leadership(self) -> LeadershipWatch:
+        """`async for change in node.leadership()`: the current leadership, then every
+        change. Changes closer together than the subscriber reads them are coalesced: it
+        always sees the latest term and leader. Ends with NodeStopped."""
+        return LeadershipWatch(self)
+
+    async def next_leadership(self, seen: int) -> tuple[int, LeadershipChange]:
+        """The leadership once its version differs from `seen` (-1 for the current one),
+        with its version (LeadershipWatch's building block)."""
+        await self._wait_for(lambda: self._leadership_version != seen)
+        return self._leadership_version, self._leadership
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -441,6 +447,21 @@ class RaftNode:
         self._proposals.clear()
         self._reads.clear()
         self._notify()
+
+
+@attrs.define(eq=False)
+class LeadershipWatch:
+    """An async iterator over a node's leadership changes (see RaftNode.leadership)."""
+
+    _node: RaftNode
+    _seen: int = -1
+
+    def __aiter__(self) -> LeadershipWatch:
+        return self
+
+    async def __anext__(self) -> LeadershipChange:
+        self._seen, change = await self._node.next_leadership(self._seen)
+        return change
 
 
 class _Predicate(Protocol):
