@@ -126,11 +126,17 @@ def format_duration(value: timedelta | None) -> str:
 
 
 def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    """A read-only copy. A read-only proxy is kept as is: `attrs.evolve` re-runs converters
+    on every field, and copying each map again made every job update slow."""
+    if isinstance(value, MappingProxyType):
+        return value
     return MappingProxyType(dict(value))
 
 
 def _frozen_nested(value: Mapping[str, Mapping[str, str]]) -> Mapping[str, Mapping[str, str]]:
-    return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in value.items()})
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType({k: _frozen_map(v) for k, v in value.items()})
 
 
 def _to_tuple(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -140,6 +140,9 @@ class Scheduler:
             due, _, name = heapq.heappop(self._heap)
             if self._due.get(name) == due:
                 due_jobs[name] = None
+        if len(due_jobs) == 1:
+            await self._plan_or_forget(next(iter(due_jobs)), now)
+            return
         async with trio.open_nursery() as nursery:
             for name in due_jobs:
                 nursery.start_soon(self._plan_or_forget, name, now)
