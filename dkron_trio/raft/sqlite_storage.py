@@ -152,6 +152,9 @@ class SqliteRaftStorage:
                     self._path, 0, f"schema version {version}, this build reads {SCHEMA_VERSION}"
                 )
             loaded = self._load(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise CorruptRaftLog(self._path, 0, f"unreadable: {exc}") from exc
         except BaseException:
             conn.close()
             raise

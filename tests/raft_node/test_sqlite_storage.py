@@ -161,3 +161,10 @@ def test_database_is_in_wal_mode(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+def test_a_file_that_is_not_a_raft_db_refuses_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "raft.db"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(CorruptRaftLog, match=r"metadata is corrupt \(unreadable"):
+        SqliteRaftStorage(path)
