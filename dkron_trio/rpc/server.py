@@ -64,7 +64,10 @@ class RpcServer:
     async def run(
         self, address: HostPort, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Listen on `address` until cancelled; started() reports the bound port (for port 0)."""
+        """Listen on `address` until cancelled; started() reports the bound port (for port 0).
+
+        Host "" listens on every interface (one listener per address family; with port 0
+        those ports may differ, and the first is reported)."""
         listeners = await trio.open_tcp_listeners(address.port, host=address.host or None)
         port: int = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
