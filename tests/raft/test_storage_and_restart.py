@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import random
-from pathlib import Path
 
 import pytest
 
@@ -133,18 +131,3 @@ def test_restarted_leader_rejoins_as_follower_with_its_term_and_vote() -> None:
     cluster.restart(1)
     core = cluster.core(1)
     assert (core.role, core.term, core.status().vote) == (Role.FOLLOWER, term, 1)
-
-
-RAFT = Path(__file__).resolve().parents[2] / "dkron_trio" / "raft"
-FORBIDDEN = {"trio", "time", "random", "socket", "sqlite3", "logging", "os"}
-
-
-@pytest.mark.parametrize("path", sorted(RAFT.glob("*.py")), ids=lambda p: p.name)
-def test_every_raft_module_is_pure(path: Path) -> None:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    assert not names & FORBIDDEN
