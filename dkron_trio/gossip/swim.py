@@ -1,0 +1,698 @@
+"""The SWIM membership protocol (memberlist's flavour, with Lifeguard) as a pure state machine.
+
+Time is the count of `tick()` calls (the shell ticks every `config.TICK_MS`, 100 ms, and does
+not burst missed ticks after a pause, so a stalled process does not expire all its timers at
+once). Input is `receive(addr, packet)`; output is `take_outbox()` (datagrams to send) and
+`take_events()` (membership changes). Randomness comes from the injected rng only.
+
+Rules, as in memberlist:
+- probing: each probe interval one member (round robin over a shuffled list) gets a Ping; no
+  Ack within the probe timeout -> `indirect_checks` members get a PingReq and answer with the
+  forwarded Ack or a Nack; still no Ack at the end of the interval -> the member is suspect;
+- local health (Lifeguard): a missed Nack, a failed probe without helpers, or having to refute
+  a suspicion of ourselves raises an awareness score, a successful probe lowers it; probe
+  interval and timeout are multiplied by score + 1;
+- suspicion: a timer from `max` down to `min` as independent suspicions confirm it; when it
+  fires the member is declared dead;
+- precedence: Alive with a higher incarnation overrides suspect and dead; Suspect and Dead
+  need an incarnation at least the current one; dead and left are final for an incarnation;
+  news about ourselves is refuted by taking a higher incarnation;
+- dissemination: every state change is queued for piggybacking (see swim_broadcast) and
+  gossiped to `gossip_nodes` random members every gossip interval; full state is exchanged
+  with one random member every push-pull interval, with the seeds on join (retried until one
+  answers) and now and then with a failed member (so healed partitions merge).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from dkron_trio.gossip.codec import (
+    PACKET_OVERHEAD,
+    PUSH_PULL_OVERHEAD,
+    message_size,
+    state_size,
+    tags_size,
+)
+from dkron_trio.gossip.config import SEAL_OVERHEAD, GossipConfig
+from dkron_trio.gossip.messages import (
+    Ack,
+    Addr,
+    Alive,
+    Dead,
+    MemberState,
+    Message,
+    Nack,
+    NodeState,
+    Packet,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+    Tags,
+)
+from dkron_trio.gossip.swim_broadcast import BroadcastQueue, retransmit_limit
+from dkron_trio.gossip.swim_suspicion import Suspicion, suspicion_timeout
+from dkron_trio.gossip.swim_types import EventKind, Member, MemberEvent, SwimRng, TagsTooLarge
+
+_LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
+_GONE = (MemberState.DEAD, MemberState.LEFT)
+
+
+@attrs.define
+class _Node:
+    name: str
+    addr: Addr
+    tags: Tags
+    incarnation: int
+    state: MemberState
+    changed: int
+    """Tick of the last state change."""
+
+    def snapshot(self) -> Member:
+        return Member(self.name, self.addr, dict(self.tags), self.incarnation, self.state)
+
+
+@attrs.define
+class _Probe:
+    seq: int
+    target: str
+    timeout_at: int
+    end_at: int
+    acked: bool = False
+    indirect: int = 0
+    """PingReqs sent (each should bring an Ack or a Nack)."""
+    nacks: int = 0
+
+
+@attrs.define
+class _Relay:
+    """A PingReq we are carrying out for `origin`."""
+
+    origin: Addr
+    seq: int
+    nack_at: int | None
+    expire_at: int
+
+
+@attrs.define
+class SwimCore:
+    """One member's view of the cluster. Not thread-safe; driven by one shell."""
+
+    _name: str
+    _addr: Addr
+    _config: GossipConfig
+    _rng: SwimRng
+    _nodes: dict[str, _Node] = attrs.field(factory=dict)
+    _tick: int = 0
+    _seq: int = 0
+    _outbox: list[tuple[Addr, Packet]] = attrs.field(factory=list)
+    _events: list[MemberEvent] = attrs.field(factory=list)
+    _broadcasts: BroadcastQueue = attrs.field(factory=BroadcastQueue)
+    _suspicions: dict[str, Suspicion] = attrs.field(factory=dict)
+    _awareness: int = 0
+    _probe_order: list[str] = attrs.field(factory=list)
+    _probe_pos: int = 0
+    _probe: _Probe | None = None
+    _relays: dict[int, _Relay] = attrs.field(factory=dict)
+    _next_probe: int = 0
+    _next_gossip: int = 0
+    _next_push_pull: int = 0
+    _next_reconnect: int = 0
+    _next_reap: int = 0
+    _seeds: tuple[Addr, ...] = ()
+    _joined: bool = True
+    _next_join: int = 0
+    _leaving: bool = False
+    _room: int = 0
+    _candidates: list[_Node] | None = None
+    _candidates_until: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        addr: Addr,
+        tags: Tags,
+        config: GossipConfig,
+        rng: SwimRng,
+        *,
+        known: Iterable[Member] = (),
+    ) -> SwimCore:
+        """A single-member cluster to `join` to others, or one that starts out knowing the
+        `known` members (a restored view: they are reported as joined but not announced, as
+        everyone is assumed to know them). Timers start at random phases so members started
+        together do not probe and gossip in lockstep."""
+        if not name:
+            raise ValueError("name: must not be empty")
+        core = cls(name, addr, config, rng)
+        core._check_tags(tags)
+        core._nodes[name] = _Node(name, addr, dict(tags), 1, MemberState.ALIVE, 0)
+        for m in known:
+            if m.name != name and m.name not in core._nodes:
+                node = _Node(m.name, m.addr, dict(m.tags), m.incarnation, m.state, 0)
+                core._nodes[m.name] = node
+                core._probe_order.append(m.name)
+                core._emit(EventKind.JOINED, node)
+        rng.shuffle(core._probe_order)
+        core._room = config.udp_buffer_size - SEAL_OVERHEAD - PACKET_OVERHEAD
+        core._next_probe = rng.randrange(1, config.probe_interval_ticks + 1)
+        core._next_gossip = rng.randrange(1, config.gossip_interval_ticks + 1)
+        core._next_push_pull = rng.randrange(1, config.push_pull_interval_ticks + 1)
+        core._next_reconnect = rng.randrange(1, config.reconnect_interval_ticks + 1)
+        core._next_reap = config.reap_interval_ticks
+        return core
+
+    # ----------------------------------------------------------------- inspection
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def now(self) -> int:
+        """Ticks so far."""
+        return self._tick
+
+    @property
+    def incarnation(self) -> int:
+        return self._nodes[self._name].incarnation
+
+    @property
+    def awareness(self) -> int:
+        """Lifeguard's local health score: 0 is healthy."""
+        return self._awareness
+
+    @property
+    def joined(self) -> bool:
+        """False while a join is still waiting for a seed to answer."""
+        return self._joined
+
+    @property
+    def leave_done(self) -> bool:
+        """After `leave`: the leave intent has been sent as often as any news is, or there is
+        nobody left to tell."""
+        if not self._leaving:
+            return False
+        return not self._broadcasts.pending(self._name) or not self._gossip_candidates()
+
+    def local(self) -> Member:
+        return self._nodes[self._name].snapshot()
+
+    def member(self, name: str) -> Member | None:
+        node = self._nodes.get(name)
+        return None if node is None else node.snapshot()
+
+    def members(self) -> list[Member]:
+        """Every member known, ourselves included, in name order."""
+        return [self._nodes[n].snapshot() for n in sorted(self._nodes)]
+
+    def state_of(self, name: str) -> MemberState | None:
+        node = self._nodes.get(name)
+        return None if node is None else node.state
+
+    def suspicion(self, name: str) -> Suspicion | None:
+        return self._suspicions.get(name)
+
+    def queued_transmits(self, name: str) -> int | None:
+        """Times queued news about `name` has been sent; None when none is queued."""
+        return self._broadcasts.transmits(name)
+
+    def take_outbox(self) -> list[tuple[Addr, Packet]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def take_events(self) -> list[MemberEvent]:
+        out, self._events = self._events, []
+        return out
+
+    # ----------------------------------------------------------------- commands
+
+    def join(self, seeds: Iterable[Addr]) -> None:
+        """Exchange full state with every seed, again every `join_retry_ticks` until one
+        answers. Seeds equal to our own address are ignored."""
+        self._seeds = tuple(s for s in seeds if s != self._addr)
+        if not self._seeds or self._leaving:
+            return
+        self._joined = False
+        self._next_join = self._tick + self._config.join_retry_ticks
+        for seed in self._seeds:
+            self._send_state(seed, reply=True)
+
+    def leave(self) -> None:
+        """Announce that we leave (a Dead about ourselves sent by ourselves) and stop probing.
+        Keep ticking until `leave_done` so the intent gets out."""
+        if self._leaving:
+            return
+        self._leaving = True
+        self._joined = True
+        self._probe = None
+        me = self._nodes[self._name]
+        me.state = MemberState.LEFT
+        me.changed = self._tick
+        self._broadcast(self._name, Dead(me.incarnation, self._name, self._name))
+
+    def set_tags(self, tags: Tags) -> None:
+        """Replace our tags; the news goes out with a new incarnation."""
+        self._check_tags(tags)
+        me = self._nodes[self._name]
+        me.tags = dict(tags)
+        me.incarnation += 1
+        self._broadcast_self()
+
+    # ----------------------------------------------------------------- time
+
+    def next_due(self) -> int:
+        """The tick at which `tick()` next has work; earlier ticks would only count time."""
+        due = self._next_reap
+        if not self._leaving:
+            for t in (self._next_probe, self._next_push_pull, self._next_reconnect):
+                due = min(due, t)
+            if not self._joined and self._next_join < due:
+                due = self._next_join
+        probe = self._probe
+        if probe is not None:
+            t = probe.timeout_at if not probe.acked and probe.indirect == 0 else probe.end_at
+            due = min(due, t)
+        for relay in self._relays.values():
+            t = relay.expire_at if relay.nack_at is None else relay.nack_at
+            due = min(due, t)
+        for suspicion in self._suspicions.values():
+            due = min(due, suspicion.deadline)
+        if self._broadcasts and self._next_gossip < due:
+            due = self._next_gossip
+        return due if due > self._tick else self._tick + 1
+
+    def advance(self, ticks: int) -> None:
+        """Exactly `ticks` calls of `tick()`, skipping the idle ones in one step (simulators
+        use it to run large clusters fast)."""
+        while ticks > 0:
+            idle = min(ticks, self.next_due() - self._tick - 1)
+            if idle > 0:
+                self._tick += idle
+                ticks -= idle
+                late = self._tick - self._next_gossip
+                if late >= 0:
+                    interval = self._config.gossip_interval_ticks
+                    self._next_gossip += (late // interval + 1) * interval
+            if ticks > 0:
+                self.tick()
+                ticks -= 1
+
+    def tick(self) -> None:
+        self._tick += 1
+        now = self._tick
+        probe = self._probe
+        if probe is not None:
+            if not probe.acked and probe.indirect == 0 and now >= probe.timeout_at:
+                self._probe_indirect(probe)
+            if now >= probe.end_at:
+                self._finish_probe(probe)
+        if now >= self._next_probe and not self._leaving:
+            self._start_probe()
+        if self._relays:
+            self._tick_relays(now)
+        if self._suspicions:
+            for name in [n for n, s in self._suspicions.items() if now >= s.deadline]:
+                self._suspicion_expired(name)
+        if now >= self._next_gossip:
+            self._next_gossip = now + self._config.gossip_interval_ticks
+            if self._broadcasts:
+                self._gossip()
+        if not self._leaving:
+            self._tick_state_exchange(now)
+        if now >= self._next_reap:
+            self._next_reap = now + self._config.reap_interval_ticks
+            self._reap(now)
+
+    def _tick_state_exchange(self, now: int) -> None:
+        cfg = self._config
+        if not self._joined and now >= self._next_join:
+            self._next_join = now + cfg.join_retry_ticks
+            for seed in self._seeds:
+                self._send_state(seed, reply=True)
+        if now >= self._next_push_pull:
+            self._next_push_pull = now + _push_pull_scale(
+                cfg.push_pull_interval_ticks, len(self._nodes)
+            )
+            peers = [n for n in self._nodes.values() if n.state is MemberState.ALIVE]
+            peers = [n for n in peers if n.name != self._name]
+            if peers:
+                self._send_state(peers[self._rng.randrange(len(peers))].addr, reply=True)
+        if now >= self._next_reconnect:
+            self._next_reconnect = now + cfg.reconnect_interval_ticks
+            failed = [n for n in self._nodes.values() if n.state is MemberState.DEAD]
+            if failed:
+                self._send_state(failed[self._rng.randrange(len(failed))].addr, reply=True)
+
+    # ----------------------------------------------------------------- input
+
+    def receive(self, src: Addr, packet: Packet) -> None:
+        """Handle one decoded datagram from `src`."""
+        for msg in packet:
+            kind = type(msg)
+            if kind is Alive:
+                self._on_alive(msg)  # type: ignore[arg-type]
+                continue
+            match msg:
+                case Ping(seq, target):
+                    if target == self._name:
+                        self._send(src, Ack(seq))
+                case Ack(seq):
+                    self._on_ack(seq)
+                case Nack(seq):
+                    probe = self._probe
+                    if probe is not None and probe.seq == seq:
+                        probe.nacks += 1
+                case PingReq():
+                    self._on_ping_req(src, msg)
+                case Suspect():
+                    self._on_suspect(msg)
+                case Dead():
+                    self._on_dead(msg)
+                case PushPull(reply, states):
+                    self._merge(states)
+                    if reply:
+                        self._send_state(src, reply=False)
+                    elif not self._joined:
+                        self._joined = True
+
+    # ----------------------------------------------------------------- probing
+
+    def _scaled(self, ticks: int) -> int:
+        return ticks * (self._awareness + 1)
+
+    def _adjust_awareness(self, delta: int) -> None:
+        top = self._config.awareness_max_multiplier - 1
+        self._awareness = min(top, max(0, self._awareness + delta))
+
+    def _next_target(self) -> _Node | None:
+        order = self._probe_order
+        for _ in range(len(order) + 1):
+            if self._probe_pos >= len(order):
+                order[:] = [n for n in order if n in self._nodes]
+                self._rng.shuffle(order)
+                self._probe_pos = 0
+                if not order:
+                    return None
+            node = self._nodes.get(order[self._probe_pos])
+            self._probe_pos += 1
+            if node is not None and node.state in _LIVE:
+                return node
+        return None
+
+    def _start_probe(self) -> None:
+        cfg = self._config
+        interval = self._scaled(cfg.probe_interval_ticks)
+        self._next_probe = self._tick + interval
+        target = self._next_target()
+        if target is None:
+            return
+        self._seq += 1
+        self._probe = _Probe(
+            self._seq,
+            target.name,
+            self._tick + self._scaled(cfg.probe_timeout_ticks),
+            self._tick + interval,
+        )
+        ping = Ping(self._seq, target.name)
+        if target.state is MemberState.SUSPECT:
+            # Tell a suspect it is suspected, so it can refute even if the gossip missed it.
+            suspect = Suspect(target.incarnation, target.name, self._name)
+            self._outbox.append((target.addr, (ping, suspect)))
+        else:
+            self._send(target.addr, ping)
+
+    def _probe_indirect(self, probe: _Probe) -> None:
+        target = self._nodes.get(probe.target)
+        if target is None or target.state not in _LIVE:
+            return
+        helpers = [
+            n for n in self._nodes.values()
+            if n.state is MemberState.ALIVE and n.name not in (self._name, probe.target)
+        ]
+        for helper in self._pick(helpers, self._config.indirect_checks):
+            probe.indirect += 1
+            self._send(helper.addr, PingReq(probe.seq, target.name, target.addr, True))
+
+    def _finish_probe(self, probe: _Probe) -> None:
+        self._probe = None
+        if probe.acked:
+            return
+        if probe.indirect:
+            self._adjust_awareness(max(0, probe.indirect - probe.nacks))
+        else:
+            self._adjust_awareness(1)
+        target = self._nodes.get(probe.target)
+        if target is not None and target.state in _LIVE:
+            self._on_suspect(Suspect(target.incarnation, target.name, self._name))
+
+    def _on_ack(self, seq: int) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == seq:
+            if not probe.acked:
+                probe.acked = True
+                self._adjust_awareness(-1)
+            return
+        relay = self._relays.pop(seq, None)
+        if relay is not None:
+            self._send(relay.origin, Ack(relay.seq))
+
+    def _on_ping_req(self, src: Addr, req: PingReq) -> None:
+        cfg = self._config
+        self._seq += 1
+        nack_at = self._tick + max(1, cfg.probe_timeout_ticks * 4 // 5) if req.nack else None
+        expire_at = self._tick + cfg.probe_interval_ticks
+        self._relays[self._seq] = _Relay(src, req.seq, nack_at, expire_at)
+        self._send(req.addr, Ping(self._seq, req.target))
+
+    def _tick_relays(self, now: int) -> None:
+        for seq, relay in list(self._relays.items()):
+            if relay.nack_at is not None and now >= relay.nack_at:
+                relay.nack_at = None
+                self._send(relay.origin, Nack(relay.seq))
+            if now >= relay.expire_at:
+                del self._relays[seq]
+
+    # ----------------------------------------------------------------- state rules
+
+    def _on_alive(self, a: Alive) -> None:
+        node = self._nodes.get(a.node)
+        if a.node == self._name:
+            assert node is not None
+            if self._leaving or a.incarnation < node.incarnation:
+                return
+            if a.incarnation == node.incarnation and a.addr == node.addr and a.tags == node.tags:
+                return
+            self._refute(a.incarnation)
+            return
+        if node is None:
+            node = _Node(a.node, a.addr, dict(a.tags), a.incarnation, MemberState.ALIVE, self._tick)
+            self._nodes[a.node] = node
+            self._candidates = None
+            self._probe_order.insert(self._rng.randrange(len(self._probe_order) + 1), a.node)
+            self._broadcast(a.node, a)
+            self._emit(EventKind.JOINED, node)
+            return
+        if a.incarnation <= node.incarnation:
+            return
+        old = node.state
+        meta_changed = a.addr != node.addr or a.tags != node.tags
+        self._suspicions.pop(a.node, None)
+        node.incarnation = a.incarnation
+        node.addr = a.addr
+        node.tags = dict(a.tags)
+        if old is not MemberState.ALIVE:
+            node.state = MemberState.ALIVE
+            node.changed = self._tick
+            self._candidates = None
+        self._broadcast(a.node, a)
+        if old in _GONE:
+            self._emit(EventKind.JOINED, node)
+        elif meta_changed:
+            self._emit(EventKind.UPDATED, node)
+        elif old is MemberState.SUSPECT:
+            self._emit(EventKind.RECOVERED, node)
+
+    def _on_suspect(self, s: Suspect) -> None:
+        node = self._nodes.get(s.node)
+        if node is None or s.incarnation < node.incarnation:
+            return
+        if node.state is MemberState.SUSPECT:
+            timer = self._suspicions.get(s.node)
+            if timer is not None and timer.confirm(s.sender):
+                self._broadcast(s.node, s)
+            return
+        if node.state in _GONE:
+            return
+        if s.node == self._name:
+            if not self._leaving:
+                self._refute(s.incarnation)
+            return
+        node.incarnation = s.incarnation
+        node.state = MemberState.SUSPECT
+        node.changed = self._tick
+        self._start_suspicion(node, s.sender)
+        self._broadcast(s.node, s)
+        self._emit(EventKind.SUSPECT, node)
+
+    def _start_suspicion(self, node: _Node, sender: str) -> None:
+        cfg = self._config
+        n = len(self._nodes)
+        k = cfg.suspicion_mult - 2
+        if n - 2 < k:
+            k = 0
+        low = suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval_ticks)
+        high = cfg.suspicion_max_timeout_mult * low
+        self._suspicions[node.name] = Suspicion.begin(self._tick, sender, k, low, high)
+
+    def _suspicion_expired(self, name: str) -> None:
+        del self._suspicions[name]
+        node = self._nodes.get(name)
+        if node is not None and node.state is MemberState.SUSPECT:
+            self._on_dead(Dead(node.incarnation, name, self._name))
+
+    def _on_dead(self, d: Dead) -> None:
+        node = self._nodes.get(d.node)
+        if node is None or d.incarnation < node.incarnation or node.state in _GONE:
+            return
+        if d.node == self._name:
+            if not self._leaving:
+                self._refute(d.incarnation)
+            return
+        self._suspicions.pop(d.node, None)
+        node.incarnation = d.incarnation
+        node.state = MemberState.LEFT if d.is_leave else MemberState.DEAD
+        node.changed = self._tick
+        self._candidates = None
+        self._broadcast(d.node, d)
+        self._emit(EventKind.LEFT if d.is_leave else EventKind.FAILED, node)
+
+    def _refute(self, incarnation: int) -> None:
+        me = self._nodes[self._name]
+        me.incarnation = max(me.incarnation, incarnation) + 1
+        self._adjust_awareness(1)
+        self._broadcast_self()
+
+    def _merge(self, states: Sequence[NodeState]) -> None:
+        """A peer's full state, applied as memberlist does: its dead members only become
+        suspect here (we probe them ourselves), its left members are left."""
+        for s in states:
+            if s.state is MemberState.ALIVE:
+                self._on_alive(Alive(s.incarnation, s.node, s.addr, s.tags))
+            elif s.state is MemberState.LEFT:
+                self._on_dead(Dead(s.incarnation, s.node, s.node))
+            else:
+                self._on_suspect(Suspect(s.incarnation, s.node, self._name))
+
+    def _reap(self, now: int) -> None:
+        timeout = self._config.reconnect_timeout_ticks
+        for node in [n for n in self._nodes.values() if n.state in _GONE]:
+            if now - node.changed >= timeout:
+                del self._nodes[node.name]
+                self._candidates = None
+                self._emit(EventKind.REAPED, node)
+
+    # ----------------------------------------------------------------- output
+
+    def _emit(self, kind: EventKind, node: _Node) -> None:
+        self._events.append(MemberEvent(kind, node.snapshot()))
+
+    def _check_tags(self, tags: Tags) -> None:
+        for k, v in tags.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError(f"tags: keys and values must be strings, got {k!r}: {v!r}")
+        size = tags_size(tags)
+        if size > self._config.meta_max_bytes:
+            raise TagsTooLarge(
+                f"tags: encoded size {size} bytes exceeds the limit of "
+                f"{self._config.meta_max_bytes}"
+            )
+
+    def _broadcast_self(self) -> None:
+        me = self._nodes[self._name]
+        self._broadcast(self._name, Alive(me.incarnation, self._name, me.addr, dict(me.tags)))
+
+    def _broadcast(self, node: str, msg: Message) -> None:
+        self._broadcasts.queue(node, msg, message_size(msg))
+
+    def _retransmit_limit(self) -> int:
+        return retransmit_limit(self._config.retransmit_mult, len(self._nodes))
+
+    def _send(self, addr: Addr, msg: Message) -> None:
+        """Send `msg` with as much piggybacked news as fits in the datagram."""
+        if self._broadcasts:
+            extra = self._broadcasts.take(
+                self._room - message_size(msg), self._retransmit_limit()
+            )
+            self._outbox.append((addr, (msg, *extra)))
+        else:
+            self._outbox.append((addr, (msg,)))
+
+    def _gossip_candidates(self) -> list[_Node]:
+        """Live members, and failed or left ones for a while (so they can learn and refute);
+        cached until membership changes or one of those grace periods ends."""
+        now = self._tick
+        if self._candidates is not None and now < self._candidates_until:
+            return self._candidates
+        grace = self._config.gossip_to_the_dead_ticks
+        until = now + grace
+        out = []
+        for n in self._nodes.values():
+            if n.name == self._name:
+                continue
+            if n.state in _LIVE:
+                out.append(n)
+            elif now - n.changed < grace:
+                out.append(n)
+                until = min(until, n.changed + grace)
+        self._candidates, self._candidates_until = out, until
+        return out
+
+    def _gossip(self) -> None:
+        limit = self._retransmit_limit()
+        for node in self._pick(self._gossip_candidates(), self._config.gossip_nodes):
+            news = self._broadcasts.take(self._room, limit)
+            if not news:
+                return
+            self._outbox.append((node.addr, tuple(news)))
+
+    def _send_state(self, addr: Addr, *, reply: bool) -> None:
+        """Our full state, in as many datagrams as it takes (merging is per member, so each
+        part is useful alone); only the first asks for a reply."""
+        room = self._room - PUSH_PULL_OVERHEAD
+        chunk: list[NodeState] = []
+        used = 0
+        for node in self._nodes.values():
+            s = NodeState(node.name, node.addr, node.incarnation, node.state, node.tags)
+            size = state_size(s)
+            if chunk and used + size > room:
+                self._outbox.append((addr, (PushPull(reply, tuple(chunk)),)))
+                reply = False
+                chunk, used = [], 0
+            chunk.append(s)
+            used += size
+        self._outbox.append((addr, (PushPull(reply, tuple(chunk)),)))
+
+    def _pick(self, nodes: list[_Node], k: int) -> list[_Node]:
+        """Up to k distinct random members."""
+        if k >= len(nodes):
+            picked = list(nodes)
+            self._rng.shuffle(picked)
+            return picked
+        chosen: list[int] = []
+        while len(chosen) < k:
+            i = self._rng.randrange(len(nodes))
+            if i not in chosen:
+                chosen.append(i)
+        return [nodes[i] for i in chosen]
+
+
+def _push_pull_scale(interval: int, members: int) -> int:
+    """memberlist's pushPullScale: beyond 32 members, exchange less often."""
+    if members <= 32:
+        return interval
+    return interval * (math.ceil(math.log2(members) - math.log2(32)) + 1)
