@@ -7,6 +7,7 @@ Stale heap entries are skipped lazily: the authoritative due time of each job li
 cursors, and starting runs through the `RunManager`.
 """
 
+import gc
 import heapq
 from datetime import datetime
 
@@ -72,6 +73,7 @@ class Scheduler:
         page = await self._store.list_jobs(JobQuery())
         for job in page.jobs:
             await self._load(job)
+        gc.freeze()  # the loaded jobs live long: keep full collections from walking them
         log.info("scheduler started", jobs=len(self._jobs))
         task_status.started()
         while True:

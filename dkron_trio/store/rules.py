@@ -13,7 +13,7 @@ so that both stores sort identically (None first in ascending order, then by nam
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -292,24 +292,20 @@ def apply_put_execution(tx: StoreTx, ex: Execution) -> None:
         return
     tx.save_execution(ex)
     if ex.status.finished:
-        updated = job
+        changes: dict[str, Any] = {}
         if previous is None or not previous.status.finished:
             at = ex.finished_at or ex.started_at
             if ex.status is ExecutionStatus.SUCCESS:
-                updated = attrs.evolve(
-                    updated,
-                    success_count=updated.success_count + 1,
-                    last_success=_later(updated.last_success, at),
-                )
+                changes["success_count"] = job.success_count + 1
+                changes["last_success"] = _later(job.last_success, at)
             else:
-                updated = attrs.evolve(
-                    updated,
-                    error_count=updated.error_count + 1,
-                    last_error=_later(updated.last_error, at),
-                )
-        updated = attrs.evolve(updated, status=run_status(tx.latest_run(ex.job_name)))
-        if updated != job:
-            tx.save_job(updated)
+                changes["error_count"] = job.error_count + 1
+                changes["last_error"] = _later(job.last_error, at)
+        status = run_status(tx.latest_run(ex.job_name))
+        if status is not job.status:
+            changes["status"] = status
+        if changes:
+            tx.save_job(attrs.evolve(job, **changes))
     before = None if job.retention_age is None else ex.started_at - job.retention_age
     tx.prune_executions(ex.job_name, job.retention_count, before)
 
