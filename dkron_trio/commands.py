@@ -1,0 +1,316 @@
+"""The replicated commands: every state change the cluster agrees on, and their wire codec.
+
+A command is a frozen value naming one store mutation (`dkron_trio.store.base.Store`); the
+state machine (`dkron_trio.fsm`) applies committed commands in log order on every server.
+Nothing here assumes Raft: any replicated log carrying these bytes would do.
+
+Wire form: one msgpack array ``[CODEC_VERSION, kind, body]`` where ``kind`` is a
+`CommandKind` value and ``body`` a map of the command's fields (jobs and executions in their
+own record form, `Job.to_json` / `Execution.to_json`; times as RFC3339 in UTC). The codec is
+strict both ways, because every server must read the same bytes as the same command:
+
+* `encode_command` refuses (CommandError) a command that would not come back equal from the
+  wire: wrong field types, naive datetimes, durations finer than a millisecond, or bytes over
+  `MAX_COMMAND_BYTES`. The proposer learns this before anything is replicated.
+* `decode_command` accepts only the canonical bytes `encode_command` produces: any malformed,
+  unknown-kind, other-version, mistyped, non-canonical or oversize input raises CommandError
+  and nothing else.
+"""
+
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any, ClassVar
+
+import attrs
+import msgpack
+
+from dkron_trio.execution import Execution, MissedTick, MissReason
+from dkron_trio.job import Job, format_time, parse_time
+
+CODEC_VERSION = 1
+"""Bumped whenever the wire form of any command changes."""
+
+MAX_COMMAND_BYTES = 1 << 20
+"""Largest encoded command (equal to the Raft default ``max_proposal_size``)."""
+
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 63) - 1
+"""Integers must fit SQLite's 64-bit columns, so both stores accept the same values."""
+
+
+class CommandError(ValueError):
+    """A command that cannot be encoded, or bytes that are not a valid command."""
+
+
+class CommandKind(Enum):
+    SET_JOB = "set_job"
+    DELETE_JOB = "delete_job"
+    PUT_EXECUTION = "put_execution"
+    DELETE_EXECUTIONS = "delete_executions"
+    RECORD_MISSED = "record_missed"
+    SET_CURSOR = "set_cursor"
+    RECORD_PLAN = "record_plan"
+
+
+def _missed_tuple(value: Iterable[MissedTick]) -> tuple[MissedTick, ...]:
+    return tuple(value)
+
+
+def _execution_tuple(value: Iterable[Execution]) -> tuple[Execution, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class SetJob:
+    """Upsert a job with the store's merge rules (also how a job is toggled)."""
+
+    kind: ClassVar[CommandKind] = CommandKind.SET_JOB
+    job: Job
+
+
+@attrs.frozen
+class DeleteJob:
+    kind: ClassVar[CommandKind] = CommandKind.DELETE_JOB
+    name: str
+
+
+@attrs.frozen
+class PutExecution:
+    kind: ClassVar[CommandKind] = CommandKind.PUT_EXECUTION
+    execution: Execution
+
+
+@attrs.frozen
+class DeleteExecutions:
+    kind: ClassVar[CommandKind] = CommandKind.DELETE_EXECUTIONS
+    job_name: str
+
+
+@attrs.frozen
+class RecordMissed:
+    kind: ClassVar[CommandKind] = CommandKind.RECORD_MISSED
+    missed: MissedTick
+
+
+@attrs.frozen
+class SetCursor:
+    kind: ClassVar[CommandKind] = CommandKind.SET_CURSOR
+    job_name: str
+    t: datetime
+
+
+@attrs.frozen
+class RecordPlan:
+    """One scheduler decision: missed ticks, started executions and the cursor, at once."""
+
+    kind: ClassVar[CommandKind] = CommandKind.RECORD_PLAN
+    job_name: str
+    cursor: datetime
+    missed: tuple[MissedTick, ...] = attrs.field(converter=_missed_tuple)
+    started: tuple[Execution, ...] = attrs.field(converter=_execution_tuple)
+
+
+Command = (
+    SetJob | DeleteJob | PutExecution | DeleteExecutions | RecordMissed | SetCursor | RecordPlan
+)
+
+
+def encode_command(cmd: Command) -> bytes:
+    """The command's canonical bytes; CommandError if it would not survive the trip."""
+    try:
+        _check_fields(cmd)
+        data = _pack(cmd)
+    except CommandError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise CommandError(f"cannot encode {type(cmd).__name__}: {exc}") from None
+    _check_size(data)
+    if _unpack(data) != cmd:
+        raise CommandError(
+            f"{type(cmd).__name__} does not survive encoding (sub-millisecond "
+            "duration or a value its record form cannot hold)"
+        )
+    return data
+
+
+def decode_command(data: bytes) -> Command:
+    """The command `data` encodes; CommandError on anything but canonical command bytes."""
+    _check_size(data)
+    cmd = _unpack(data)
+    if _pack(cmd) != data:
+        raise CommandError("command bytes are not in canonical form")
+    return cmd
+
+
+# -- packing ------------------------------------------------------------------------------
+
+_DECODE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    OverflowError,
+    msgpack.UnpackException,
+)
+"""What malformed input can raise on its way through msgpack and the record parsers."""
+
+
+def _check_size(data: bytes) -> None:
+    if len(data) > MAX_COMMAND_BYTES:
+        raise CommandError(f"command of {len(data)} bytes exceeds {MAX_COMMAND_BYTES}")
+
+
+def _pack(cmd: Command) -> bytes:
+    data: bytes = msgpack.packb([CODEC_VERSION, cmd.kind.value, _body(cmd)], use_bin_type=True)
+    return data
+
+
+def _body(cmd: Command) -> dict[str, Any]:
+    match cmd:
+        case SetJob(job):
+            return {"job": job.to_json()}
+        case DeleteJob(name):
+            return {"name": name}
+        case PutExecution(ex):
+            return {"execution": ex.to_json()}
+        case DeleteExecutions(job_name):
+            return {"job_name": job_name}
+        case RecordMissed(missed):
+            return {"missed": missed.to_json()}
+        case SetCursor(job_name, t):
+            return {"job_name": job_name, "t": format_time(t)}
+        case RecordPlan(job_name, cursor, missed, started):
+            return {
+                "job_name": job_name,
+                "cursor": format_time(cursor),
+                "missed": [m.to_json() for m in missed],
+                "started": [ex.to_json() for ex in started],
+            }
+
+
+def _unpack(data: bytes) -> Command:
+    try:
+        frame = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+        if not isinstance(frame, list) or len(frame) != 3:
+            raise CommandError("a command is a [version, kind, body] array")
+        version, kind, body = frame
+        if type(version) is not int or version != CODEC_VERSION:
+            raise CommandError(f"unsupported command version {version!r}")
+        if not isinstance(kind, str):
+            raise CommandError(f"command kind must be a string, got {kind!r}")
+        try:
+            decode = _DECODERS[CommandKind(kind)]
+        except ValueError:
+            raise CommandError(f"unknown command kind {kind!r}") from None
+        if not isinstance(body, dict):
+            raise CommandError(f"{kind} body must be a map")
+        cmd = decode(body)
+        _check_fields(cmd)
+        return cmd
+    except CommandError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise CommandError(f"malformed command: {type(exc).__name__}: {exc}") from None
+
+
+def _time(value: object) -> datetime:
+    t = parse_time(value, "time")
+    if t is None:
+        raise CommandError("a command time must be set")
+    return t
+
+
+def _missed(obj: object) -> MissedTick:
+    if not isinstance(obj, dict):
+        raise CommandError("a missed tick must be a map")
+    return MissedTick(
+        job_name=obj["job_name"],
+        scheduled_at=_time(obj["scheduled_at"]),
+        reason=MissReason(obj["reason"]),
+        recorded_at=_time(obj["recorded_at"]),
+        detail=obj["detail"],
+    )
+
+
+def _execution(obj: object) -> Execution:
+    if not isinstance(obj, dict):
+        raise CommandError("an execution must be a map")
+    return Execution.from_json(obj)
+
+
+def _job(obj: object) -> Job:
+    if not isinstance(obj, dict):
+        raise CommandError("a job must be a map")
+    return Job.from_record(obj)
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise CommandError(f"{what} must be an array")
+    return value
+
+
+_DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
+    CommandKind.SET_JOB: lambda b: SetJob(_job(b["job"])),
+    CommandKind.DELETE_JOB: lambda b: DeleteJob(b["name"]),
+    CommandKind.PUT_EXECUTION: lambda b: PutExecution(_execution(b["execution"])),
+    CommandKind.DELETE_EXECUTIONS: lambda b: DeleteExecutions(b["job_name"]),
+    CommandKind.RECORD_MISSED: lambda b: RecordMissed(_missed(b["missed"])),
+    CommandKind.SET_CURSOR: lambda b: SetCursor(b["job_name"], _time(b["t"])),
+    CommandKind.RECORD_PLAN: lambda b: RecordPlan(
+        b["job_name"],
+        _time(b["cursor"]),
+        tuple(_missed(m) for m in _list(b["missed"], "missed")),
+        tuple(_execution(ex) for ex in _list(b["started"], "started")),
+    ),
+}
+
+
+# -- type checks --------------------------------------------------------------------------
+
+
+_HINTS: Mapping[type, Mapping[str, Any]] = {
+    cls: typing.get_type_hints(cls)
+    for cls in (Job, Execution, MissedTick, *typing.get_args(Command))
+}
+"""Field types of every class a command holds (resolved once)."""
+
+
+def _check_fields(value: object) -> None:
+    """Every attrs field of `value` (recursively) holds a value of its annotated type."""
+    hints = _HINTS[type(value)]
+    for field in attrs.fields(typing.cast(Any, type(value))):
+        item = getattr(value, field.name)
+        if not _conforms(item, hints[field.name]):
+            raise CommandError(
+                f"{type(value).__name__}.{field.name}: {item!r} is not a valid "
+                f"{getattr(hints[field.name], '__name__', hints[field.name])}"
+            )
+
+
+def _conforms(value: object, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is types.UnionType or origin is typing.Union:
+        return any(_conforms(value, arg) for arg in args)
+    if tp is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_conforms(v, args[0]) for v in value)
+    if origin is Mapping:
+        return isinstance(value, Mapping) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
+        )
+    if tp is int:
+        return type(value) is int and _INT_MIN <= value <= _INT_MAX
+    if tp is datetime:
+        return isinstance(value, datetime) and value.utcoffset() is not None
+    if attrs.has(tp):
+        if not isinstance(value, tp):
+            return False
+        _check_fields(value)
+        return True
+    return isinstance(value, tp)
