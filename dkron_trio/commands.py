@@ -104,13 +104,25 @@ class SetCursor:
 
 @attrs.frozen
 class RecordPlan:
-    """One scheduler decision: missed ticks, started executions and the cursor, at once."""
+    """One scheduler decision for one job: missed ticks, started executions and the cursor,
+    at once. Every tick and execution must belong to ``job_name`` (CommandError otherwise):
+    the store checks only that job before writing, so a foreign one refused halfway would
+    leave the memory store half-written where SQLite rolls back."""
 
     kind: ClassVar[CommandKind] = CommandKind.RECORD_PLAN
     job_name: str
     cursor: datetime
     missed: tuple[MissedTick, ...] = attrs.field(converter=_missed_tuple)
     started: tuple[Execution, ...] = attrs.field(converter=_execution_tuple)
+
+    def __attrs_post_init__(self) -> None:
+        items: tuple[MissedTick | Execution, ...] = (*self.missed, *self.started)
+        for item in items:
+            if item.job_name != self.job_name:
+                raise CommandError(
+                    f"record_plan for job {self.job_name!r} holds a "
+                    f"{type(item).__name__} of job {item.job_name!r}"
+                )
 
 
 Command = (

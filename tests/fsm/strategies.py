@@ -1,0 +1,119 @@
+"""Hypothesis strategies for commands whose values survive the wire (UTC times from 1970,
+durations in whole milliseconds, 64-bit integers)."""
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import strategies as st
+
+from dkron_trio.commands import (
+    Command,
+    DeleteExecutions,
+    DeleteJob,
+    PutExecution,
+    RecordMissed,
+    RecordPlan,
+    SetCursor,
+    SetJob,
+)
+from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
+from dkron_trio.job import Concurrency, Job, JobStatus, MisfirePolicy
+
+names = st.text(min_size=1, max_size=12)
+texts = st.text(max_size=20)
+ints = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
+times = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+opt_times = st.none() | times
+durations = st.integers(min_value=0, max_value=10**9).map(lambda ms: timedelta(milliseconds=ms))
+str_maps = st.dictionaries(texts, texts, max_size=3)
+
+jobs = st.builds(
+    Job,
+    name=names,
+    displayname=texts,
+    timezone=texts,
+    schedule=texts,
+    owner=texts,
+    owner_email=texts,
+    success_count=ints,
+    error_count=ints,
+    last_success=opt_times,
+    last_error=opt_times,
+    disabled=st.booleans(),
+    tags=str_maps,
+    metadata=str_maps,
+    retries=ints,
+    dependent_jobs=st.lists(names, max_size=3).map(tuple),
+    parent_job=texts,
+    processors=st.dictionaries(texts, str_maps, max_size=2),
+    concurrency=st.sampled_from(Concurrency),
+    executor=texts,
+    executor_config=str_maps,
+    status=st.sampled_from(JobStatus),
+    next=opt_times,
+    ephemeral=st.booleans(),
+    starts_at=opt_times,
+    expires_at=opt_times,
+    created_at=times,
+    misfire_policy=st.sampled_from(MisfirePolicy),
+    misfire_grace=durations,
+    retry_backoff=durations,
+    retry_other_node=st.booleans(),
+    timeout=st.none() | durations.filter(bool),
+    retention_count=ints,
+    retention_age=st.none() | durations.filter(bool),
+)
+
+
+def executions(job_name: st.SearchStrategy[str] = names) -> st.SearchStrategy[Execution]:
+    return st.builds(
+        Execution,
+        id=names,
+        job_name=job_name,
+        started_at=times,
+        finished_at=opt_times,
+        success=st.booleans(),
+        output=st.text(max_size=200),
+        node_name=texts,
+        group=ints,
+        attempt=ints,
+        scheduled_at=opt_times,
+        fence=ints,
+        status=st.sampled_from(ExecutionStatus),
+        exit_code=st.none() | ints,
+        output_truncated=st.booleans(),
+    )
+
+
+def missed_ticks(job_name: st.SearchStrategy[str] = names) -> st.SearchStrategy[MissedTick]:
+    return st.builds(
+        MissedTick,
+        job_name=job_name,
+        scheduled_at=times,
+        reason=st.sampled_from(MissReason),
+        recorded_at=times,
+        detail=texts,
+    )
+
+
+@st.composite
+def record_plans(draw: st.DrawFn) -> RecordPlan:
+    name = draw(names)
+    return RecordPlan(
+        name,
+        draw(times),
+        draw(st.lists(missed_ticks(st.just(name)), max_size=3)),
+        draw(st.lists(executions(st.just(name)), max_size=3)),
+    )
+
+
+commands: st.SearchStrategy[Command] = st.one_of(
+    st.builds(SetJob, jobs),
+    st.builds(DeleteJob, names),
+    st.builds(PutExecution, executions()),
+    st.builds(DeleteExecutions, names),
+    st.builds(RecordMissed, missed_ticks()),
+    st.builds(SetCursor, names, times),
+    record_plans(),
+)

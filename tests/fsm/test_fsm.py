@@ -1,0 +1,215 @@
+"""StoreStateMachine over MemoryStore and SqliteStore: the same commands give the same stores
+and the same results; refusals are results and change nothing; bad entries are skipped."""
+
+import random
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+
+from dkron_trio.commands import (
+    Command,
+    CommandError,
+    DeleteExecutions,
+    DeleteJob,
+    PutExecution,
+    RecordMissed,
+    RecordPlan,
+    SetCursor,
+    SetJob,
+    encode_command,
+)
+from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
+from dkron_trio.fsm import SnapshotUnsupported, StoreStateMachine
+from dkron_trio.job import JobStatus, ValidationError
+from dkron_trio.raft.codec import encode_conf_change
+from dkron_trio.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    Snapshot,
+    SnapshotMeta,
+)
+from dkron_trio.store.base import (
+    ExecutionQuery,
+    JobHasChildren,
+    JobNotFound,
+    JobQuery,
+    ParentNotFound,
+    Store,
+)
+from dkron_trio.store.memory import MemoryStore
+from dkron_trio.store.sqlite import open_sqlite_store
+from tests.store.helpers import T0, execution, job
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        async with open_sqlite_store(tmp_path / "state.db") as sqlite_store:
+            yield sqlite_store
+
+
+def entries(cmds: Sequence[Command], first: int = 1) -> list[Entry]:
+    return [Entry(1, first + i, data=encode_command(c)) for i, c in enumerate(cmds)]
+
+
+async def contents(store: Store) -> dict[str, object]:
+    """Everything a store holds, through its public reads."""
+    page = await store.list_jobs(JobQuery())
+    out: dict[str, object] = {"jobs": page.jobs}
+    for j in page.jobs:
+        out[f"{j.name}/executions"] = await store.list_executions(j.name, ExecutionQuery())
+        out[f"{j.name}/missed"] = await store.list_missed(j.name)
+        out[f"{j.name}/cursor"] = await store.get_cursor(j.name)
+    return out
+
+
+def comparable(result: object) -> object:
+    """Results compared across stores: errors by type and message."""
+    if isinstance(result, Exception):
+        return (type(result).__name__, str(result))
+    return result
+
+
+def random_commands(rng: random.Random, n: int) -> list[Command]:
+    """A random mix over three jobs: parents, toggles, runs, plans, bad jobs, deletes."""
+    names = ["a", "b", "c"]
+    cmds: list[Command] = []
+    for step in range(n):
+        name = rng.choice(names)
+        t = T0 + timedelta(seconds=step)
+        roll = rng.random()
+        if roll < 0.25:
+            parent = rng.choice(["", "", *names])
+            fields = {"parent_job": parent, "disabled": rng.random() < 0.3}
+            if rng.random() < 0.1:
+                fields["schedule"] = "not a schedule"
+            cmds.append(SetJob(job(name, retention_count=3, **fields)))
+        elif roll < 0.3:
+            cmds.append(DeleteJob(name))
+        elif roll < 0.55:
+            status = rng.choice(list(ExecutionStatus))
+            cmds.append(PutExecution(execution(name, rng.randrange(6), status, group=step)))
+        elif roll < 0.6:
+            cmds.append(DeleteExecutions(name))
+        elif roll < 0.7:
+            cmds.append(RecordMissed(MissedTick(name, t, rng.choice(list(MissReason)), t)))
+        elif roll < 0.8:
+            cmds.append(SetCursor(name, t))
+        else:
+            started = [execution(name, step, ExecutionStatus.RUNNING, group=step)]
+            missed = [MissedTick(name, t - timedelta(seconds=1), MissReason.OVERLAP, t)]
+            cmds.append(RecordPlan(name, t, missed, started))
+    return cmds
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_memory_and_sqlite_agree(seed: int, tmp_path: Path) -> None:
+    cmds = random_commands(random.Random(seed), 80)
+    memory = StoreStateMachine(MemoryStore())
+    async with open_sqlite_store(tmp_path / "state.db") as sqlite_store:
+        durable = StoreStateMachine(sqlite_store)
+        log = entries(cmds)
+        rng = random.Random(seed)
+        results: dict[str, list[object]] = {"memory": [], "sqlite": []}
+        for machine, key in ((memory, "memory"), (durable, "sqlite")):
+            i = 0
+            while i < len(log):
+                batch = log[i : i + rng.randrange(1, 8)]
+                results[key] += [comparable(r) for r in await machine.apply(batch)]
+                i += len(batch)
+        assert results["memory"] == results["sqlite"]
+        assert len(results["memory"]) == len(cmds)
+        refused = [r for r in results["memory"] if isinstance(r, tuple)]
+        assert refused and len(refused) < len(cmds)  # the mix exercises both outcomes
+        assert await contents(memory._store) == await contents(sqlite_store)
+
+
+async def test_results_are_the_store_return_values(store: Store) -> None:
+    machine = StoreStateMachine(store)
+    a = job("a")
+    results = await machine.apply(
+        entries(
+            [
+                SetJob(a),
+                PutExecution(execution("a", 1)),
+                PutExecution(execution("a", 2, ExecutionStatus.FAILED)),
+                DeleteExecutions("a"),
+                SetCursor("a", T0),
+                DeleteJob("a"),
+            ]
+        )
+    )
+    assert results[0] == a
+    assert results[1:5] == [None, None, 2, None]
+    # The deleted job as it was stored: counters reset, the last run's status kept.
+    assert results[5] == attrs.evolve(a, status=JobStatus.PARTIALLY_FAILED)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "error"),
+    [
+        (DeleteJob("missing"), JobNotFound),
+        (DeleteJob("parent"), JobHasChildren),
+        (SetJob(job("orphan", parent_job="missing")), ParentNotFound),
+        (SetJob(job("bad", schedule="every now and then")), ValidationError),
+        (PutExecution(execution("missing", 1)), JobNotFound),
+        (DeleteExecutions("missing"), JobNotFound),
+        (RecordMissed(MissedTick("missing", T0, MissReason.PAUSED, T0)), JobNotFound),
+        (SetCursor("missing", T0), JobNotFound),
+        (
+            RecordPlan(
+                "missing",
+                T0,
+                [MissedTick("missing", T0, MissReason.OVERLAP, T0)],
+                [execution("missing", 1, ExecutionStatus.RUNNING)],
+            ),
+            JobNotFound,
+        ),
+    ],
+)
+async def test_refused_commands_return_the_error_and_change_nothing(
+    store: Store, cmd: Command, error: type[Exception]
+) -> None:
+    machine = StoreStateMachine(store)
+    setup: list[Command] = [
+        SetJob(job("parent")),
+        SetJob(job("child", parent_job="parent")),
+        PutExecution(execution("parent", 1)),
+        SetCursor("parent", T0),
+    ]
+    assert not any(isinstance(r, Exception) for r in await machine.apply(entries(setup)))
+    before = await contents(store)
+    [result] = await machine.apply(entries([cmd], first=10))
+    assert isinstance(result, error)
+    assert await contents(store) == before
+
+
+async def test_barriers_conf_changes_and_malformed_entries(store: Store) -> None:
+    machine = StoreStateMachine(store)
+    conf = encode_conf_change(ConfChange(ConfChangeType.ADD_NODE, 4))
+    log = [
+        Entry(1, 1),
+        Entry(1, 2, EntryType.CONF_CHANGE, conf),
+        Entry(1, 3, data=b"\xc1garbage"),
+        *entries([SetJob(job("a"))], first=4),
+    ]
+    results = await machine.apply(log)
+    assert results[:2] == [None, None]
+    assert isinstance(results[2], CommandError)
+    assert results[3] == job("a")
+    assert machine.malformed == 1
+    assert [j.name for j in (await store.list_jobs(JobQuery())).jobs] == ["a"]
+
+
+async def test_restore_is_refused_loudly(store: Store) -> None:
+    snapshot = Snapshot(SnapshotMeta(5, 1, ConfState(frozenset({1}))), b"image")
+    with pytest.raises(SnapshotUnsupported, match="index 5"):
+        await StoreStateMachine(store).restore(snapshot)
