@@ -266,24 +266,33 @@ def _leader_at(cluster: RaftCluster, time: int) -> list[int]:
     return box
 
 
+def fuzz(*args: str, hash_seed: str = "0") -> subprocess.CompletedProcess[str]:
+    script = Path(__file__).resolve().parents[2] / "fuzz" / "raft_sim.py"
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        check=False,
+        timeout=300,
+    )
+
+
 def test_replay_is_identical_across_processes() -> None:
     """What a failing test prints must replay in a fresh interpreter, whatever its string-hash
     seed (nothing may depend on the iteration order of str-keyed sets)."""
-    root = Path(__file__).resolve().parents[2]
-    outputs = []
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        done = subprocess.run(
-            [sys.executable, str(root / "fuzz" / "raft_sim.py"), "--seed", "11"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        outputs.append(done.stdout)
-    assert outputs[0] == outputs[1]
-    assert "trace" in outputs[0]
+    first, second = fuzz("--seed", "11", hash_seed="1"), fuzz("--seed", "11", hash_seed="2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout == second.stdout
     in_process = run(random_schedule(random.Random(11), 11))
-    assert in_process.trace_hash in outputs[0]
+    assert f"trace {in_process.trace_hash}" in first.stdout
+
+
+def test_fuzzer_runs_iterations_and_replays_encoded_schedules() -> None:
+    done = fuzz("--iterations", "2", "--start", "5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 runs, 0 failures" in done.stdout
+    schedule = FaultSchedule(seed=5, fault_ms=5_000, calm_ms=10_000)
+    replayed = fuzz("--schedule", schedule.encode())
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert f"trace {run(schedule).trace_hash}" in replayed.stdout
