@@ -35,7 +35,6 @@ from dkron_trio.raft.types import (
     SnapshotMeta,
 )
 from dkron_trio.store.base import (
-    ExecutionQuery,
     JobHasChildren,
     JobNotFound,
     JobQuery,
@@ -45,6 +44,8 @@ from dkron_trio.store.base import (
 from dkron_trio.store.memory import MemoryStore
 from dkron_trio.store.sqlite import open_sqlite_store
 from tests.store.helpers import T0, execution, job
+
+from .helpers import contents
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -58,17 +59,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 def entries(cmds: Sequence[Command], first: int = 1) -> list[Entry]:
     return [Entry(1, first + i, data=encode_command(c)) for i, c in enumerate(cmds)]
-
-
-async def contents(store: Store) -> dict[str, object]:
-    """Everything a store holds, through its public reads."""
-    page = await store.list_jobs(JobQuery())
-    out: dict[str, object] = {"jobs": page.jobs}
-    for j in page.jobs:
-        out[f"{j.name}/executions"] = await store.list_executions(j.name, ExecutionQuery())
-        out[f"{j.name}/missed"] = await store.list_missed(j.name)
-        out[f"{j.name}/cursor"] = await store.get_cursor(j.name)
-    return out
 
 
 def comparable(result: object) -> object:
