@@ -192,10 +192,10 @@ def _message(row: object) -> Message:
     raise CodecError(f"message: unknown type {kind!r}")
 
 
-def decode_packet(data: bytes) -> Packet:
+def decode_packet(data: bytes, max_size: int = UDP_BUFFER_SIZE) -> Packet:
     """Parse one plain datagram; raises CodecError on anything else."""
-    if len(data) > UDP_BUFFER_SIZE:
-        raise CodecError(f"datagram: larger than {UDP_BUFFER_SIZE} bytes")
+    if len(data) > max_size:
+        raise CodecError(f"datagram: larger than {max_size} bytes")
     if not data or data[0] != VERSION:
         raise CodecError("datagram: unknown version")
     try:

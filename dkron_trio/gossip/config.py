@@ -67,7 +67,7 @@ class GossipConfig:
     reconnect_timeout_ticks: int = _ticks(24 * 3600.0)
     """Failed and left members are forgotten (reaped) after this long (serf-reconnect-timeout)."""
     udp_buffer_size: int = UDP_BUFFER_SIZE
-    meta_max_bytes: int = META_MAX_BYTES
+    """Largest datagram sent or accepted; raise only if every member's path allows it."""
 
     def __attrs_post_init__(self) -> None:
         for field in attrs.fields(GossipConfig):
@@ -83,12 +83,8 @@ class GossipConfig:
             )
         if self.suspicion_max_timeout_mult < 1:
             raise GossipConfigError("suspicion_max_timeout_mult: must be at least 1")
-        if not 576 <= self.udp_buffer_size <= 65000:
+        if not 2 * META_MAX_BYTES <= self.udp_buffer_size <= 65000:
             raise GossipConfigError(
-                f"udp_buffer_size: must be in [576, 65000], got {self.udp_buffer_size}"
-            )
-        if self.meta_max_bytes > self.udp_buffer_size // 2:
-            raise GossipConfigError(
-                "meta_max_bytes: must be at most half of udp_buffer_size, "
-                f"got {self.meta_max_bytes}"
+                f"udp_buffer_size: must be in [{2 * META_MAX_BYTES}, 65000], "
+                f"got {self.udp_buffer_size}"
             )

@@ -37,7 +37,7 @@ from dkron_trio.gossip.codec import (
     state_size,
     tags_size,
 )
-from dkron_trio.gossip.config import SEAL_OVERHEAD, GossipConfig
+from dkron_trio.gossip.config import META_MAX_BYTES, SEAL_OVERHEAD, GossipConfig
 from dkron_trio.gossip.messages import (
     Ack,
     Addr,
@@ -129,6 +129,8 @@ class SwimCore:
     _leaving: bool = False
     _room: int = 0
     _candidates: list[_Node] | None = None
+    _due: int | None = None
+    """Cached next_due(); every public method that changes state clears it."""
     _candidates_until: int = 0
 
     @classmethod
@@ -234,6 +236,7 @@ class SwimCore:
     def join(self, seeds: Iterable[Addr]) -> None:
         """Exchange full state with every seed, again every `join_retry_ticks` until one
         answers. Seeds equal to our own address are ignored."""
+        self._due = None
         self._seeds = tuple(s for s in seeds if s != self._addr)
         if not self._seeds or self._leaving:
             return
@@ -247,6 +250,7 @@ class SwimCore:
         Keep ticking until `leave_done` so the intent gets out."""
         if self._leaving:
             return
+        self._due = None
         self._leaving = True
         self._joined = True
         self._probe = None
@@ -258,6 +262,7 @@ class SwimCore:
     def set_tags(self, tags: Tags) -> None:
         """Replace our tags; the news goes out with a new incarnation."""
         self._check_tags(tags)
+        self._due = None
         me = self._nodes[self._name]
         me.tags = dict(tags)
         me.incarnation += 1
@@ -267,24 +272,27 @@ class SwimCore:
 
     def next_due(self) -> int:
         """The tick at which `tick()` next has work; earlier ticks would only count time."""
-        due = self._next_reap
+        if self._due is None:
+            self._due = self._compute_due()
+        return self._due
+
+    def _compute_due(self) -> int:
+        due = [self._next_reap]
         if not self._leaving:
-            for t in (self._next_probe, self._next_push_pull, self._next_reconnect):
-                due = min(due, t)
-            if not self._joined and self._next_join < due:
-                due = self._next_join
+            due += (self._next_probe, self._next_push_pull, self._next_reconnect)
+            if not self._joined:
+                due.append(self._next_join)
         probe = self._probe
         if probe is not None:
-            t = probe.timeout_at if not probe.acked and probe.indirect == 0 else probe.end_at
-            due = min(due, t)
-        for relay in self._relays.values():
-            t = relay.expire_at if relay.nack_at is None else relay.nack_at
-            due = min(due, t)
-        for suspicion in self._suspicions.values():
-            due = min(due, suspicion.deadline)
-        if self._broadcasts and self._next_gossip < due:
-            due = self._next_gossip
-        return due if due > self._tick else self._tick + 1
+            pending = not probe.acked and probe.indirect == 0
+            due.append(probe.timeout_at if pending else probe.end_at)
+        if self._relays:
+            due += (r.expire_at if r.nack_at is None else r.nack_at for r in self._relays.values())
+        if self._suspicions:
+            due += (s.deadline for s in self._suspicions.values())
+        if self._broadcasts:
+            due.append(self._next_gossip)
+        return max(min(due), self._tick + 1)
 
     def advance(self, ticks: int) -> None:
         """Exactly `ticks` calls of `tick()`, skipping the idle ones in one step (simulators
@@ -303,6 +311,7 @@ class SwimCore:
                 ticks -= 1
 
     def tick(self) -> None:
+        self._due = None
         self._tick += 1
         now = self._tick
         probe = self._probe
@@ -352,10 +361,10 @@ class SwimCore:
 
     def receive(self, src: Addr, packet: Packet) -> None:
         """Handle one decoded datagram from `src`."""
+        self._due = None
         for msg in packet:
-            kind = type(msg)
-            if kind is Alive:
-                self._on_alive(msg)  # type: ignore[arg-type]
+            if isinstance(msg, Alive):  # most frequent: dispatch it first
+                self._on_alive(msg)
                 continue
             match msg:
                 case Ping(seq, target):
@@ -369,6 +378,8 @@ class SwimCore:
                         probe.nacks += 1
                 case PingReq():
                     self._on_ping_req(src, msg)
+                case Suspect() | Dead() if msg.node == self._name:
+                    self._on_rumour_about_us(src, msg)
                 case Suspect():
                     self._on_suspect(msg)
                 case Dead():
@@ -571,6 +582,18 @@ class SwimCore:
         self._broadcast(d.node, d)
         self._emit(EventKind.LEFT if d.is_leave else EventKind.FAILED, node)
 
+    def _on_rumour_about_us(self, src: Addr, rumour: Suspect | Dead) -> None:
+        """Refute a current rumour; answer the sender of a stale one (it missed our
+        refutation, and would otherwise declare us dead when its suspicion runs out)."""
+        me = self._nodes[self._name]
+        if self._leaving or rumour.incarnation >= me.incarnation:
+            if isinstance(rumour, Suspect):
+                self._on_suspect(rumour)
+            else:
+                self._on_dead(rumour)
+        else:
+            self._send(src, Alive(me.incarnation, self._name, me.addr, dict(me.tags)))
+
     def _refute(self, incarnation: int) -> None:
         me = self._nodes[self._name]
         me.incarnation = max(me.incarnation, incarnation) + 1
@@ -606,10 +629,9 @@ class SwimCore:
             if not isinstance(k, str) or not isinstance(v, str):
                 raise TypeError(f"tags: keys and values must be strings, got {k!r}: {v!r}")
         size = tags_size(tags)
-        if size > self._config.meta_max_bytes:
+        if size > META_MAX_BYTES:
             raise TagsTooLarge(
-                f"tags: encoded size {size} bytes exceeds the limit of "
-                f"{self._config.meta_max_bytes}"
+                f"tags: encoded size {size} bytes exceeds the limit of {META_MAX_BYTES}"
             )
 
     def _broadcast_self(self) -> None:

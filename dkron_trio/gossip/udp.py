@@ -186,7 +186,7 @@ class GossipNode:
                 log.debug("gossip datagram replayed", source=_text(src))
                 return
         try:
-            packet = decode_packet(plain)
+            packet = decode_packet(plain, self._config.udp_buffer_size)
         except CodecError as exc:
             stats.malformed += 1
             log.debug("gossip datagram malformed", source=_text(src), error=str(exc))

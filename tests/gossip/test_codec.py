@@ -71,14 +71,14 @@ def test_random_packets_round_trip(packet: tuple[Message, ...]) -> None:
         assert decode_packet(data) == packet
 
 
-@settings(max_examples=500)
+@settings(max_examples=300)
 @given(st.binary(max_size=1500))
 def test_random_bytes_decode_or_raise_codec_error(data: bytes) -> None:
     with contextlib.suppress(CodecError):
         decode_packet(data)
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(st.binary(max_size=200))
 def test_random_bytes_after_the_version_byte(data: bytes) -> None:
     with contextlib.suppress(CodecError):

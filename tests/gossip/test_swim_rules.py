@@ -121,12 +121,15 @@ def test_a_member_refutes_news_of_its_own_failure(rumour: Suspect | Dead) -> Non
     assert net.cores["b"].member("a") == Member("a", addr("a"), {}, 2, MemberState.ALIVE)
 
 
-def test_stale_news_about_oneself_is_ignored() -> None:
+def test_stale_news_about_oneself_is_answered_not_refuted_again() -> None:
     net = Net.formed(["a", "b"])
     a = net.cores["a"]
     a.receive(addr("b"), (Suspect(1, "a", "b"),))
+    a.take_outbox()
     a.receive(addr("b"), (Suspect(1, "a", "b"), Dead(1, "a", "b")))
     assert a.incarnation == 2
+    replies = [p[0] for to, p in a.take_outbox() if to == addr("b")]
+    assert replies == [Alive(2, "a", addr("a"), {})] * 2
 
 
 S, A, D, L = MemberState.SUSPECT, MemberState.ALIVE, MemberState.DEAD, MemberState.LEFT
