@@ -345,6 +345,9 @@ def apply_record_plan(
 ) -> None:
     """One scheduler decision at once: the ticks it records as missed, the executions it
     starts (running) and the cursor past them, so a crash leaves each tick ran-or-recorded."""
+    strays = ({m.job_name for m in missed} | {e.job_name for e in started}) - {job_name}
+    if strays:
+        raise ValueError(f"plan for {job_name!r} holds records of {sorted(strays)}")
     require_job(tx, job_name)
     for m in missed:
         apply_record_missed(tx, m)

@@ -355,6 +355,7 @@ class _PendingWrite(Generic[T]):
     done: bool = False
     result: T | None = None
     error: Exception | None = None
+    wake: trio.Event = attrs.field(factory=trio.Event)
 
 
 def _apply_batch(
@@ -394,7 +395,7 @@ class SqliteStore:
     _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
     _closed: bool = False
     _pending: "list[_PendingWrite[Any]]" = attrs.field(factory=list)
-    _committing: trio.Event | None = None
+    _committing: bool = False
     _cache: _JobCache = attrs.field(factory=_JobCache)
 
     @classmethod
@@ -408,12 +409,24 @@ class SqliteStore:
         return await trio.to_thread.run_sync(fn, self._conn, limiter=self._limiter)
 
     async def _write(self, fn: Callable[[rules.StoreTx], T]) -> T:
-        """Apply ``fn`` in the next group commit and return its result or raise its error."""
+        """Apply ``fn`` in the next group commit and return its result or raise its error.
+
+        Whoever finds no commit in flight commits everything pending; the others sleep on
+        their own event, so a long queue costs one wake-up per write, not one per commit.
+        A caller cancelled before its batch started leaves nothing behind.
+        """
         item: _PendingWrite[T] = _PendingWrite(fn)
         self._pending.append(item)
         while not item.done:
-            if self._committing is not None:
-                await self._committing.wait()
+            if self._committing:
+                try:
+                    await item.wake.wait()
+                except BaseException:
+                    if not item.done and item in self._pending:
+                        self._pending.remove(item)
+                        self._hand_over()
+                    raise
+                item.wake = trio.Event()
             else:
                 await self._commit_pending()
         if item.error is not None:
@@ -422,12 +435,19 @@ class SqliteStore:
 
     async def _commit_pending(self) -> None:
         batch, self._pending = self._pending, []
-        committing = self._committing = trio.Event()
+        self._committing = True
         try:
             await self._run(lambda conn: _apply_batch(conn, self._cache, batch))
         finally:
-            self._committing = None
-            committing.set()
+            self._committing = False
+            for item in batch:
+                item.wake.set()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Wake the oldest waiting writer to commit the next batch, if nobody is committing."""
+        if not self._committing and self._pending:
+            self._pending[0].wake.set()
 
     async def _read(self, fn: Callable[[_SqliteTx], T]) -> T:
         def read(conn: sqlite3.Connection) -> T:

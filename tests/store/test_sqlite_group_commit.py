@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from dkron_trio.job import Job
 from dkron_trio.store.base import JobQuery, ParentNotFound
@@ -67,3 +68,24 @@ async def test_single_write_error_is_raised(tmp_path: Path) -> None:
         with pytest.raises(ParentNotFound):
             await store.set_job(_job("child", parent_job="nope"))
         assert (await store.list_jobs(JobQuery())).total == 0
+
+
+async def test_writer_cancelled_while_waiting_leaves_nothing(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        waiting = trio.CancelScope()
+
+        async def second() -> None:
+            with waiting:
+                await store.set_job(_job("second"))
+
+        # Holding the worker thread keeps "first" committing while "second" waits.
+        async with trio.open_nursery() as nursery, store._limiter:
+            nursery.start_soon(store.set_job, _job("first"))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(second)
+            await trio.testing.wait_all_tasks_blocked()
+            waiting.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+        await store.set_job(_job("third"))  # the queue still moves after a cancelled waiter
+        names = {j.name for j in (await store.list_jobs(JobQuery())).jobs}
+    assert names == {"first", "third"}
