@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(header)
     for size in args.sizes:
-        seeds = args.seeds or {10: 100, 50: 40}.get(size, 8)
+        seeds = args.seeds or {10: 100, 50: 100}.get(size, 8)
         end_ms = 20_000 if size <= 50 else 25_000
         results: dict[str, Summary] = {}
         for label, config in (("ours (x6)", ours), ("memberlist x4", peer)):
