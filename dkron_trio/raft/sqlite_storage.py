@@ -48,8 +48,8 @@ from dkron_trio.raft.codec import (
     encode_hard_state,
     encode_snapshot_meta,
 )
-from dkron_trio.raft.errors import InvalidRequest, LogCompacted, LogUnavailable, RaftError
-from dkron_trio.raft.storage import bootstrap_snapshot
+from dkron_trio.raft.errors import InvalidRequest, RaftError
+from dkron_trio.raft.storage import LogView, bootstrap_snapshot
 from dkron_trio.raft.types import (
     EMPTY_SNAPSHOT,
     Compaction,
@@ -120,7 +120,7 @@ class _Loaded:
 
 
 @attrs.define(init=False, eq=False)
-class SqliteRaftStorage:
+class SqliteRaftStorage(LogView):
     """RaftStorage on SQLite. Not thread-safe by itself: the node calls `persist` on one
     worker thread at a time (a CapacityLimiter of 1) and everything else from the event loop,
     never concurrently with an `install`."""
@@ -177,50 +177,6 @@ class SqliteRaftStorage:
 
     def close(self) -> None:
         self._conn.close()
-
-    # -- RaftStorage ------------------------------------------------------------------
-
-    def initial_state(self) -> tuple[HardState, ConfState]:
-        return self._hard_state, self._snapshot.meta.conf_state
-
-    def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
-        if lo <= self._offset:
-            raise LogCompacted(f"entry {lo} compacted (first index {self._offset + 1})")
-        if hi > self.last_index() + 1:
-            raise LogUnavailable(f"entries up to {hi - 1} unavailable (last {self.last_index()})")
-        if lo >= hi:
-            return []
-        start, stop = lo - self._offset - 1, hi - self._offset - 1
-        if max_size is None:
-            return self._entries[start:stop]
-        # Size-limited reads (replication batches) stop early instead of copying the range;
-        # same rule as storage.limit_size: never fewer than one entry.
-        out: list[Entry] = []
-        total = 0
-        for entry in itertools.islice(self._entries, start, stop):
-            total += len(entry.data)
-            if total > max_size and out:
-                break
-            out.append(entry)
-        return out
-
-    def term(self, index: int) -> int:
-        if index < self._offset:
-            raise LogCompacted(f"term of {index} compacted (first index {self._offset + 1})")
-        if index > self.last_index():
-            raise LogUnavailable(f"term of {index} unavailable (last {self.last_index()})")
-        if index == self._offset:
-            return self._offset_term
-        return self._entries[index - self._offset - 1].term
-
-    def first_index(self) -> int:
-        return self._offset + 1
-
-    def last_index(self) -> int:
-        return self._offset + len(self._entries)
-
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
 
     # -- writes -----------------------------------------------------------------------
 

@@ -86,14 +86,69 @@ def limit_size(entries: Sequence[Entry], max_size: int | None) -> list[Entry]:
     return list(entries)
 
 
+class LogView:
+    """The log as held in memory, and the RaftStorage reads over it; shared by the memory
+    twin and by SqliteRaftStorage, which keeps the same view in front of its file.
+    Subclasses (attrs classes) declare these fields themselves."""
+
+    __slots__ = ()
+    _hard_state: HardState
+    _snapshot: Snapshot
+    _offset: int
+    """Index of the compaction point; _entries[0] has index _offset + 1."""
+    _offset_term: int
+    _entries: list[Entry]
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        return self._hard_state, self._snapshot.meta.conf_state
+
+    def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
+        """Entries [lo, hi); with `max_size`, the longest prefix whose data fits, but never
+        fewer than one entry (replication batches stop early rather than copy the range)."""
+        if lo <= self._offset:
+            raise LogCompacted(f"entry {lo} compacted (first index {self._offset + 1})")
+        if hi > self.last_index() + 1:
+            raise LogUnavailable(f"entries up to {hi - 1} unavailable (last {self.last_index()})")
+        if lo >= hi:
+            return []
+        start, stop = lo - self._offset - 1, hi - self._offset - 1
+        if max_size is None:
+            return self._entries[start:stop]
+        out: list[Entry] = []
+        total = 0
+        for entry in itertools.islice(self._entries, start, stop):
+            total += len(entry.data)
+            if total > max_size and out:
+                break
+            out.append(entry)
+        return out
+
+    def term(self, index: int) -> int:
+        if index < self._offset:
+            raise LogCompacted(f"term of {index} compacted (first index {self._offset + 1})")
+        if index > self.last_index():
+            raise LogUnavailable(f"term of {index} unavailable (last {self.last_index()})")
+        if index == self._offset:
+            return self._offset_term
+        return self._entries[index - self._offset - 1].term
+
+    def first_index(self) -> int:
+        return self._offset + 1
+
+    def last_index(self) -> int:
+        return self._offset + len(self._entries)
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+
 @attrs.define(init=False)
-class MemoryRaftStorage:
+class MemoryRaftStorage(LogView):
     """In-memory RaftStorage with the write operations a shell performs."""
 
     _hard_state: HardState
     _snapshot: Snapshot
     _offset: int
-    """Index of the compaction point; _entries[0] has index _offset + 1."""
     _offset_term: int
     _entries: list[Entry]
 
@@ -113,38 +168,6 @@ class MemoryRaftStorage:
             offset_term=snapshot.meta.term,
             entries=[],
         )
-
-    # -- RaftStorage ------------------------------------------------------------------
-
-    def initial_state(self) -> tuple[HardState, ConfState]:
-        return self._hard_state, self._snapshot.meta.conf_state
-
-    def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
-        if lo <= self._offset:
-            raise LogCompacted(f"entry {lo} compacted (first index {self._offset + 1})")
-        if hi > self.last_index() + 1:
-            raise LogUnavailable(f"entries up to {hi - 1} unavailable (last {self.last_index()})")
-        if lo >= hi:
-            return []
-        return limit_size(self._entries[lo - self._offset - 1 : hi - self._offset - 1], max_size)
-
-    def term(self, index: int) -> int:
-        if index < self._offset:
-            raise LogCompacted(f"term of {index} compacted (first index {self._offset + 1})")
-        if index > self.last_index():
-            raise LogUnavailable(f"term of {index} unavailable (last {self.last_index()})")
-        if index == self._offset:
-            return self._offset_term
-        return self._entries[index - self._offset - 1].term
-
-    def first_index(self) -> int:
-        return self._offset + 1
-
-    def last_index(self) -> int:
-        return self._offset + len(self._entries)
-
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
 
     # -- writes -----------------------------------------------------------------------
 
