@@ -14,7 +14,8 @@ from dkron_trio.job import Job, JobStatus
 from dkron_trio.store import rules
 from dkron_trio.store.base import ExecutionQuery, JobQuery, SortOrder, StoreError
 from dkron_trio.store.memory import MemoryStore
-from dkron_trio.store.sqlite import SCHEMA_VERSION, _connect, open_sqlite_store
+from dkron_trio.store.sqlite import open_sqlite_store
+from dkron_trio.store.sqlite_tx import SCHEMA_VERSION, connect
 
 from .helpers import T0, execution, job
 
@@ -56,7 +57,7 @@ async def test_schema_version_and_wal_are_on_disk(tmp_path: Path) -> None:
 
 
 def test_connection_is_durable_and_enforces_foreign_keys(tmp_path: Path) -> None:
-    conn = _connect(str(tmp_path / "state.db"))
+    conn = connect(str(tmp_path / "state.db"))
     try:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

@@ -1,0 +1,328 @@
+"""The layout of ``state.db`` and the `rules.StoreTx` over its connection.
+
+Jobs are kept as their JSON record plus one column per sortable field (indexed where Dkron's
+UI sorts or filters) and a metadata side table, so filters, sorting and paging run in SQL.
+Decoded jobs are cached in front of the file (see `JobCache`).
+"""
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from dkron_trio.execution import (
+    Execution,
+    ExecutionStatus,
+    MissedTick,
+    tail_bytes_text,
+)
+from dkron_trio.job import Job
+from dkron_trio.store import rules
+from dkron_trio.store.base import (
+    StoreError,
+)
+
+SCHEMA_VERSION = 1
+
+_INDEXED_JOB_FIELDS = (
+    "displayname",
+    "schedule",
+    "success_count",
+    "error_count",
+    "last_success",
+    "last_error",
+    "next",
+    "status",
+    "disabled",
+    "created_at",
+)
+_JOB_FIELDS = rules.JOB_SORT_FIELDS
+_JOB_COLUMN_LIST = ", ".join(f'"{f}"' for f in _JOB_FIELDS)
+
+
+def _column_type(value: rules.Column) -> str:
+    """SQL type of a job column, judged from a default job (None only where a field may be)."""
+    if value is None:
+        return "INTEGER"
+    return "TEXT NOT NULL" if isinstance(value, str) else "INTEGER NOT NULL"
+
+
+def _schema() -> list[str]:
+    sample = rules.job_columns(Job(name="-"))
+    job_columns = [f'"{f}" {_column_type(sample[f])}' for f in _JOB_FIELDS]
+    job_columns[_JOB_FIELDS.index("name")] = '"name" TEXT NOT NULL PRIMARY KEY'
+    statements = [
+        "CREATE TABLE jobs ("
+        + ", ".join(
+            [
+                *job_columns,
+                "name_fold TEXT NOT NULL",
+                "display_fold TEXT NOT NULL",
+                "cursor INTEGER",
+            ]
+        )
+        + ")",
+        "CREATE INDEX jobs_search ON jobs (name_fold, display_fold)",
+        "CREATE TABLE job_docs ("
+        " name TEXT NOT NULL PRIMARY KEY REFERENCES jobs(name) ON DELETE CASCADE,"
+        " doc TEXT NOT NULL)",
+        "CREATE TABLE job_metadata ("
+        " job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,"
+        " key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (job, key))",
+        "CREATE INDEX job_metadata_by_pair ON job_metadata (key, value, job)",
+        "CREATE TABLE executions ("
+        " job_name TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,"
+        " id TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER,"
+        " success INTEGER NOT NULL, output TEXT NOT NULL, node_name TEXT NOT NULL,"
+        ' "group" INTEGER NOT NULL, attempt INTEGER NOT NULL, scheduled_at INTEGER,'
+        " fence INTEGER NOT NULL, status TEXT NOT NULL, exit_code INTEGER,"
+        " output_truncated INTEGER NOT NULL, PRIMARY KEY (job_name, id))",
+        "CREATE INDEX executions_by_start ON executions (job_name, started_at, id)",
+        'CREATE INDEX executions_by_group ON executions (job_name, "group")'
+        " WHERE status != 'running'",
+        "CREATE INDEX executions_running ON executions (started_at) WHERE status = 'running'",
+        "CREATE TABLE missed ("
+        " job_name TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,"
+        " scheduled_at INTEGER NOT NULL, reason TEXT NOT NULL, recorded_at INTEGER NOT NULL,"
+        " detail TEXT NOT NULL, PRIMARY KEY (job_name, scheduled_at))",
+    ]
+    statements += [f'CREATE INDEX jobs_by_{f} ON jobs ("{f}", name)' for f in _INDEXED_JOB_FIELDS]
+    statements.append(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return statements
+
+
+EXECUTION_FIELDS = (
+    "job_name, id, started_at, finished_at, success, output, node_name, "
+    '"group", attempt, scheduled_at, fence, status, exit_code, output_truncated'
+)
+_EXECUTION_UPDATES = ", ".join(
+    f"{c} = excluded.{c}" for c in EXECUTION_FIELDS.split(", ") if c not in ("job_name", "id")
+)
+_JOB_UPDATES = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in [*(f'"{f}"' for f in _JOB_FIELDS if f != "name"), "name_fold", "display_fold"]
+)
+
+
+def _opt_micros(t: datetime | None) -> int | None:
+    return None if t is None else rules.micros(t)
+
+
+def _opt_time(value: int | None) -> datetime | None:
+    return None if value is None else rules.from_micros(value)
+
+
+def _execution_row(ex: Execution) -> tuple[Any, ...]:
+    return (
+        ex.job_name,
+        ex.id,
+        rules.micros(ex.started_at),
+        _opt_micros(ex.finished_at),
+        int(ex.success),
+        ex.output,
+        ex.node_name,
+        ex.group,
+        ex.attempt,
+        _opt_micros(ex.scheduled_at),
+        ex.fence,
+        ex.status.value,
+        ex.exit_code,
+        int(ex.output_truncated),
+    )
+
+
+def execution_from_row(row: Sequence[Any]) -> Execution:
+    output = row[5]
+    truncated = bool(row[13])
+    if isinstance(output, bytes):
+        output = tail_bytes_text(output)
+        truncated = True
+    return Execution(
+        job_name=row[0],
+        id=row[1],
+        started_at=rules.from_micros(row[2]),
+        finished_at=_opt_time(row[3]),
+        success=bool(row[4]),
+        output=output,
+        node_name=row[6],
+        group=row[7],
+        attempt=row[8],
+        scheduled_at=_opt_time(row[9]),
+        fence=row[10],
+        status=ExecutionStatus(row[11]),
+        exit_code=row[12],
+        output_truncated=truncated,
+    )
+
+
+JOB_CACHE_SIZE = 20_000
+"""Decoded jobs kept in memory; beyond it the oldest entry gives way."""
+
+
+def job_from_doc(doc: str) -> Job:
+    return Job.from_record(json.loads(doc))
+
+
+@attrs.define
+class JobCache:
+    """Decoded jobs by name, so the hot path (cursors, executions) skips JSON decoding.
+
+    Only this store's one connection writes the file, so the cache is coherent as long as
+    every write passes through `SqliteTx.save_job`/`remove_job` and a rollback clears it.
+    """
+
+    _jobs: dict[str, Job] = attrs.field(factory=dict)
+    _limit: int = JOB_CACHE_SIZE
+
+    def get(self, name: str) -> Job | None:
+        return self._jobs.get(name)
+
+    def put(self, job: Job) -> None:
+        if job.name not in self._jobs and len(self._jobs) >= self._limit:
+            del self._jobs[next(iter(self._jobs))]
+        self._jobs[job.name] = job
+
+    def drop(self, name: str) -> None:
+        self._jobs.pop(name, None)
+
+    def clear(self) -> None:
+        self._jobs.clear()
+
+
+@attrs.define
+class SqliteTx:
+    """`rules.StoreTx` over the open connection (inside a transaction)."""
+
+    _conn: sqlite3.Connection
+    _cache: JobCache
+
+    def load_job(self, name: str) -> Job | None:
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        row = self._conn.execute("SELECT doc FROM job_docs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        job = job_from_doc(row[0])
+        self._cache.put(job)
+        return job
+
+    def save_job(self, job: Job) -> None:
+        self._cache.put(job)
+        columns = rules.job_columns(job)
+        values = [columns[f] for f in _JOB_FIELDS]
+        doc = json.dumps(job.to_json(), separators=(",", ":"), ensure_ascii=False)
+        values += [rules.search_text(job.name), rules.search_text(job.displayname)]
+        marks = ", ".join("?" * len(values))
+        self._conn.execute(
+            f"INSERT INTO jobs ({_JOB_COLUMN_LIST}, name_fold, display_fold)"
+            f" VALUES ({marks}) ON CONFLICT (name) DO UPDATE SET {_JOB_UPDATES}",
+            values,
+        )
+        self._conn.execute(
+            "INSERT INTO job_docs (name, doc) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+            (job.name, doc),
+        )
+        self._conn.execute("DELETE FROM job_metadata WHERE job = ?", (job.name,))
+        self._conn.executemany(
+            "INSERT INTO job_metadata (job, key, value) VALUES (?, ?, ?)",
+            [(job.name, k, v) for k, v in job.metadata.items()],
+        )
+
+    def remove_job(self, name: str) -> None:
+        self._cache.drop(name)
+        self._conn.execute("DELETE FROM jobs WHERE name = ?", (name,))
+
+    def load_execution(self, job_name: str, execution_id: str) -> Execution | None:
+        row = self._conn.execute(
+            f"SELECT {EXECUTION_FIELDS} FROM executions WHERE job_name = ? AND id = ?",
+            (job_name, execution_id),
+        ).fetchone()
+        return None if row is None else execution_from_row(row)
+
+    def save_execution(self, ex: Execution) -> None:
+        self._conn.execute(
+            f"INSERT INTO executions ({EXECUTION_FIELDS}) VALUES ({', '.join('?' * 14)})"
+            f" ON CONFLICT (job_name, id) DO UPDATE SET {_EXECUTION_UPDATES}",
+            _execution_row(ex),
+        )
+
+    def latest_run(self, job_name: str) -> list[Execution]:
+        fields = EXECUTION_FIELDS.replace("output,", "'' AS output,")
+        rows = self._conn.execute(
+            f"SELECT {fields} FROM executions WHERE job_name = ? AND status != 'running'"
+            ' AND "group" = (SELECT max("group") FROM executions'
+            "  WHERE job_name = ? AND status != 'running')",
+            (job_name, job_name),
+        ).fetchall()
+        return [execution_from_row(row) for row in rows]
+
+    def prune_executions(self, job_name: str, keep: int, before: datetime | None) -> None:
+        self._conn.execute(
+            "DELETE FROM executions WHERE job_name = ? AND status != 'running' AND ("
+            " started_at < ? OR id IN (SELECT id FROM executions WHERE job_name = ?"
+            "  ORDER BY started_at DESC, id DESC LIMIT -1 OFFSET ?))",
+            (job_name, _opt_micros(before), job_name, keep),
+        )
+
+    def clear_executions(self, job_name: str) -> int:
+        cursor = self._conn.execute("DELETE FROM executions WHERE job_name = ?", (job_name,))
+        return cursor.rowcount
+
+    def save_missed(self, m: MissedTick) -> None:
+        self._conn.execute(
+            "INSERT INTO missed (job_name, scheduled_at, reason, recorded_at, detail)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_name, scheduled_at) DO UPDATE SET"
+            " reason = excluded.reason, recorded_at = excluded.recorded_at,"
+            " detail = excluded.detail",
+            (
+                m.job_name,
+                rules.micros(m.scheduled_at),
+                m.reason.value,
+                rules.micros(m.recorded_at),
+                m.detail,
+            ),
+        )
+
+    def prune_missed(self, job_name: str, keep: int, before: datetime | None) -> None:
+        self._conn.execute(
+            "DELETE FROM missed WHERE job_name = ? AND ("
+            " scheduled_at < ? OR scheduled_at IN (SELECT scheduled_at FROM missed"
+            "  WHERE job_name = ? ORDER BY scheduled_at DESC LIMIT -1 OFFSET ?))",
+            (job_name, _opt_micros(before), job_name, keep),
+        )
+
+    def load_cursor(self, job_name: str) -> datetime | None:
+        row = self._conn.execute("SELECT cursor FROM jobs WHERE name = ?", (job_name,)).fetchone()
+        return None if row is None else _opt_time(row[0])
+
+    def save_cursor(self, job_name: str, t: datetime) -> None:
+        self._conn.execute("UPDATE jobs SET cursor = ? WHERE name = ?", (rules.micros(t), job_name))
+
+
+def connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise StoreError(f"{path} is not a dkron-trio state database")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _schema():
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        elif version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}; this build reads version {SCHEMA_VERSION}"
+            )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
