@@ -24,7 +24,7 @@ def _quickstart_commands() -> list[str]:
 
 def test_readme_has_exactly_two_quickstart_commands() -> None:
     commands = _quickstart_commands()
-    assert len(commands) >= 2
+    assert len(commands) == 2
     assert commands[1].strip() == "bash scripts/test"
     assert (ROOT / ".ci" / "run").read_text().count("scripts/test") == 1
 
