@@ -326,3 +326,22 @@ def _conforms(value: object, tp: Any) -> bool:
         _check_fields(value)
         return True
     return isinstance(value, tp)
+
+
+def encode_member(name: str, address: str) -> bytes:
+    """A membership change's context: the server's node name and RPC address."""
+    data: bytes = msgpack.packb([CODEC_VERSION, name, address], use_bin_type=True)
+    return data
+
+
+def decode_member(data: bytes) -> tuple[str, str]:
+    """(name, address) from `encode_member` bytes; CommandError on anything else."""
+    try:
+        value = msgpack.unpackb(data, raw=False)
+    except _DECODE_ERRORS as exc:
+        raise CommandError(f"member context is not msgpack: {exc}") from None
+    match value:
+        case [int() as version, str() as name, str() as address] if version == CODEC_VERSION:
+            if name and address:
+                return name, address
+    raise CommandError("member context must be [version, name, address] with both set")

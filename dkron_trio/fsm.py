@@ -1,24 +1,25 @@
-"""StoreStateMachine: applies committed commands to a `Store`, the same way on every server.
+"""StoreStateMachine: applies committed entries to a `ReplicaStore`, the same way on every server.
 
-It implements the Raft node's `StateMachine`. Each committed entry gets one result:
+It implements the Raft node's `StateMachine`. Each ready batch of committed entries is applied
+in one store transaction together with the index of its last entry (`apply_replicated`), so
+the state and its applied index never disagree and a SQLite store fsyncs once per batch.
+Each entry gets one result:
 
 * a normal entry holding a command: the store's return value (`SetJob`/`DeleteJob` -> the
   `Job`, `DeleteExecutions` -> the count, the others -> None), or the exception the store's
   rules refused it with (`REFUSALS`), returned as a value, not raised. A refusal is a
   deterministic outcome every server reaches alike and the store is left unchanged; the
   proposer receives it from `RaftNode.propose` and decides what to tell its caller.
-* an empty normal entry (a new leader's barrier) or a membership change: None.
-* a normal entry that is not a valid command: the `CommandError`, and the entry is skipped
-  (counted in `malformed` and logged). Only a bug can put one there, since proposers encode
-  with `encode_command`, which refuses anything `decode_command` would not read back. Every
-  server skips the same entry, so their stores still agree; stopping instead would make one
-  bad entry stop the whole cluster on every restart.
+* a membership change: None; the member's name and RPC address (the change's context) are
+  recorded in the replicated state, or removed with the member.
+* an empty normal entry (a new leader's barrier): None.
+* a normal entry that is not a valid command, or a membership change whose context is not
+  a member: the `CommandError`, and the entry is skipped (counted in `malformed` and logged).
+  Only a bug can put one there. Every server skips the same entry, so their stores still
+  agree; stopping instead would make one bad entry stop the whole cluster on every restart.
 
 Any other exception (the disk, a closed store) is not a property of the command and may
 differ between servers, so it propagates and stops the node rather than let it diverge.
-
-Entries are applied one at a time, in log order: `Store` has no multi-mutation transaction
-yet, so a SQLite store commits (and fsyncs) once per command.
 """
 
 from collections.abc import Sequence
@@ -36,17 +37,23 @@ from dkron_trio.commands import (
     SetCursor,
     SetJob,
     decode_command,
+    decode_member,
 )
 from dkron_trio.job import ValidationError
 from dkron_trio.logs import get_logger
-from dkron_trio.raft.types import Entry, EntryType, Snapshot
+from dkron_trio.raft.codec import CodecError, decode_conf_change
+from dkron_trio.raft.types import ConfChangeType, Entry, EntryType, Snapshot
+from dkron_trio.store import rules
 from dkron_trio.store.base import (
     DependencyCycle,
     JobHasChildren,
     JobNotFound,
     ParentNotFound,
-    Store,
+    RaftMember,
+    StoreError,
 )
+from dkron_trio.store.replica import Mutation, ReplicaStore
+from dkron_trio.store.rules import StoreTx
 
 log = get_logger(__name__)
 
@@ -54,15 +61,15 @@ REFUSALS = (ValidationError, JobNotFound, ParentNotFound, DependencyCycle, JobHa
 """The errors the store's rules refuse a mutation with, before writing anything."""
 
 
-class SnapshotUnsupported(Exception):
-    """The store cannot replace its state with a snapshot image (no store offers it yet)."""
+class SnapshotMismatch(StoreError):
+    """A snapshot whose image reflects another index than its metadata says."""
 
 
 @attrs.define(eq=False)
 class StoreStateMachine:
     """Create with `StoreStateMachine(store)` and pass it to `RaftNode`."""
 
-    _store: Store
+    _store: ReplicaStore
     _malformed: int = 0
 
     @property
@@ -71,52 +78,75 @@ class StoreStateMachine:
         return self._malformed
 
     async def apply(self, entries: Sequence[Entry]) -> Sequence[object]:
-        return [await self._apply_one(entry) for entry in entries]
+        if not entries:
+            return []
+        mutations = [self._mutation(entry) for entry in entries]
+        return await self._store.apply_replicated(entries[-1].index, mutations)
 
     async def restore(self, snapshot: Snapshot) -> None:
-        """Refused: no store can load a snapshot image yet, so this machine never asks the
-        node to compact (`RaftNode.compact`) and a snapshot only arrives by misconfiguration;
-        raising stops the node instead of running on with a stale store."""
-        raise SnapshotUnsupported(
-            f"cannot restore snapshot at index {snapshot.meta.index}: "
-            "the store has no snapshot support"
-        )
+        """Replace the whole state with the snapshot's image."""
+        applied = await self._store.restore_image(snapshot.data)
+        if applied != snapshot.meta.index:
+            raise SnapshotMismatch(
+                f"snapshot for index {snapshot.meta.index} holds a state at index {applied}"
+            )
 
-    async def _apply_one(self, entry: Entry) -> object:
-        if entry.type is not EntryType.NORMAL or not entry.data:
-            return None
+    def _mutation(self, entry: Entry) -> Mutation:
         try:
+            if entry.type is EntryType.CONF_CHANGE:
+                return _membership(entry)
+            if not entry.data:
+                return _nothing
             cmd = decode_command(entry.data)
-        except CommandError as exc:
+        except (CommandError, CodecError) as error:
             self._malformed += 1
             log.error(
-                "malformed command skipped",
+                "malformed entry skipped",
                 index=entry.index,
                 term=entry.term,
                 size=len(entry.data),
-                error=str(exc),
+                error=str(error),
             )
-            return exc
-        try:
-            return await _apply_command(self._store, cmd)
-        except REFUSALS as exc:
-            return exc
+            return _outcome(error)
+        return lambda tx: _apply_command(tx, cmd)
 
 
-async def _apply_command(store: Store, cmd: Command) -> object:
-    match cmd:
-        case SetJob(job):
-            return await store.set_job(job)
-        case DeleteJob(name):
-            return await store.delete_job(name)
-        case PutExecution(ex):
-            await store.put_execution(ex)
-        case DeleteExecutions(job_name):
-            return await store.delete_executions(job_name)
-        case RecordMissed(missed):
-            await store.record_missed(missed)
-        case SetCursor(job_name, t):
-            await store.set_cursor(job_name, t)
-        case RecordPlan(job_name, cursor, missed, started):
-            await store.record_plan(job_name, cursor, missed, started)
+def _nothing(_tx: StoreTx) -> None:
+    return None
+
+
+def _outcome(value: object) -> Mutation:
+    return lambda _tx: value
+
+
+def _membership(entry: Entry) -> Mutation:
+    change = decode_conf_change(entry.data)
+    if change.type is ConfChangeType.REMOVE_NODE:
+        return lambda tx: rules.apply_remove_member(tx, change.node_id)
+    if not change.context:
+        return _nothing
+    name, address = decode_member(change.context)
+    member = RaftMember(change.node_id, name, address)
+    return lambda tx: rules.apply_add_member(tx, member)
+
+
+def _apply_command(tx: StoreTx, cmd: Command) -> object:
+    try:
+        match cmd:
+            case SetJob(job):
+                return rules.apply_set_job(tx, job)
+            case DeleteJob(name):
+                return rules.apply_delete_job(tx, name)
+            case PutExecution(ex):
+                rules.apply_put_execution(tx, ex)
+            case DeleteExecutions(job_name):
+                return rules.apply_delete_executions(tx, job_name)
+            case RecordMissed(missed):
+                rules.apply_record_missed(tx, missed)
+            case SetCursor(job_name, t):
+                rules.apply_set_cursor(tx, job_name, t)
+            case RecordPlan(job_name, cursor, missed, started):
+                rules.apply_record_plan(tx, job_name, cursor, missed, started)
+    except REFUSALS as exc:
+        return exc
     return None

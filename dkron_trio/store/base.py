@@ -59,6 +59,18 @@ class DependencyCycle(StoreError):
         self.parent = parent
 
 
+@attrs.frozen
+class RaftMember:
+    """A server of the replicated state: its Raft id, node name and RPC address (host:port).
+
+    Kept in the replicated state itself, so every server knows where its peers are after a
+    restart or a snapshot."""
+
+    node_id: int
+    name: str
+    address: str
+
+
 class InvalidQuery(StoreError):
     """A list query the store cannot answer (unknown sort field, negative page bounds)."""
 

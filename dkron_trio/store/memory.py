@@ -12,14 +12,16 @@ import trio
 
 from dkron_trio.execution import Execution, MissedTick, output_tail
 from dkron_trio.job import Job
-from dkron_trio.store import rules
+from dkron_trio.store import memory_image, rules
 from dkron_trio.store.base import (
     ExecutionNotFound,
     ExecutionQuery,
     JobPage,
     JobQuery,
+    RaftMember,
     SortOrder,
 )
+from dkron_trio.store.replica import Mutation, check_index
 
 
 @attrs.define
@@ -30,6 +32,8 @@ class _MemoryTx:
     _executions: dict[str, dict[str, Execution]] = attrs.field(factory=dict)
     _missed: dict[str, dict[datetime, MissedTick]] = attrs.field(factory=dict)
     _cursors: dict[str, datetime] = attrs.field(factory=dict)
+    _applied: int = 0
+    _members: dict[int, RaftMember] = attrs.field(factory=dict)
 
     def load_job(self, name: str) -> Job | None:
         return self._jobs.get(name)
@@ -81,6 +85,35 @@ class _MemoryTx:
 
     def save_cursor(self, job_name: str, t: datetime) -> None:
         self._cursors[job_name] = t
+
+    def load_applied(self) -> int:
+        return self._applied
+
+    def save_applied(self, index: int) -> None:
+        self._applied = index
+
+    def load_members(self) -> list[RaftMember]:
+        return [self._members[i] for i in sorted(self._members)]
+
+    def save_member(self, member: RaftMember) -> None:
+        self._members[member.node_id] = member
+
+    def remove_member(self, node_id: int) -> None:
+        self._members.pop(node_id, None)
+
+    def clone(self) -> "_MemoryTx":
+        """A copy whose dicts are its own (the records are frozen and shared)."""
+        return _MemoryTx(
+            dict(self._jobs),
+            {name: dict(table) for name, table in self._executions.items()},
+            {name: dict(table) for name, table in self._missed.items()},
+            dict(self._cursors),
+            self._applied,
+            dict(self._members),
+        )
+
+    def cursors(self) -> dict[str, datetime]:
+        return dict(self._cursors)
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
@@ -189,6 +222,35 @@ class MemoryStore:
 
     async def close(self) -> None:
         await trio.lowlevel.checkpoint()
+
+    async def applied_index(self) -> int:
+        await trio.lowlevel.checkpoint()
+        return self._tx.load_applied()
+
+    async def apply_replicated(self, index: int, mutations: Sequence[Mutation]) -> list[object]:
+        """Applied to a copy that replaces the state only when every mutation succeeded."""
+        await trio.lowlevel.checkpoint()
+        check_index(self._tx.load_applied(), index)
+        tx = self._tx.clone()
+        results = [mutation(tx) for mutation in mutations]
+        tx.save_applied(index)
+        self._tx = tx
+        return results
+
+    async def raft_members(self) -> list[RaftMember]:
+        await trio.lowlevel.checkpoint()
+        return self._tx.load_members()
+
+    async def snapshot_image(self) -> tuple[int, bytes]:
+        await trio.lowlevel.checkpoint()
+        return self._tx.load_applied(), memory_image.encode(self._tx)
+
+    async def restore_image(self, image: bytes) -> int:
+        await trio.lowlevel.checkpoint()
+        tx = _MemoryTx()
+        memory_image.decode(image, tx)
+        self._tx = tx
+        return tx.load_applied()
 
 
 def _tail(ex: Execution, limit: int) -> Execution:

@@ -27,6 +27,7 @@ from dkron_trio.store.base import (
     JobNotFound,
     JobQuery,
     ParentNotFound,
+    RaftMember,
 )
 
 Column = int | str | None
@@ -188,6 +189,19 @@ class StoreTx(Protocol):
     def load_cursor(self, job_name: str) -> datetime | None: ...
 
     def save_cursor(self, job_name: str, t: datetime) -> None: ...
+
+    def load_applied(self) -> int:
+        """The last replicated log index this state reflects (0 for none)."""
+        ...
+
+    def save_applied(self, index: int) -> None: ...
+
+    def load_members(self) -> list[RaftMember]: ...
+
+    def save_member(self, member: RaftMember) -> None:
+        """Insert or replace the member with this node id."""
+
+    def remove_member(self, node_id: int) -> None: ...
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -354,3 +368,16 @@ def apply_record_plan(
     for ex in started:
         apply_put_execution(tx, ex)
     apply_set_cursor(tx, job_name, cursor)
+
+
+def apply_add_member(tx: StoreTx, member: RaftMember) -> None:
+    """Record a Raft member's name and address; a member with the same name but another id
+    (a server re-created with a new identity) gives way."""
+    for old in tx.load_members():
+        if old.name == member.name and old.node_id != member.node_id:
+            tx.remove_member(old.node_id)
+    tx.save_member(member)
+
+
+def apply_remove_member(tx: StoreTx, node_id: int) -> None:
+    tx.remove_member(node_id)

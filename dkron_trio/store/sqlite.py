@@ -35,15 +35,19 @@ from dkron_trio.store.base import (
     JobNotFound,
     JobPage,
     JobQuery,
+    RaftMember,
     StoreError,
 )
+from dkron_trio.store.replica import Mutation, check_index
 from dkron_trio.store.sqlite_tx import (
     EXECUTION_FIELDS,
     JobCache,
     SqliteTx,
     connect,
     execution_from_row,
+    fsync_dir,
     job_from_doc,
+    stage_image,
 )
 
 T = TypeVar("T")
@@ -94,6 +98,7 @@ class SqliteStore:
     """`Store` in one SQLite file. Open it with `open_sqlite_store`."""
 
     _conn: sqlite3.Connection
+    _path: str
     _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
     _closed: bool = False
     _pending: "list[_PendingWrite[Any]]" = attrs.field(factory=list)
@@ -103,7 +108,7 @@ class SqliteStore:
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> "SqliteStore":
         conn = await trio.to_thread.run_sync(connect, os.fspath(path))
-        return cls(conn)
+        return cls(conn, os.fspath(path))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -286,6 +291,56 @@ class SqliteStore:
         started: Sequence[Execution],
     ) -> None:
         await self._write(lambda tx: rules.apply_record_plan(tx, job_name, cursor, missed, started))
+
+    async def applied_index(self) -> int:
+        return await self._read(lambda tx: tx.load_applied())
+
+    async def apply_replicated(self, index: int, mutations: Sequence[Mutation]) -> list[object]:
+        def apply(tx: rules.StoreTx) -> list[object]:
+            check_index(tx.load_applied(), index)
+            results = [mutation(tx) for mutation in mutations]
+            tx.save_applied(index)
+            return results
+
+        return await self._write(apply)
+
+    async def raft_members(self) -> list[RaftMember]:
+        return await self._read(lambda tx: tx.load_members())
+
+    async def snapshot_image(self) -> tuple[int, bytes]:
+        """The database file as SQLite serializes it, read inside one transaction."""
+
+        def image(conn: sqlite3.Connection) -> tuple[int, bytes]:
+            conn.execute("BEGIN")
+            try:
+                applied = SqliteTx(conn, self._cache).load_applied()
+                return applied, conn.serialize()
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._run(image)
+
+    async def restore_image(self, image: bytes) -> int:
+        """Check the image in a file beside the database, then swap it in.
+
+        The live connection is closed first, which checkpoints and removes its WAL, so no
+        frame of the old state can be replayed onto the new file; the rename is atomic and
+        the directory is fsynced before the new file is opened."""
+        if self._closed:
+            raise StoreError("store is closed")
+
+        def restore(conn: sqlite3.Connection) -> tuple[sqlite3.Connection, int]:
+            staged = self._path + ".restore"
+            applied = stage_image(staged, image)
+            conn.close()
+            os.replace(staged, self._path)
+            fsync_dir(os.path.dirname(os.path.abspath(self._path)))
+            return connect(self._path), applied
+
+        async with self._limiter:
+            self._cache.clear()
+            self._conn, applied = await trio.to_thread.run_sync(restore, self._conn)
+        return applied
 
     async def close(self) -> None:
         if self._closed:

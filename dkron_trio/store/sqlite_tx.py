@@ -5,7 +5,9 @@ UI sorts or filters) and a metadata side table, so filters, sorting and paging r
 Decoded jobs are cached in front of the file (see `JobCache`).
 """
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,11 +23,18 @@ from dkron_trio.execution import (
 )
 from dkron_trio.job import Job
 from dkron_trio.store import rules
-from dkron_trio.store.base import (
-    StoreError,
-)
+from dkron_trio.store.base import RaftMember, StoreError
+from dkron_trio.store.replica import ImageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: jobs, executions, missed ticks. 2: adds the replica tables (applied index, members)."""
+
+_REPLICA_SCHEMA = (
+    "CREATE TABLE replica (id INTEGER PRIMARY KEY CHECK (id = 0), applied INTEGER NOT NULL)",
+    "INSERT INTO replica (id, applied) VALUES (0, 0)",
+    "CREATE TABLE raft_members ("
+    " node_id INTEGER PRIMARY KEY, name TEXT NOT NULL, address TEXT NOT NULL)",
+)
 
 _INDEXED_JOB_FIELDS = (
     "displayname",
@@ -90,6 +99,7 @@ def _schema() -> list[str]:
         " detail TEXT NOT NULL, PRIMARY KEY (job_name, scheduled_at))",
     ]
     statements += [f'CREATE INDEX jobs_by_{f} ON jobs ("{f}", name)' for f in _INDEXED_JOB_FIELDS]
+    statements += _REPLICA_SCHEMA
     statements.append(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return statements
 
@@ -303,6 +313,28 @@ class SqliteTx:
     def save_cursor(self, job_name: str, t: datetime) -> None:
         self._conn.execute("UPDATE jobs SET cursor = ? WHERE name = ?", (rules.micros(t), job_name))
 
+    def load_applied(self) -> int:
+        applied: int = self._conn.execute("SELECT applied FROM replica").fetchone()[0]
+        return applied
+
+    def save_applied(self, index: int) -> None:
+        self._conn.execute("UPDATE replica SET applied = ?", (index,))
+
+    def load_members(self) -> list[RaftMember]:
+        rows = self._conn.execute(
+            "SELECT node_id, name, address FROM raft_members ORDER BY node_id"
+        ).fetchall()
+        return [RaftMember(node_id, name, address) for node_id, name, address in rows]
+
+    def save_member(self, member: RaftMember) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO raft_members (node_id, name, address) VALUES (?, ?, ?)",
+            (member.node_id, member.name, member.address),
+        )
+
+    def remove_member(self, node_id: int) -> None:
+        self._conn.execute("DELETE FROM raft_members WHERE node_id = ?", (node_id,))
+
 
 def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -318,6 +350,12 @@ def connect(path: str) -> sqlite3.Connection:
             for statement in _schema():
                 conn.execute(statement)
             conn.execute("COMMIT")
+        elif version == 1:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _REPLICA_SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
         elif version != SCHEMA_VERSION:
             raise StoreError(
                 f"{path} has schema version {version}; this build reads version {SCHEMA_VERSION}"
@@ -326,3 +364,44 @@ def connect(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def stage_image(path: str, image: bytes) -> int:
+    """Write a state image to ``path``, durably, and check that it is a state database of
+    this schema; returns its applied index. ImageError (and no file left) if it is not."""
+    if not image.startswith(b"SQLite format 3\x00"):
+        raise ImageError("not a state image: no SQLite header")
+    for leftover in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(leftover)
+    try:
+        with open(path, "wb") as f:
+            f.write(image)
+            f.flush()
+            os.fsync(f.fileno())
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise ImageError(f"image has schema version {version}, not {SCHEMA_VERSION}")
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise ImageError("image fails SQLite's integrity check")
+            applied: int = conn.execute("SELECT applied FROM replica").fetchone()[0]
+        finally:
+            conn.close()
+    except (ImageError, sqlite3.DatabaseError) as exc:
+        for leftover in (path, path + "-wal", path + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+        if isinstance(exc, ImageError):
+            raise
+        raise ImageError(f"not a state image: {exc}") from exc
+    return applied
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -20,9 +20,10 @@ from dkron_trio.commands import (
     SetCursor,
     SetJob,
     encode_command,
+    encode_member,
 )
 from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
-from dkron_trio.fsm import SnapshotUnsupported, StoreStateMachine
+from dkron_trio.fsm import SnapshotMismatch, StoreStateMachine
 from dkron_trio.job import JobStatus, ValidationError
 from dkron_trio.raft.codec import encode_conf_change
 from dkron_trio.raft.types import (
@@ -39,9 +40,10 @@ from dkron_trio.store.base import (
     JobNotFound,
     JobQuery,
     ParentNotFound,
-    Store,
+    RaftMember,
 )
 from dkron_trio.store.memory import MemoryStore
+from dkron_trio.store.replica import ReplicaStore
 from dkron_trio.store.sqlite import open_sqlite_store
 from tests.store.helpers import T0, execution, job
 
@@ -49,7 +51,7 @@ from .helpers import contents
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ReplicaStore]:
     if request.param == "memory":
         yield MemoryStore()
     else:
@@ -122,7 +124,7 @@ async def test_memory_and_sqlite_agree(seed: int, tmp_path: Path) -> None:
         assert await contents(memory._store) == await contents(sqlite_store)
 
 
-async def test_results_are_the_store_return_values(store: Store) -> None:
+async def test_results_are_the_store_return_values(store: ReplicaStore) -> None:
     machine = StoreStateMachine(store)
     a = job("a")
     results = await machine.apply(
@@ -166,7 +168,7 @@ async def test_results_are_the_store_return_values(store: Store) -> None:
     ],
 )
 async def test_refused_commands_return_the_error_and_change_nothing(
-    store: Store, cmd: Command, error: type[Exception]
+    store: ReplicaStore, cmd: Command, error: type[Exception]
 ) -> None:
     machine = StoreStateMachine(store)
     setup: list[Command] = [
@@ -182,7 +184,7 @@ async def test_refused_commands_return_the_error_and_change_nothing(
     assert await contents(store) == before
 
 
-async def test_barriers_conf_changes_and_malformed_entries(store: Store) -> None:
+async def test_barriers_conf_changes_and_malformed_entries(store: ReplicaStore) -> None:
     machine = StoreStateMachine(store)
     conf = encode_conf_change(ConfChange(ConfChangeType.ADD_NODE, 4))
     log = [
@@ -199,7 +201,34 @@ async def test_barriers_conf_changes_and_malformed_entries(store: Store) -> None
     assert [j.name for j in (await store.list_jobs(JobQuery())).jobs] == ["a"]
 
 
-async def test_restore_is_refused_loudly(store: Store) -> None:
-    snapshot = Snapshot(SnapshotMeta(5, 1, ConfState(frozenset({1}))), b"image")
-    with pytest.raises(SnapshotUnsupported, match="index 5"):
-        await StoreStateMachine(store).restore(snapshot)
+async def test_members_follow_membership_changes(store: ReplicaStore) -> None:
+    machine = StoreStateMachine(store)
+    add = ConfChange(ConfChangeType.ADD_NODE, 4, encode_member("s4", "127.0.0.1:7000"))
+    learner = ConfChange(ConfChangeType.ADD_LEARNER, 5, encode_member("s5", "127.0.0.1:7001"))
+    bad = ConfChange(ConfChangeType.ADD_NODE, 6, b"\x93")
+    log = [
+        Entry(1, 1, EntryType.CONF_CHANGE, encode_conf_change(add)),
+        Entry(1, 2, EntryType.CONF_CHANGE, encode_conf_change(learner)),
+        Entry(1, 3, EntryType.CONF_CHANGE, encode_conf_change(bad)),
+    ]
+    results = await machine.apply(log)
+    assert results[:2] == [None, None]
+    assert isinstance(results[2], CommandError)
+    assert [m.name for m in await store.raft_members()] == ["s4", "s5"]
+    remove = ConfChange(ConfChangeType.REMOVE_NODE, 4)
+    await machine.apply([Entry(1, 4, EntryType.CONF_CHANGE, encode_conf_change(remove))])
+    assert await store.raft_members() == [RaftMember(5, "s5", "127.0.0.1:7001")]
+    assert await store.applied_index() == 4
+
+
+async def test_a_snapshot_replaces_the_state(store: ReplicaStore) -> None:
+    machine = StoreStateMachine(store)
+    await machine.apply(entries([SetJob(job("a"))], first=1))
+    applied, image = await store.snapshot_image()
+    await machine.apply(entries([SetJob(job("b"))], first=2))
+    meta = SnapshotMeta(applied, 1, ConfState(frozenset({1})))
+    await machine.restore(Snapshot(meta, image))
+    assert [j.name for j in (await store.list_jobs(JobQuery())).jobs] == ["a"]
+    assert await store.applied_index() == 1
+    with pytest.raises(SnapshotMismatch, match="index 7"):
+        await machine.restore(Snapshot(attrs.evolve(meta, index=7), image))

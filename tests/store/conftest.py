@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from dkron_trio.store.base import Store
 from dkron_trio.store.memory import MemoryStore
+from dkron_trio.store.replica import ReplicaStore
 from dkron_trio.store.sqlite import open_sqlite_store
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ReplicaStore]:
     if request.param == "memory":
         yield MemoryStore()
     else:
