@@ -1,0 +1,126 @@
+"""Three real ``dkron-trio agent --server`` processes on 127.0.0.1 for raft_cluster.py.
+
+Started the way the cluster contract says (``--bootstrap-expect 3``, ``--join`` the other two
+RPC addresses), each with its own data dir (durable: SQLite raft.db and state.db) and free
+HTTP, RPC and gossip ports; killed with SIGKILL by PID and restarted on the same data dir.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from pathlib import Path
+
+import attrs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.e2e.process import AgentProcess, free_port
+
+
+def _get(port: int, path: str, timeout: float) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _post(port: int, path: str, body: bytes, timeout: float) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@attrs.define
+class TrioCluster:
+    directory: Path
+    http_ports: list[int] = attrs.field(factory=lambda: [free_port() for _ in range(3)])
+    rpc_ports: list[int] = attrs.field(factory=lambda: [free_port() for _ in range(3)])
+    gossip_ports: list[int] = attrs.field(factory=lambda: [free_port() for _ in range(3)])
+    agents: list[AgentProcess] = attrs.field(factory=list)
+    _live: list[bool] = attrs.field(factory=lambda: [False] * 3)
+
+    def __attrs_post_init__(self) -> None:
+        for index in range(3):
+            joins: list[str] = []
+            for other in range(3):
+                if other != index:
+                    joins += ["--join", f"127.0.0.1:{self.rpc_ports[other]}"]
+            self.agents.append(
+                AgentProcess(
+                    data_dir=self.directory / f"s{index}.data",
+                    http_port=self.http_ports[index],
+                    node_name=f"s{index}",
+                    extra_args=(
+                        "--rpc-port",
+                        str(self.rpc_ports[index]),
+                        "--bind-addr",
+                        f"127.0.0.1:{self.gossip_ports[index]}",
+                        "--bootstrap-expect",
+                        "3",
+                        *joins,
+                        "--log-level",
+                        "warn",
+                    ),
+                )
+            )
+
+    def start(self) -> None:
+        for index in range(3):
+            self.start_node(index)
+
+    def start_node(self, index: int) -> None:
+        self.agents[index].start()
+        self._live[index] = True
+
+    def kill(self, index: int) -> None:
+        self.agents[index].kill()
+        self._live[index] = False
+
+    def stop(self) -> None:
+        for index, agent in enumerate(self.agents):
+            agent.stop_quietly()
+            self._live[index] = False
+
+    def live(self) -> list[int]:
+        return [i for i in range(3) if self._live[i]]
+
+    def leader_seen_by(self, index: int) -> str | None:
+        """The leader's node name according to server ``index`` (None: none, or no answer)."""
+        try:
+            status, body = _get(self.http_ports[index], "/v1/leader", 1)
+        except OSError:
+            return None
+        if status != 200:
+            return None
+        name = json.loads(body).get("Name")
+        return name if isinstance(name, str) else None
+
+    def wait_leader(self, within: float = 60) -> int:
+        """Index of the server every live server names as leader."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for index in self.live():
+                self.agents[index].assert_alive()
+            names = {self.leader_seen_by(i) for i in self.live()}
+            if len(names) == 1 and (name := names.pop()) is not None:
+                return int(name.removeprefix("s"))
+            time.sleep(0.05)
+        tails = "\n".join(f"-- s{i}\n{a.log_text()[-1500:]}" for i, a in enumerate(self.agents))
+        raise RuntimeError(f"dkron-trio: no agreed leader after {within}s\n{tails}")
+
+    def create_job(self, index: int, body: bytes, timeout: float) -> bool:
+        try:
+            return _post(self.http_ports[index], "/v1/jobs", body, timeout) == 201
+        except (OSError, http.client.HTTPException):
+            return False
