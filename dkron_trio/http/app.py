@@ -13,6 +13,7 @@ from dkron_trio.http.context import ApiDeps
 from dkron_trio.http.errors import install_error_handlers
 from dkron_trio.http.openapi import build_openapi
 from dkron_trio.http.router import ApiState, Route, install
+from dkron_trio.http.ui.routes import install_ui
 
 ROUTERS = (routes_cluster.router, routes_jobs.router, routes_executions.router, routes_docs.router)
 
@@ -46,6 +47,7 @@ def create_app(deps: ApiDeps) -> ApiApp:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     install(app, state, routes)
+    install_ui(app, state)
     install_error_handlers(app, deps.body_limit)
     whom = deps.node_name
 
