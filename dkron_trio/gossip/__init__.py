@@ -1,7 +1,7 @@
 """Gossip: cluster membership, node tags and leave intents over SWIM (memberlist's flavour,
 with Lifeguard), in msgpack datagrams optionally sealed with AES-GCM.
 
-Pure: `swim` (the SwimCore state machine) with `swim_suspicion`, `swim_broadcast` and
-`swim_types`; `messages` and `codec` (the wire format); `config` (every default).
+Pure: `swim` (the SwimCore state machine) with `swim_probe`, `swim_suspicion`,
+`swim_broadcast`, `swim_nodes` and `swim_types`; `messages` and `codec` (the wire format); `config` (every default).
 Shell: `udp.GossipNode` (socket, tick loop, member-event channel) and `keyring`.
 """

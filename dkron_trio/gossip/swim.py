@@ -6,12 +6,7 @@ once). Input is `receive(addr, packet)`; output is `take_outbox()` (datagrams to
 `take_events()` (membership changes). Randomness comes from the injected rng only.
 
 Rules, as in memberlist:
-- probing: each probe interval one member (round robin over a shuffled list) gets a Ping; no
-  Ack within the probe timeout -> `indirect_checks` members get a PingReq and answer with the
-  forwarded Ack or a Nack; still no Ack at the end of the interval -> the member is suspect;
-- local health (Lifeguard): a missed Nack, a failed probe without helpers, or having to refute
-  a suspicion of ourselves raises an awareness score, a successful probe lowers it; probe
-  interval and timeout are multiplied by score + 1;
+- probing and local health: see swim_probe (a failed probe makes the member suspect);
 - suspicion: a timer from `max` down to `min` as independent suspicions confirm it; when it
   fires the member is declared dead;
 - precedence: Alive with a higher incarnation overrides suspect and dead; Suspect and Dead
@@ -25,18 +20,11 @@ Rules, as in memberlist:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
 import attrs
 
-from dkron_trio.gossip.codec import (
-    PACKET_OVERHEAD,
-    PUSH_PULL_OVERHEAD,
-    message_size,
-    state_size,
-    tags_size,
-)
+from dkron_trio.gossip.codec import PACKET_OVERHEAD, message_size, tags_size
 from dkron_trio.gossip.config import META_MAX_BYTES, SEAL_OVERHEAD, GossipConfig
 from dkron_trio.gossip.messages import (
     Ack,
@@ -55,47 +43,17 @@ from dkron_trio.gossip.messages import (
     Tags,
 )
 from dkron_trio.gossip.swim_broadcast import BroadcastQueue, retransmit_limit
+from dkron_trio.gossip.swim_nodes import (
+    GONE,
+    LIVE,
+    NodeRecord,
+    pick,
+    push_pull_scale,
+    state_chunks,
+)
+from dkron_trio.gossip.swim_probe import Prober
 from dkron_trio.gossip.swim_suspicion import Suspicion, suspicion_timeout
 from dkron_trio.gossip.swim_types import EventKind, Member, MemberEvent, SwimRng, TagsTooLarge
-
-_LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
-_GONE = (MemberState.DEAD, MemberState.LEFT)
-
-
-@attrs.define
-class _Node:
-    name: str
-    addr: Addr
-    tags: Tags
-    incarnation: int
-    state: MemberState
-    changed: int
-    """Tick of the last state change."""
-
-    def snapshot(self) -> Member:
-        return Member(self.name, self.addr, dict(self.tags), self.incarnation, self.state)
-
-
-@attrs.define
-class _Probe:
-    seq: int
-    target: str
-    timeout_at: int
-    end_at: int
-    acked: bool = False
-    indirect: int = 0
-    """PingReqs sent (each should bring an Ack or a Nack)."""
-    nacks: int = 0
-
-
-@attrs.define
-class _Relay:
-    """A PingReq we are carrying out for `origin`."""
-
-    origin: Addr
-    seq: int
-    nack_at: int | None
-    expire_at: int
 
 
 @attrs.define
@@ -106,19 +64,13 @@ class SwimCore:
     _addr: Addr
     _config: GossipConfig
     _rng: SwimRng
-    _nodes: dict[str, _Node] = attrs.field(factory=dict)
+    _nodes: dict[str, NodeRecord] = attrs.field(factory=dict)
     _tick: int = 0
-    _seq: int = 0
     _outbox: list[tuple[Addr, Packet]] = attrs.field(factory=list)
     _events: list[MemberEvent] = attrs.field(factory=list)
     _broadcasts: BroadcastQueue = attrs.field(factory=BroadcastQueue)
     _suspicions: dict[str, Suspicion] = attrs.field(factory=dict)
-    _awareness: int = 0
-    _probe_order: list[str] = attrs.field(factory=list)
-    _probe_pos: int = 0
-    _probe: _Probe | None = None
-    _relays: dict[int, _Relay] = attrs.field(factory=dict)
-    _next_probe: int = 0
+    _prober: Prober = attrs.field(init=False)
     _next_gossip: int = 0
     _next_push_pull: int = 0
     _next_reconnect: int = 0
@@ -128,7 +80,7 @@ class SwimCore:
     _next_join: int = 0
     _leaving: bool = False
     _room: int = 0
-    _candidates: list[_Node] | None = None
+    _candidates: list[NodeRecord] | None = None
     _due: int | None = None
     """Cached next_due(); every public method that changes state clears it."""
     _candidates_until: int = 0
@@ -143,25 +95,27 @@ class SwimCore:
         rng: SwimRng,
         *,
         known: Iterable[Member] = (),
+        wall_tick: int = 0,
     ) -> SwimCore:
         """A single-member cluster to `join` to others, or one that starts out knowing the
         `known` members (a restored view: they are reported as joined but not announced, as
         everyone is assumed to know them). Timers start at random phases so members started
-        together do not probe and gossip in lockstep."""
+        together do not probe and gossip in lockstep. `wall_tick`: see `set_wall_tick`."""
         if not name:
             raise ValueError("name: must not be empty")
         core = cls(name, addr, config, rng)
         core._check_tags(tags)
-        core._nodes[name] = _Node(name, addr, dict(tags), 1, MemberState.ALIVE, 0)
+        core._nodes[name] = NodeRecord(name, addr, dict(tags), 1, MemberState.ALIVE, 0)
         for m in known:
             if m.name != name and m.name not in core._nodes:
-                node = _Node(m.name, m.addr, dict(m.tags), m.incarnation, m.state, 0)
+                node = NodeRecord(m.name, m.addr, dict(m.tags), m.incarnation, m.state, 0)
                 core._nodes[m.name] = node
-                core._probe_order.append(m.name)
                 core._emit(EventKind.JOINED, node)
-        rng.shuffle(core._probe_order)
         core._room = config.udp_buffer_size - SEAL_OVERHEAD - PACKET_OVERHEAD
-        core._next_probe = rng.randrange(1, config.probe_interval_ticks + 1)
+        first_probe = rng.randrange(1, config.probe_interval_ticks + 1)
+        core._prober = Prober(
+            name, core._nodes, config, rng, core._send, core._send_packet, first_probe, wall_tick
+        )
         core._next_gossip = rng.randrange(1, config.gossip_interval_ticks + 1)
         core._next_push_pull = rng.randrange(1, config.push_pull_interval_ticks + 1)
         core._next_reconnect = rng.randrange(1, config.reconnect_interval_ticks + 1)
@@ -186,7 +140,7 @@ class SwimCore:
     @property
     def awareness(self) -> int:
         """Lifeguard's local health score: 0 is healthy."""
-        return self._awareness
+        return self._prober.awareness
 
     @property
     def joined(self) -> bool:
@@ -253,7 +207,7 @@ class SwimCore:
         self._due = None
         self._leaving = True
         self._joined = True
-        self._probe = None
+        self._prober.stop()
         me = self._nodes[self._name]
         me.state = MemberState.LEFT
         me.changed = self._tick
@@ -268,6 +222,13 @@ class SwimCore:
         me.incarnation += 1
         self._broadcast_self()
 
+    def set_wall_tick(self, wall_tick: int) -> None:
+        """Which wall-clock tick (milliseconds since the epoch // TICK_MS) this is: aligns our
+        probe rounds with the other members' (swim_probe). Shells call it at start and after
+        losing ticks; it changes no timer."""
+        self._due = None
+        self._prober.set_wall_tick(self._tick, wall_tick)
+
     # ----------------------------------------------------------------- time
 
     def next_due(self) -> int:
@@ -279,15 +240,10 @@ class SwimCore:
     def _compute_due(self) -> int:
         due = [self._next_reap]
         if not self._leaving:
-            due += (self._next_probe, self._next_push_pull, self._next_reconnect)
+            due += (self._next_push_pull, self._next_reconnect)
             if not self._joined:
                 due.append(self._next_join)
-        probe = self._probe
-        if probe is not None:
-            pending = not probe.acked and probe.indirect == 0
-            due.append(probe.timeout_at if pending else probe.end_at)
-        if self._relays:
-            due += (r.expire_at if r.nack_at is None else r.nack_at for r in self._relays.values())
+        due += self._prober.due()
         if self._suspicions:
             due += (s.deadline for s in self._suspicions.values())
         if self._broadcasts:
@@ -314,16 +270,9 @@ class SwimCore:
         self._due = None
         self._tick += 1
         now = self._tick
-        probe = self._probe
-        if probe is not None:
-            if not probe.acked and probe.indirect == 0 and now >= probe.timeout_at:
-                self._probe_indirect(probe)
-            if now >= probe.end_at:
-                self._finish_probe(probe)
-        if now >= self._next_probe and not self._leaving:
-            self._start_probe()
-        if self._relays:
-            self._tick_relays(now)
+        failed = self._prober.tick(now)
+        if failed is not None:
+            self._on_suspect(Suspect(failed.incarnation, failed.name, self._name))
         if self._suspicions:
             for name in [n for n, s in self._suspicions.items() if now >= s.deadline]:
                 self._suspicion_expired(name)
@@ -344,7 +293,7 @@ class SwimCore:
             for seed in self._seeds:
                 self._send_state(seed, reply=True)
         if now >= self._next_push_pull:
-            self._next_push_pull = now + _push_pull_scale(
+            self._next_push_pull = now + push_pull_scale(
                 cfg.push_pull_interval_ticks, len(self._nodes)
             )
             peers = [n for n in self._nodes.values() if n.state is MemberState.ALIVE]
@@ -371,13 +320,11 @@ class SwimCore:
                     if target == self._name:
                         self._send(src, Ack(seq))
                 case Ack(seq):
-                    self._on_ack(seq)
+                    self._prober.on_ack(seq)
                 case Nack(seq):
-                    probe = self._probe
-                    if probe is not None and probe.seq == seq:
-                        probe.nacks += 1
+                    self._prober.on_nack(seq)
                 case PingReq():
-                    self._on_ping_req(src, msg)
+                    self._prober.on_ping_req(self._tick, src, msg)
                 case Suspect() | Dead() if msg.node == self._name:
                     self._on_rumour_about_us(src, msg)
                 case Suspect():
@@ -390,103 +337,6 @@ class SwimCore:
                         self._send_state(src, reply=False)
                     elif not self._joined:
                         self._joined = True
-
-    # ----------------------------------------------------------------- probing
-
-    def _scaled(self, ticks: int) -> int:
-        return ticks * (self._awareness + 1)
-
-    def _adjust_awareness(self, delta: int) -> None:
-        top = self._config.awareness_max_multiplier - 1
-        self._awareness = min(top, max(0, self._awareness + delta))
-
-    def _next_target(self) -> _Node | None:
-        order = self._probe_order
-        for _ in range(len(order) + 1):
-            if self._probe_pos >= len(order):
-                order[:] = [n for n in order if n in self._nodes]
-                self._rng.shuffle(order)
-                self._probe_pos = 0
-                if not order:
-                    return None
-            node = self._nodes.get(order[self._probe_pos])
-            self._probe_pos += 1
-            if node is not None and node.state in _LIVE:
-                return node
-        return None
-
-    def _start_probe(self) -> None:
-        cfg = self._config
-        interval = self._scaled(cfg.probe_interval_ticks)
-        self._next_probe = self._tick + interval
-        target = self._next_target()
-        if target is None:
-            return
-        self._seq += 1
-        self._probe = _Probe(
-            self._seq,
-            target.name,
-            self._tick + self._scaled(cfg.probe_timeout_ticks),
-            self._tick + interval,
-        )
-        ping = Ping(self._seq, target.name)
-        if target.state is MemberState.SUSPECT:
-            # Tell a suspect it is suspected, so it can refute even if the gossip missed it.
-            suspect = Suspect(target.incarnation, target.name, self._name)
-            self._outbox.append((target.addr, (ping, suspect)))
-        else:
-            self._send(target.addr, ping)
-
-    def _probe_indirect(self, probe: _Probe) -> None:
-        target = self._nodes.get(probe.target)
-        if target is None or target.state not in _LIVE:
-            return
-        helpers = [
-            n for n in self._nodes.values()
-            if n.state is MemberState.ALIVE and n.name not in (self._name, probe.target)
-        ]
-        for helper in self._pick(helpers, self._config.indirect_checks):
-            probe.indirect += 1
-            self._send(helper.addr, PingReq(probe.seq, target.name, target.addr, True))
-
-    def _finish_probe(self, probe: _Probe) -> None:
-        self._probe = None
-        if probe.acked:
-            return
-        if probe.indirect:
-            self._adjust_awareness(max(0, probe.indirect - probe.nacks))
-        else:
-            self._adjust_awareness(1)
-        target = self._nodes.get(probe.target)
-        if target is not None and target.state in _LIVE:
-            self._on_suspect(Suspect(target.incarnation, target.name, self._name))
-
-    def _on_ack(self, seq: int) -> None:
-        probe = self._probe
-        if probe is not None and probe.seq == seq:
-            if not probe.acked:
-                probe.acked = True
-                self._adjust_awareness(-1)
-            return
-        relay = self._relays.pop(seq, None)
-        if relay is not None:
-            self._send(relay.origin, Ack(relay.seq))
-
-    def _on_ping_req(self, src: Addr, req: PingReq) -> None:
-        cfg = self._config
-        self._seq += 1
-        nack_at = self._tick + max(1, cfg.probe_timeout_ticks * 4 // 5) if req.nack else None
-        expire_at = self._tick + cfg.probe_interval_ticks
-        self._relays[self._seq] = _Relay(src, req.seq, nack_at, expire_at)
-        self._send(req.addr, Ping(self._seq, req.target))
-
-    def _tick_relays(self, now: int) -> None:
-        for seq, relay in list(self._relays.items()):
-            if relay.nack_at is not None and now >= relay.nack_at:
-                relay.nack_at = None
-                self._send(relay.origin, Nack(relay.seq))
-            if now >= relay.expire_at:
-                del self._relays[seq]
 
     # ----------------------------------------------------------------- state rules
 
@@ -501,10 +351,11 @@ class SwimCore:
             self._refute(a.incarnation)
             return
         if node is None:
-            node = _Node(a.node, a.addr, dict(a.tags), a.incarnation, MemberState.ALIVE, self._tick)
+            node = NodeRecord(
+                a.node, a.addr, dict(a.tags), a.incarnation, MemberState.ALIVE, self._tick
+            )
             self._nodes[a.node] = node
-            self._candidates = None
-            self._probe_order.insert(self._rng.randrange(len(self._probe_order) + 1), a.node)
+            self._membership_changed()
             self._broadcast(a.node, a)
             self._emit(EventKind.JOINED, node)
             return
@@ -519,9 +370,9 @@ class SwimCore:
         if old is not MemberState.ALIVE:
             node.state = MemberState.ALIVE
             node.changed = self._tick
-            self._candidates = None
+            self._membership_changed()
         self._broadcast(a.node, a)
-        if old in _GONE:
+        if old in GONE:
             self._emit(EventKind.JOINED, node)
         elif meta_changed:
             self._emit(EventKind.UPDATED, node)
@@ -537,7 +388,7 @@ class SwimCore:
             if timer is not None and timer.confirm(s.sender):
                 self._broadcast(s.node, s)
             return
-        if node.state in _GONE:
+        if node.state in GONE:
             return
         if s.node == self._name:
             if not self._leaving:
@@ -550,7 +401,7 @@ class SwimCore:
         self._broadcast(s.node, s)
         self._emit(EventKind.SUSPECT, node)
 
-    def _start_suspicion(self, node: _Node, sender: str) -> None:
+    def _start_suspicion(self, node: NodeRecord, sender: str) -> None:
         cfg = self._config
         n = len(self._nodes)
         k = cfg.suspicion_mult - 2
@@ -568,7 +419,7 @@ class SwimCore:
 
     def _on_dead(self, d: Dead) -> None:
         node = self._nodes.get(d.node)
-        if node is None or d.incarnation < node.incarnation or node.state in _GONE:
+        if node is None or d.incarnation < node.incarnation or node.state in GONE:
             return
         if d.node == self._name:
             if not self._leaving:
@@ -578,7 +429,7 @@ class SwimCore:
         node.incarnation = d.incarnation
         node.state = MemberState.LEFT if d.is_leave else MemberState.DEAD
         node.changed = self._tick
-        self._candidates = None
+        self._membership_changed()
         self._broadcast(d.node, d)
         self._emit(EventKind.LEFT if d.is_leave else EventKind.FAILED, node)
 
@@ -597,7 +448,7 @@ class SwimCore:
     def _refute(self, incarnation: int) -> None:
         me = self._nodes[self._name]
         me.incarnation = max(me.incarnation, incarnation) + 1
-        self._adjust_awareness(1)
+        self._prober.adjust_awareness(1)
         self._broadcast_self()
 
     def _merge(self, states: Sequence[NodeState]) -> None:
@@ -613,15 +464,19 @@ class SwimCore:
 
     def _reap(self, now: int) -> None:
         timeout = self._config.reconnect_timeout_ticks
-        for node in [n for n in self._nodes.values() if n.state in _GONE]:
+        for node in [n for n in self._nodes.values() if n.state in GONE]:
             if now - node.changed >= timeout:
                 del self._nodes[node.name]
-                self._candidates = None
+                self._membership_changed()
                 self._emit(EventKind.REAPED, node)
 
     # ----------------------------------------------------------------- output
 
-    def _emit(self, kind: EventKind, node: _Node) -> None:
+    def _membership_changed(self) -> None:
+        self._candidates = None
+        self._prober.members_changed()
+
+    def _emit(self, kind: EventKind, node: NodeRecord) -> None:
         self._events.append(MemberEvent(kind, node.snapshot()))
 
     def _check_tags(self, tags: Tags) -> None:
@@ -644,6 +499,9 @@ class SwimCore:
     def _retransmit_limit(self) -> int:
         return retransmit_limit(self._config.retransmit_mult, len(self._nodes))
 
+    def _send_packet(self, addr: Addr, packet: Packet) -> None:
+        self._outbox.append((addr, packet))
+
     def _send(self, addr: Addr, msg: Message) -> None:
         """Send `msg` with as much piggybacked news as fits in the datagram."""
         if self._broadcasts:
@@ -654,7 +512,7 @@ class SwimCore:
         else:
             self._outbox.append((addr, (msg,)))
 
-    def _gossip_candidates(self) -> list[_Node]:
+    def _gossip_candidates(self) -> list[NodeRecord]:
         """Live members, and failed or left ones for a while (so they can learn and refute);
         cached until membership changes or one of those grace periods ends."""
         now = self._tick
@@ -666,7 +524,7 @@ class SwimCore:
         for n in self._nodes.values():
             if n.name == self._name:
                 continue
-            if n.state in _LIVE:
+            if n.state in LIVE:
                 out.append(n)
             elif now - n.changed < grace:
                 out.append(n)
@@ -676,45 +534,12 @@ class SwimCore:
 
     def _gossip(self) -> None:
         limit = self._retransmit_limit()
-        for node in self._pick(self._gossip_candidates(), self._config.gossip_nodes):
+        for node in pick(self._rng, self._gossip_candidates(), self._config.gossip_nodes):
             news = self._broadcasts.take(self._room, limit)
             if not news:
                 return
             self._outbox.append((node.addr, tuple(news)))
 
     def _send_state(self, addr: Addr, *, reply: bool) -> None:
-        """Our full state, in as many datagrams as it takes (merging is per member, so each
-        part is useful alone); only the first asks for a reply."""
-        room = self._room - PUSH_PULL_OVERHEAD
-        chunk: list[NodeState] = []
-        used = 0
-        for node in self._nodes.values():
-            s = NodeState(node.name, node.addr, node.incarnation, node.state, node.tags)
-            size = state_size(s)
-            if chunk and used + size > room:
-                self._outbox.append((addr, (PushPull(reply, tuple(chunk)),)))
-                reply = False
-                chunk, used = [], 0
-            chunk.append(s)
-            used += size
-        self._outbox.append((addr, (PushPull(reply, tuple(chunk)),)))
-
-    def _pick(self, nodes: list[_Node], k: int) -> list[_Node]:
-        """Up to k distinct random members."""
-        if k >= len(nodes):
-            picked = list(nodes)
-            self._rng.shuffle(picked)
-            return picked
-        chosen: list[int] = []
-        while len(chosen) < k:
-            i = self._rng.randrange(len(nodes))
-            if i not in chosen:
-                chosen.append(i)
-        return [nodes[i] for i in chosen]
-
-
-def _push_pull_scale(interval: int, members: int) -> int:
-    """memberlist's pushPullScale: beyond 32 members, exchange less often."""
-    if members <= 32:
-        return interval
-    return interval * (math.ceil(math.log2(members) - math.log2(32)) + 1)
+        for part in state_chunks(self._nodes.values(), self._room, reply=reply):
+            self._outbox.append((addr, (part,)))

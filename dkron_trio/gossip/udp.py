@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import socket
+import time
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -78,6 +79,7 @@ class GossipNode:
         self._rng = rng or random.Random()
         self._core: SwimCore | None = None
         self._changed = trio.Event()
+        self._wall_offset = 0.0
         self.stats = GossipStats()
         self._events_in, self.events = trio.open_memory_channel[MemberEvent](math.inf)
         self._out_in, self._out = trio.open_memory_channel[tuple[Addr, bytes]](_SEND_QUEUE)
@@ -94,8 +96,10 @@ class GossipNode:
             adv = self._advertise or HostPort(self._bind.host, port)
             if adv.port == 0:
                 adv = HostPort(adv.host, port)
+            self._wall_offset = time.time() - trio.current_time()
             self._core = SwimCore.create(
-                self._name, (adv.host, adv.port), self._tags, self._config, self._rng
+                self._name, (adv.host, adv.port), self._tags, self._config, self._rng,
+                wall_tick=self._wall_tick(),
             )
             log.info("gossip listening", name=self._name, bind=str(self._bind), advertise=str(adv))
             async with trio.open_nursery() as nursery:
@@ -148,10 +152,19 @@ class GossipNode:
         period = TICK_MS / 1000
         deadline = trio.current_time()
         while True:
-            deadline = max(deadline + period, trio.current_time())
+            now = trio.current_time()
+            late = now > deadline + 2 * period
+            deadline = max(deadline + period, now)
             await trio.sleep_until(deadline)
             self.core.tick()
+            if late:
+                self.core.set_wall_tick(self._wall_tick())
             self._flush()
+
+    def _wall_tick(self) -> int:
+        """Wall-clock time in ticks, read from Trio's clock (so it runs with a MockClock) set
+        against the wall clock at start."""
+        return int((trio.current_time() + self._wall_offset) * 1000) // TICK_MS
 
     async def _recv_loop(self, sock: trio.socket.SocketType) -> None:
         while True:

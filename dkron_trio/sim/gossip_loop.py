@@ -73,8 +73,9 @@ class GossipLoop:
         if node_id in self._slots:
             raise ValueError(f"node {node_id} is already running")
         base = self._now + self._rng.randrange(1, TICK_MS + 1) - TICK_MS
-        self._slots[node_id] = _Slot(core, base - core.now * TICK_MS)
-        self._reschedule(node_id, self._slots[node_id])
+        slot = self._slots[node_id] = _Slot(core, base - core.now * TICK_MS)
+        self._align(slot)
+        self._reschedule(node_id, slot)
 
     def stop(self, node_id: int) -> None:
         """Crash: the node vanishes, and datagrams to it are lost."""
@@ -100,6 +101,7 @@ class GossipLoop:
         slot.base += lost
         slot.stalled_at = None
         self._catch_up(slot)
+        self._align(slot)
         held, slot.held = slot.held, []
         for src, packet in held:
             slot.core.receive(self._address(src), packet)
@@ -147,6 +149,10 @@ class GossipLoop:
                 assert action is not None
                 action(time)
         self._now = max(self._now, end)
+
+    def _align(self, slot: _Slot) -> None:
+        """Tell the core which simulated wall-clock tick its current tick is."""
+        slot.core.set_wall_tick(slot.base // TICK_MS + slot.core.now)
 
     def _catch_up(self, slot: _Slot) -> None:
         target = (self._now - slot.base) // TICK_MS
