@@ -86,6 +86,9 @@ def test_pager() -> None:
     assert Pager(1, 10, 0).first_index == 0
     assert Pager(1, 10, 0).pages == 1
     assert not Pager(10, 10, 95).has_next
+    beyond = Pager(12, 10, 95)
+    assert beyond.past_end
+    assert beyond.first_index == 0
 
 
 def _job(**fields: object) -> Job:

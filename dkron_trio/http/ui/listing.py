@@ -170,9 +170,14 @@ class Pager:
         return max(1, -(-self.total // self.per_page))
 
     @property
+    def past_end(self) -> bool:
+        """The page asked for lies beyond the last one (the list may have shrunk)."""
+        return self.page > self.pages
+
+    @property
     def first_index(self) -> int:
-        """1-based number of the page's first item (0 when the list is empty)."""
-        return 0 if self.total == 0 else min((self.page - 1) * self.per_page + 1, self.total + 1)
+        """1-based number of the page's first item (0 when the page is empty)."""
+        return 0 if self.total == 0 or self.past_end else (self.page - 1) * self.per_page + 1
 
     @property
     def last_index(self) -> int:

@@ -6,6 +6,7 @@ import zoneinfo
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 
@@ -14,6 +15,9 @@ from dkron_trio.job import Job, ValidationError, format_duration
 from dkron_trio.schedule_base import ScheduleError
 
 UPCOMING_COUNT = 5
+UI_PREFIX = "/ui"
+"""Where the UI is served (the blueprint's prefix)."""
+UI_JOBS = UI_PREFIX + "/jobs/"
 
 JSON_FIELDS = ("tags", "metadata", "processors", "executor_config")
 """Job fields edited as JSON text in the form."""
@@ -52,6 +56,41 @@ def run_span(ex: Execution, now: datetime) -> str:
     minutes, rest = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{rest:02d}s" if hours else f"{minutes}m{rest:02d}s"
+
+
+@attrs.frozen
+class JobRow:
+    """One line of the jobs list, formatted once in Python (the template only places it)."""
+
+    name: str
+    href: str
+    displayname: str
+    schedule: str
+    parent_job: str
+    status: str
+    next: str
+    last_success: str
+    last_error: str
+    success_count: int
+    error_count: int
+    disabled: bool
+
+    @classmethod
+    def of(cls, job: Job, next_due: str | None) -> "JobRow":
+        return cls(
+            name=job.name,
+            href=UI_JOBS + quote(job.name, safe=""),
+            displayname=job.displayname,
+            schedule=job.schedule,
+            parent_job=job.parent_job,
+            status=job.status.value or "untriggered",
+            next=next_due.replace("T", " ") if next_due else "—",
+            last_success=show_time(job.last_success),
+            last_error=show_time(job.last_error),
+            success_count=job.success_count,
+            error_count=job.error_count,
+            disabled=job.disabled,
+        )
 
 
 @attrs.frozen

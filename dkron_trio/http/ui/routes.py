@@ -70,7 +70,7 @@ def ui_blueprint(state: ApiState) -> Blueprint:
     bp = Blueprint(
         "ui",
         __name__,
-        url_prefix="/ui",
+        url_prefix=present.UI_PREFIX,
         template_folder="templates",
         static_folder="static",
         static_url_path="/static",
@@ -120,7 +120,7 @@ def ui_blueprint(state: ApiState) -> Blueprint:
             title="Jobs",
             params=params,
             pager=pager,
-            jobs=[(job, _next(deps, job, now)) for job in page.jobs],
+            rows=[present.JobRow.of(job, _next(deps, job, now)) for job in page.jobs],
             status_choices=STATUS_CHOICES,
             sort_fields=SORT_FIELDS,
             per_page_choices=PER_PAGE_CHOICES,
