@@ -13,6 +13,7 @@ import re
 import socket
 import tomllib
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
@@ -22,6 +23,14 @@ import attrs
 import yaml
 
 from dkron_trio.config_keys import KEYS, KeyKind, KeySpec, KeyStatus
+from dkron_trio.durations import DurationError, parse_go_duration
+from dkron_trio.gossip.config import (
+    AGENT_RECONNECT_TIMEOUT,
+    AGENT_RETRY_INTERVAL,
+    GossipConfigError,
+    GossipProfile,
+    agent_gossip_config,
+)
 
 DEFAULT_BIND_PORT = 8946
 DEFAULT_HTTP_PORT = 8080
@@ -141,9 +150,15 @@ class AgentConfig:
     join: tuple[HostPort, ...] = ()
     retry_join: tuple[HostPort, ...] = ()
     raft_multiplier: int = 1
+    raft_snapshot_threshold: int = 8192
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT
     body_limit: int = DEFAULT_BODY_LIMIT
+    profile: GossipProfile = GossipProfile.LAN
+    encrypt: str = ""
+    serf_reconnect_timeout: timedelta = AGENT_RECONNECT_TIMEOUT
+    retry_interval: timedelta = AGENT_RETRY_INTERVAL
+    retry_max: int = 0
 
     def __attrs_post_init__(self) -> None:
         _check(bool(_NAME_RE.match(self.node_name)), "node-name", "must be non-empty, no spaces")
@@ -153,6 +168,7 @@ class AgentConfig:
         _check(0 <= self.rpc_port <= 65535, "rpc-port", "must be 0-65535")
         _check(0 <= self.advertise_rpc_port <= 65535, "advertise-rpc-port", "must be 0-65535")
         _check(1 <= self.raft_multiplier <= 10, "raft-multiplier", "must be between 1 and 10")
+        _check(self.raft_snapshot_threshold >= 1, "raft-snapshot-threshold", "must be >= 1")
         _check(self.bootstrap_expect >= 0, "bootstrap-expect", "must not be negative")
         _check(
             self.server or self.bootstrap_expect == 0,
@@ -169,6 +185,14 @@ class AgentConfig:
         reserved = sorted(RESERVED_TAGS & set(self.tags))
         _check(not reserved, "tags", f"reserved tag {', '.join(reserved)} is set by the agent")
         _check(all(k.strip() for k in self.tags), "tags", "tag keys must not be empty")
+        try:
+            agent_gossip_config(
+                self.profile, reconnect_timeout=self.serf_reconnect_timeout,
+                retry_interval=self.retry_interval, retry_max=self.retry_max,
+                encrypt=self.encrypt,
+            )  # fmt: skip
+        except GossipConfigError as exc:
+            raise ConfigError(f"config {exc.key}", str(exc), key=exc.key) from None
 
     @property
     def rpc_addr(self) -> HostPort:
@@ -340,7 +364,9 @@ def _convert(raw: _Raw) -> object:
     return str(value)
 
 
-def _enum_value(enum: type[LogLevel] | type[LogFormat], raw: _Raw, text: object) -> object:
+def _enum_value(
+    enum: type[LogLevel] | type[LogFormat] | type[GossipProfile], raw: _Raw, text: object
+) -> object:
     try:
         return enum(text)
     except ValueError:
@@ -362,6 +388,13 @@ def _field_value(raw: _Raw, value: object) -> object:
         return _enum_value(LogLevel, raw, value)
     if name == "log-format":
         return _enum_value(LogFormat, raw, value)
+    if name == "profile":
+        return _enum_value(GossipProfile, raw, value)
+    if name in {"serf-reconnect-timeout", "retry-interval"}:
+        try:
+            return parse_go_duration(str(value))
+        except DurationError as exc:
+            raise ConfigError(raw.where(), str(exc), key=name) from None
     if name == "data-dir":
         return Path(str(value))
     if name == "http-addr":

@@ -444,7 +444,7 @@ def test_agent_bool_flag_forms(started: list[AgentConfig], tmp_path: Path) -> No
     ("argv", "message"),
     [
         (["--mail-host", "smtp"], "flag --mail-host: not supported yet"),
-        (["--encrypt", "abc"], "flag --encrypt: not supported yet"),
+        (["--encrypt", "abc"], "flag --encrypt: not valid base64"),
         (["--ui"], "flag --ui: not supported yet"),
         (["--rpc-port", "x"], "flag --rpc-port: expected an integer, got 'x'"),
         (["--bootstrap-expect", "3"], "flag --bootstrap-expect: only valid together with server"),

@@ -313,8 +313,8 @@ def test_not_supported_env_and_file_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "dkron.yml", "acl:\n  enabled: true\n")
     with pytest.raises(ConfigError, match=rf"^{path}: key 'acl': not supported yet$"):
         load(config_file=path)
-    path = write(tmp_path, "dkron.yml", "encrypt: abc\n")
-    with pytest.raises(ConfigError, match=r"key 'encrypt': not supported yet"):
+    path = write(tmp_path, "dkron.yml", "webhook-url: abc\n")
+    with pytest.raises(ConfigError, match=r"key 'webhook-url': not supported yet"):
         load(config_file=path)
 
 

@@ -14,6 +14,7 @@ SHELLS = {
     "raft/transport.py",
     "gossip/udp.py",
     "gossip/keyring.py",
+    "gossip/service.py",
 }
 CORES = sorted(
     rel

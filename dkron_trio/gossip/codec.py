@@ -17,6 +17,9 @@ from dkron_trio.gossip.messages import (
     Addr,
     Alive,
     Dead,
+    KeyOp,
+    KeyRequest,
+    KeyResponse,
     MemberState,
     Message,
     Nack,
@@ -37,6 +40,11 @@ MAX_HOST = 255
 _MAX_INT = (1 << 64) - 1
 
 _PING, _PING_REQ, _ACK, _NACK, _ALIVE, _SUSPECT, _DEAD, _PUSH_PULL = range(1, 9)
+_KEY_REQ, _KEY_RESP = 9, 10
+MAX_KEYS = 16
+"""Most keys a keyring answer may list."""
+MAX_ERROR = 512
+_KEY_SIZES = (16, 24, 32)
 
 
 class CodecError(ValueError):
@@ -70,6 +78,10 @@ def _row(msg: Message) -> list[Any]:
             return [_DEAD, incarnation, node, sender]
         case PushPull(reply, states):
             return [_PUSH_PULL, reply, [_state_row(s) for s in states]]
+        case KeyRequest(id_, op, key):
+            return [_KEY_REQ, id_, int(op), key]
+        case KeyResponse(id_, node, error, keys):
+            return [_KEY_RESP, id_, node, error, list(keys)]
     raise TypeError(f"not a gossip message: {msg!r}")
 
 
@@ -131,6 +143,12 @@ def _tags(value: object) -> Tags:
     return value
 
 
+def _key(value: object, *, empty: bool) -> bytes:
+    if not isinstance(value, bytes) or not (len(value) in _KEY_SIZES or (empty and not value)):
+        raise CodecError("key: expected 16, 24 or 32 bytes")
+    return value
+
+
 def _fields(row: list[Any], n: int, what: str) -> list[Any]:
     if len(row) != n:
         raise CodecError(f"{what}: expected {n - 1} fields, got {len(row) - 1}")
@@ -189,6 +207,23 @@ def _message(row: object) -> Message:
         if not isinstance(states, list):
             raise CodecError("push-pull: expected an array of states")
         return PushPull(_bool(reply, "reply"), tuple(_state(s) for s in states))
+    if kind == _KEY_REQ:
+        _, id_, op, key = _fields(row, 4, "key request")
+        code = _int(op, "op")
+        if code > max(KeyOp):
+            raise CodecError("op: unknown keyring operation")
+        op_ = KeyOp(code)
+        return KeyRequest(_int(id_, "id"), op_, _key(key, empty=op_ is KeyOp.LIST))
+    if kind == _KEY_RESP:
+        _, id_, node, error, keys = _fields(row, 5, "key response")
+        if not isinstance(error, str) or len(error) > MAX_ERROR:
+            raise CodecError(f"error: expected a string of at most {MAX_ERROR} characters")
+        if not isinstance(keys, list) or len(keys) > MAX_KEYS:
+            raise CodecError(f"keys: expected an array of at most {MAX_KEYS} keys")
+        return KeyResponse(
+            _int(id_, "id"), _str(node, "node", MAX_NAME), error,
+            tuple(_key(k, empty=False) for k in keys),
+        )
     raise CodecError(f"message: unknown type {kind!r}")
 
 

@@ -6,6 +6,11 @@ Every default and every check on a gossip setting lives here.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import enum
+from datetime import timedelta
+
 import attrs
 
 TICK_MS = 100
@@ -22,8 +27,32 @@ META_MAX_BYTES = 512
 """Largest encoded tag map a member may carry (memberlist's MetaMaxSize)."""
 
 
+KEY_SIZES = (16, 24, 32)
+"""Accepted gossip key sizes in bytes (AES-128/192/256), as Dkron and Serf accept."""
+
+
 class GossipConfigError(ValueError):
-    """An invalid GossipConfig; the message names the field."""
+    """An invalid gossip setting; the message names the field, `key` the agent's config key
+    when it came from one."""
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class KeyringError(ValueError):
+    """A bad key or keyring operation; the message says which."""
+
+
+def parse_key(text: str) -> bytes:
+    """A base64 key of 16, 24 or 32 bytes."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyringError("key: not valid base64") from None
+    if len(key) not in KEY_SIZES:
+        raise KeyringError(f"key: must decode to 16, 24 or 32 bytes, got {len(key)}")
+    return key
 
 
 def _ticks(seconds: float) -> int:
@@ -88,3 +117,71 @@ class GossipConfig:
                 f"udp_buffer_size: must be in [{2 * META_MAX_BYTES}, 65000], "
                 f"got {self.udp_buffer_size}"
             )
+
+
+class GossipProfile(enum.Enum):
+    """memberlist's timing profiles (the agent's `profile` key)."""
+
+    LAN = "lan"
+    WAN = "wan"
+    LOCAL = "local"
+
+
+_PROFILES: dict[GossipProfile, dict[str, int]] = {
+    GossipProfile.LAN: {},
+    # memberlist DefaultWANConfig: slower probes and gossip, longer suspicion.
+    GossipProfile.WAN: {
+        "suspicion_mult": 6,
+        "push_pull_interval_ticks": _ticks(60.0),
+        "probe_timeout_ticks": _ticks(3.0),
+        "probe_interval_ticks": _ticks(5.0),
+        "gossip_nodes": 4,
+        "gossip_interval_ticks": _ticks(0.5),
+        "gossip_to_the_dead_ticks": _ticks(60.0),
+    },
+    # memberlist DefaultLocalConfig: loopback, no loss to speak of.
+    GossipProfile.LOCAL: {
+        "indirect_checks": 1,
+        "retransmit_mult": 2,
+        "suspicion_mult": 3,
+        "push_pull_interval_ticks": _ticks(15.0),
+        "probe_timeout_ticks": _ticks(0.2),
+        "gossip_interval_ticks": _ticks(0.1),
+        "gossip_to_the_dead_ticks": _ticks(15.0),
+    },
+}
+
+AGENT_RETRY_INTERVAL = timedelta(seconds=1)
+"""Default `retry-interval` between join attempts. Dkron's is 30 s between TCP join attempts;
+here an attempt is one datagram per seed, so retrying every second costs little and members
+started together form a cluster at once."""
+AGENT_RECONNECT_TIMEOUT = timedelta(hours=24)
+"""Default `serf-reconnect-timeout` (Serf's and Dkron's)."""
+
+
+def agent_gossip_config(
+    profile: GossipProfile,
+    *,
+    reconnect_timeout: timedelta = AGENT_RECONNECT_TIMEOUT,
+    retry_interval: timedelta = AGENT_RETRY_INTERVAL,
+    retry_max: int = 0,
+    encrypt: str = "",
+) -> GossipConfig:
+    """The GossipConfig an agent runs with, checking the agent's gossip keys; a bad value
+    raises GossipConfigError naming the key."""
+    if retry_max < 0:
+        raise GossipConfigError("must not be negative (0 = retry forever)", "retry-max")
+    if encrypt:
+        try:
+            parse_key(encrypt)
+        except KeyringError as exc:
+            raise GossipConfigError(str(exc).replace("key: ", ""), "encrypt") from None
+    limits = (("serf-reconnect-timeout", reconnect_timeout), ("retry-interval", retry_interval))
+    for key, value in limits:
+        if value < timedelta(milliseconds=TICK_MS):
+            raise GossipConfigError(f"must be at least {TICK_MS}ms", key)
+    return GossipConfig(
+        **_PROFILES[profile],
+        reconnect_timeout_ticks=_ticks(reconnect_timeout.total_seconds()),
+        join_retry_ticks=_ticks(retry_interval.total_seconds()),
+    )

@@ -9,7 +9,6 @@ associated data.
 from __future__ import annotations
 
 import base64
-import binascii
 import collections
 import os
 
@@ -17,31 +16,18 @@ import attrs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from dkron_trio.gossip.config import KEY_SIZES, KeyringError
+from dkron_trio.gossip.messages import KeyOp
+
 SEALED = 2
 """First byte of a sealed datagram (a plain one starts with codec.VERSION)."""
 NONCE_SIZE = 12
 TAG_SIZE = 16
-KEY_SIZES = (16, 24, 32)
 _AAD = bytes([SEALED])
-
-
-class KeyringError(ValueError):
-    """A bad key or keyring operation; the message says which."""
 
 
 class UnsealError(ValueError):
     """A datagram no installed key opens (unsealed, tampered, foreign key or replayed)."""
-
-
-def parse_key(text: str) -> bytes:
-    """A base64 key of 16, 24 or 32 bytes (AES-128/192/256), as Dkron and Serf accept."""
-    try:
-        key = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyringError("key: not valid base64") from None
-    if len(key) not in KEY_SIZES:
-        raise KeyringError(f"key: must decode to 16, 24 or 32 bytes, got {len(key)}")
-    return key
 
 
 def generate_key() -> str:
@@ -94,6 +80,28 @@ class Keyring:
         if key == self._keys[0]:
             raise KeyringError("remove: cannot remove the primary key; use another first")
         self._keys.remove(key)
+
+    def check(self, op: KeyOp, key: bytes) -> None:
+        """Raise KeyringError if `apply(op, key)` would be refused; change nothing."""
+        if op is KeyOp.INSTALL:
+            _check(key)
+        elif op is KeyOp.USE and key not in self._keys:
+            raise KeyringError("use: key is not installed")
+        elif op is KeyOp.REMOVE:
+            if key not in self._keys:
+                raise KeyringError("remove: key is not installed")
+            if key == self._keys[0]:
+                raise KeyringError("remove: cannot remove the primary key; use another first")
+
+    def apply(self, op: KeyOp, key: bytes) -> None:
+        """One keyring operation as asked by a KeyRequest (LIST changes nothing)."""
+        self.check(op, key)
+        if op is KeyOp.INSTALL:
+            self.install(key)
+        elif op is KeyOp.USE:
+            self.use(key)
+        elif op is KeyOp.REMOVE:
+            self.remove(key)
 
     def _cipher(self, key: bytes) -> AESGCM:
         cipher = self._ciphers.get(key)

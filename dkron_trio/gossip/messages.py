@@ -100,5 +100,37 @@ class PushPull:
     states: tuple[NodeState, ...]
 
 
-Message = Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | PushPull
+class KeyOp(enum.IntEnum):
+    """A keyring operation applied on every member (Serf's keyring queries)."""
+
+    LIST = 0
+    INSTALL = 1
+    USE = 2
+    REMOVE = 3
+
+
+@attrs.frozen
+class KeyRequest:
+    """Apply `op` (with `key`, empty for LIST) to your keyring and answer with a KeyResponse
+    carrying the same `id`. Not SWIM: the shell handles it, the core ignores it."""
+
+    id: int
+    op: KeyOp
+    key: bytes
+
+
+@attrs.frozen
+class KeyResponse:
+    """`node`'s answer to KeyRequest `id`: `error` is empty when the operation was applied;
+    `keys` are its installed keys afterwards, the primary first."""
+
+    id: int
+    node: str
+    error: str
+    keys: tuple[bytes, ...]
+
+
+Message = (
+    Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | PushPull | KeyRequest | KeyResponse
+)
 Packet = tuple[Message, ...]

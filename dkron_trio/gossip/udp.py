@@ -3,7 +3,8 @@
 One task ticks the core every `TICK_MS` (a late tick is not followed by a burst of catch-up
 ticks), one reads datagrams, one writes them. Datagrams that are oversize, not sealed with an
 installed key (when a keyring is set), replayed, or malformed are dropped and counted in
-`stats`. Membership events are delivered on `events`.
+`stats`. Membership events are delivered on `events`; keyring requests and answers (not SWIM)
+go to the `on_key_message` callback.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dkron_trio.config import HostPort
 from dkron_trio.gossip.codec import CodecError, decode_packet, encode_packet
 from dkron_trio.gossip.config import TICK_MS, GossipConfig
 from dkron_trio.gossip.keyring import Keyring, ReplayWindow, UnsealError
-from dkron_trio.gossip.messages import Addr, Tags
+from dkron_trio.gossip.messages import Addr, KeyRequest, KeyResponse, Packet, Tags
 from dkron_trio.gossip.swim import SwimCore
 from dkron_trio.gossip.swim_types import Member, MemberEvent
 from dkron_trio.logs import get_logger
@@ -31,6 +32,8 @@ log = get_logger(__name__)
 _ANY_HOSTS = ("", "0.0.0.0", "::")
 _RECV_SIZE = 65536
 _SEND_QUEUE = 4096
+
+KeyMessageHandler = Callable[[Addr, KeyRequest | KeyResponse], None]
 
 
 @attrs.define
@@ -66,6 +69,7 @@ class GossipNode:
         keyring: Keyring | None = None,
         advertise: HostPort | None = None,
         rng: random.Random | None = None,
+        on_key_message: KeyMessageHandler | None = None,
     ) -> None:
         if advertise is None and bind.host in _ANY_HOSTS:
             raise ValueError(f"advertise: required when binding to every interface ({bind})")
@@ -77,6 +81,7 @@ class GossipNode:
         self._keyring = keyring
         self._replays = ReplayWindow()
         self._rng = rng or random.Random()
+        self._on_key_message = on_key_message
         self._core: SwimCore | None = None
         self._changed = trio.Event()
         self._wall_offset = 0.0
@@ -140,6 +145,10 @@ class GossipNode:
         self.core.leave()
         self._flush()
         await self.wait_until(lambda: self.core.leave_done)
+
+    def send(self, addr: Addr, packet: Packet) -> None:
+        """Send a packet outside the SWIM core (keyring requests and answers)."""
+        self._queue(addr, packet)
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until `predicate()` holds; it is checked after every tick and datagram."""
@@ -205,6 +214,12 @@ class GossipNode:
             log.debug("gossip datagram malformed", source=_text(src), error=str(exc))
             return
         stats.received += 1
+        if isinstance(packet[0], KeyRequest | KeyResponse):
+            if self._on_key_message is not None:
+                for msg in packet:
+                    if isinstance(msg, KeyRequest | KeyResponse):
+                        self._on_key_message(src, msg)
+            return
         self.core.receive(src, packet)
         self._flush()
 
@@ -212,14 +227,17 @@ class GossipNode:
         """Queue the core's datagrams, publish its events, wake waiters."""
         core = self.core
         for addr, packet in core.take_outbox():
-            data = encode_packet(packet)
-            if self._keyring is not None:
-                data = self._keyring.seal(data)
-            try:
-                self._out_in.send_nowait((addr, data))
-            except trio.WouldBlock:
-                self.stats.send_dropped += 1
+            self._queue(addr, packet)
         for event in core.take_events():
             self._events_in.send_nowait(event)
         self._changed.set()
         self._changed = trio.Event()
+
+    def _queue(self, addr: Addr, packet: Packet) -> None:
+        data = encode_packet(packet)
+        if self._keyring is not None:
+            data = self._keyring.seal(data)
+        try:
+            self._out_in.send_nowait((addr, data))
+        except trio.WouldBlock:
+            self.stats.send_dropped += 1

@@ -6,14 +6,8 @@ import base64
 
 import pytest
 
-from dkron_trio.gossip.keyring import (
-    Keyring,
-    KeyringError,
-    ReplayWindow,
-    UnsealError,
-    generate_key,
-    parse_key,
-)
+from dkron_trio.gossip.config import KeyringError, parse_key
+from dkron_trio.gossip.keyring import Keyring, ReplayWindow, UnsealError, generate_key
 
 K1, K2, K3 = b"1" * 16, b"2" * 24, b"3" * 32
 

@@ -14,7 +14,8 @@ import trio.testing
 
 from dkron_trio.config import HostPort
 from dkron_trio.gossip.codec import encode_packet
-from dkron_trio.gossip.keyring import Keyring, generate_key, parse_key
+from dkron_trio.gossip.config import parse_key
+from dkron_trio.gossip.keyring import Keyring, generate_key
 from dkron_trio.gossip.messages import Alive, MemberState
 from dkron_trio.gossip.udp import GossipNode
 
