@@ -79,6 +79,16 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "leave", parents=[remote, output], help="ask the agent at --address to leave the cluster"
     )
+    keyring = commands.add_parser(
+        "keyring",
+        parents=[remote, output],
+        help="list, install, use or remove gossip encryption keys on every member",
+    )
+    keyring_op = keyring.add_mutually_exclusive_group(required=True)
+    keyring_op.add_argument("--list", action="store_true", help="list the installed keys")
+    keyring_op.add_argument("--install", metavar="KEY", help="install a key everywhere")
+    keyring_op.add_argument("--use", metavar="KEY", help="make an installed key the primary")
+    keyring_op.add_argument("--remove", metavar="KEY", help="remove a key everywhere")
     jobs = commands.add_parser("jobs", help="manage jobs")
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
     job_commands.add_parser("list", parents=[remote, output], help="list jobs")

@@ -224,6 +224,8 @@ def _dispatch(client: ApiClient, args: argparse.Namespace) -> None:
             _print_json(members)
         else:
             print(f"{client.address}: node is leaving the cluster")
+    elif command == "keyring":
+        _keyring(client, args, as_json)
     elif command == "jobs list":
         jobs = _expect_list(client.request("GET", "/v1/jobs"), "jobs")
         if as_json:
@@ -287,3 +289,31 @@ def _apply(client: ApiClient, path: str, as_json: bool) -> None:
             print(f"job {name}: applied")
     if as_json:
         _print_json(stored)
+
+
+def _keyring(client: ApiClient, args: argparse.Namespace, as_json: bool) -> None:
+    """One keyring operation on every member; a report with refusals or silent members is
+    printed and then fails the command."""
+    if args.list:
+        report = client.request("GET", "/v1/keyring")
+    else:
+        method, key = (
+            ("POST", args.install) if args.install
+            else ("PUT", args.use) if args.use
+            else ("DELETE", args.remove)
+        )  # fmt: skip
+        report = client.request(method, "/v1/keyring", body={"key": key})
+    report = _expect_object(report, "keyring report")
+    if as_json:
+        _print_json(report)
+    else:
+        asked = len(report.get("asked", []))
+        print(f"{report.get('op')}: {len(report.get('answered', []))}/{asked} members applied it")
+        for key, count in dict(report.get("keys", {})).items():
+            primary = dict(report.get("primary_keys", {})).get(key, 0)
+            note = f" (primary on {primary})" if primary else ""
+            print(f"  {key} [{count}/{asked}]{note}")
+    problems = [f"{n}: {e}" for n, e in dict(report.get("errors", {})).items()]
+    problems += [f"{n}: no answer" for n in report.get("missing", [])]
+    if problems:
+        raise ClientError("not applied everywhere: " + "; ".join(problems))

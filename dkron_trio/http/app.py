@@ -8,14 +8,26 @@ limit refused with 413.
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from dkron_trio.http import routes_cluster, routes_docs, routes_executions, routes_jobs
+from dkron_trio.http import (
+    routes_cluster,
+    routes_docs,
+    routes_executions,
+    routes_jobs,
+    routes_keyring,
+)
 from dkron_trio.http.context import ApiDeps
 from dkron_trio.http.errors import install_error_handlers
 from dkron_trio.http.openapi import build_openapi
 from dkron_trio.http.router import ApiState, Route, install
 from dkron_trio.http.ui.routes import install_ui
 
-ROUTERS = (routes_cluster.router, routes_jobs.router, routes_executions.router, routes_docs.router)
+ROUTERS = (
+    routes_cluster.router,
+    routes_jobs.router,
+    routes_executions.router,
+    routes_keyring.router,
+    routes_docs.router,
+)
 
 _CORS = {
     "Access-Control-Allow-Origin": "*",

@@ -14,6 +14,8 @@ import attrs
 
 from dkron_trio.clock import WallClock
 from dkron_trio.config import DEFAULT_BODY_LIMIT
+from dkron_trio.gossip.keyring_query import KeyringReport
+from dkron_trio.gossip.messages import KeyOp
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
 from dkron_trio.store.base import Store
@@ -90,6 +92,15 @@ class SingleNodeCluster:
         return True
 
 
+class GossipKeyring(Protocol):
+    """Cluster-wide gossip keyring operations (`GossipService.keyring`)."""
+
+    async def keyring(self, op: KeyOp, key: bytes) -> KeyringReport:
+        """Apply `op` on every live member (`key` empty for LIST). Raises KeyringUnavailable
+        without gossip encryption, KeyringError when this node refuses the operation."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class ApiDeps:
     """The agent's services the HTTP API works with."""
@@ -106,3 +117,6 @@ class ApiDeps:
     """Start this agent's graceful shutdown (``POST /v1/leave``)."""
     body_limit: int = DEFAULT_BODY_LIMIT
     """Largest accepted request body in bytes; larger ones get 413."""
+    gossip: GossipKeyring | None = None
+    """Gossip keyring operations; None when this agent runs without gossip (keyring routes
+    then answer 501)."""
