@@ -1,8 +1,10 @@
 """The agent process: one nursery tree that owns every service (DESIGN.md §2).
 
-The store is opened before the nursery and closed after it. Inside it: the run manager (the
-local executor pool), the scheduler (a server runs it; with Raft it will run only on the leader,
-in a cancel scope per term) and the HTTP API. SIGTERM or SIGINT starts a graceful shutdown:
+The local replica (``state.db``) is opened before the nursery and closed after it. Inside it:
+the Raft server (RPC listener, ``raft.db``, the node), the run manager (the local executor
+pool) writing through the cluster, the scheduler (run only while this server leads, after a
+barrier, in a cancel scope per term, and told of every job written through any server) and
+the HTTP API. SIGTERM or SIGINT starts a graceful shutdown:
 stop scheduling, let running executions finish within a grace period, then cancel the rest.
 """
 
@@ -14,6 +16,10 @@ import trio
 
 from dkron_trio import __version__
 from dkron_trio.clock import WallClock
+from dkron_trio.cluster.config import ClusterConfig
+from dkron_trio.cluster.replicated import ReplicatedStore
+from dkron_trio.cluster.server import RaftServer
+from dkron_trio.cluster.view import RaftClusterView
 from dkron_trio.config import AgentConfig
 from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
@@ -53,6 +59,7 @@ class Agent:
     scheduler: Scheduler | None = None
     runs: RunManager | None = None
     http: HttpServer | None = None
+    raft: RaftServer | None = None
     _stop_requested: trio.Event = attrs.field(factory=trio.Event)
 
     def request_stop(self) -> None:
@@ -65,19 +72,42 @@ class Agent:
         data_dir = Path(self.config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         clock = self.clock or WallClock.system()
-        async with open_sqlite_store(data_dir / "state.db") as store:
-            runs = RunManager(store, clock, self.config.node_name, node_tags(self.config))
-            scheduler = Scheduler(store, runs, clock)
-            self.runs, self.scheduler = runs, scheduler
+        tags = node_tags(self.config)
+        async with open_sqlite_store(data_dir / "state.db") as local:
+            changed_jobs: list[str] = []
+            jobs_changed = trio.Event()
+
+            def on_jobs(names: list[str]) -> None:
+                changed_jobs.extend(names)
+                jobs_changed.set()
+
+            raft = RaftServer(ClusterConfig.from_agent(self.config), local, on_jobs=on_jobs)
+            self.raft = raft
             async with trio.open_nursery() as nursery:
+                await nursery.start(raft.run)
+                store = ReplicatedStore(local, raft.command_log)
+                runs = RunManager(store, clock, self.config.node_name, tags)
+                scheduler = Scheduler(store, runs, clock)
+                self.runs, self.scheduler = runs, scheduler
                 await nursery.start(runs.run)
                 scheduling = trio.CancelScope()
 
-                async def schedule(*, task_status: trio.TaskStatus[None]) -> None:
+                async def schedule() -> None:
                     with scheduling:
-                        await scheduler.run(task_status=task_status)
+                        await raft.lead(scheduler.run)
 
-                await nursery.start(schedule)
+                async def feed_scheduler() -> None:
+                    nonlocal jobs_changed
+                    while True:
+                        await jobs_changed.wait()
+                        jobs_changed = trio.Event()
+                        names = list(dict.fromkeys(changed_jobs))
+                        changed_jobs.clear()
+                        for name in names:
+                            await scheduler.job_changed(name)
+
+                nursery.start_soon(schedule)
+                nursery.start_soon(feed_scheduler)
                 http = HttpServer.for_agent(
                     self.config,
                     store=store,
@@ -85,8 +115,9 @@ class Agent:
                     scheduler=scheduler,
                     clock=clock,
                     version=__version__,
-                    tags=node_tags(self.config),
+                    tags=tags,
                     request_leave=self.request_stop,
+                    cluster=RaftClusterView(raft, tags),
                 )
                 self.http = http
                 await nursery.start(http.run)
@@ -100,6 +131,7 @@ class Agent:
                 await self._wait_for_signal()
                 log.info("agent stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
                 scheduling.cancel()
+                await raft.leave()
                 with trio.move_on_after(SHUTDOWN_GRACE_SECONDS):
                     await runs.wait_idle()
                 await http.shutdown()

@@ -53,6 +53,7 @@ class CommandKind(Enum):
     RECORD_MISSED = "record_missed"
     SET_CURSOR = "set_cursor"
     RECORD_PLAN = "record_plan"
+    SET_MEMBER = "set_member"
 
 
 def _missed_tuple(value: Iterable[MissedTick]) -> tuple[MissedTick, ...]:
@@ -103,6 +104,16 @@ class SetCursor:
 
 
 @attrs.frozen
+class SetMember:
+    """Record where a server of the cluster is reached (its name and RPC address)."""
+
+    kind: ClassVar[CommandKind] = CommandKind.SET_MEMBER
+    node_id: int
+    name: str
+    address: str
+
+
+@attrs.frozen
 class RecordPlan:
     """One scheduler decision for one job: missed ticks, started executions and the cursor,
     at once. Every tick and execution must belong to ``job_name`` (CommandError otherwise):
@@ -126,7 +137,14 @@ class RecordPlan:
 
 
 Command = (
-    SetJob | DeleteJob | PutExecution | DeleteExecutions | RecordMissed | SetCursor | RecordPlan
+    SetJob
+    | DeleteJob
+    | PutExecution
+    | DeleteExecutions
+    | RecordMissed
+    | SetCursor
+    | RecordPlan
+    | SetMember
 )
 
 
@@ -201,6 +219,8 @@ def _body(cmd: Command) -> dict[str, Any]:
                 "missed": [m.to_json() for m in missed],
                 "started": [ex.to_json() for ex in started],
             }
+        case SetMember(node_id, name, address):
+            return {"node_id": node_id, "name": name, "address": address}
 
 
 def _unpack(data: bytes) -> Command:
@@ -267,6 +287,7 @@ def _list(value: object, what: str) -> list[Any]:
 
 _DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
     CommandKind.SET_JOB: lambda b: SetJob(_job(b["job"])),
+    CommandKind.SET_MEMBER: lambda b: SetMember(b["node_id"], b["name"], b["address"]),
     CommandKind.DELETE_JOB: lambda b: DeleteJob(b["name"]),
     CommandKind.PUT_EXECUTION: lambda b: PutExecution(_execution(b["execution"])),
     CommandKind.DELETE_EXECUTIONS: lambda b: DeleteExecutions(b["job_name"]),

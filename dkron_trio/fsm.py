@@ -22,7 +22,7 @@ Any other exception (the disk, a closed store) is not a property of the command 
 differ between servers, so it propagates and stops the node rather than let it diverge.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -36,6 +36,7 @@ from dkron_trio.commands import (
     RecordPlan,
     SetCursor,
     SetJob,
+    SetMember,
     decode_command,
     decode_member,
 )
@@ -70,7 +71,14 @@ class StoreStateMachine:
     """Create with `StoreStateMachine(store)` and pass it to `RaftNode`."""
 
     _store: ReplicaStore
+    _on_members: Callable[[], None] | None = None
+    """Called after a batch that changed the members' records, and after a restore."""
+    _on_jobs: Callable[[list[str]], None] | None = None
+    """Called after a batch with the names of the jobs it set or deleted (the scheduler
+    learns of writes made through any server this way)."""
     _malformed: int = 0
+    _members_touched: bool = False
+    _jobs_touched: list[str] = attrs.field(factory=list)
 
     @property
     def malformed(self) -> int:
@@ -80,8 +88,15 @@ class StoreStateMachine:
     async def apply(self, entries: Sequence[Entry]) -> Sequence[object]:
         if not entries:
             return []
+        self._members_touched = False
+        self._jobs_touched = []
         mutations = [self._mutation(entry) for entry in entries]
-        return await self._store.apply_replicated(entries[-1].index, mutations)
+        results = await self._store.apply_replicated(entries[-1].index, mutations)
+        if self._members_touched and self._on_members is not None:
+            self._on_members()
+        if self._jobs_touched and self._on_jobs is not None:
+            self._on_jobs(self._jobs_touched)
+        return results
 
     async def restore(self, snapshot: Snapshot) -> None:
         """Replace the whole state with the snapshot's image."""
@@ -90,14 +105,23 @@ class StoreStateMachine:
             raise SnapshotMismatch(
                 f"snapshot for index {snapshot.meta.index} holds a state at index {applied}"
             )
+        if self._on_members is not None:
+            self._on_members()
 
     def _mutation(self, entry: Entry) -> Mutation:
         try:
             if entry.type is EntryType.CONF_CHANGE:
+                self._members_touched = True
                 return _membership(entry)
             if not entry.data:
                 return _nothing
             cmd = decode_command(entry.data)
+            if isinstance(cmd, SetMember):
+                self._members_touched = True
+            elif isinstance(cmd, SetJob):
+                self._jobs_touched.append(cmd.job.name)
+            elif isinstance(cmd, DeleteJob):
+                self._jobs_touched.append(cmd.name)
         except (CommandError, CodecError) as error:
             self._malformed += 1
             log.error(
@@ -147,6 +171,8 @@ def _apply_command(tx: StoreTx, cmd: Command) -> object:
                 rules.apply_set_cursor(tx, job_name, t)
             case RecordPlan(job_name, cursor, missed, started):
                 rules.apply_record_plan(tx, job_name, cursor, missed, started)
+            case SetMember(node_id, name, address):
+                rules.apply_add_member(tx, RaftMember(node_id, name, address))
     except REFUSALS as exc:
         return exc
     return None

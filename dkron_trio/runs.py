@@ -27,7 +27,7 @@ from dkron_trio.executors.registry import get_executor
 from dkron_trio.job import Concurrency, Job
 from dkron_trio.logs import get_logger
 from dkron_trio.planner import retry_delay, should_retry
-from dkron_trio.store.base import JobNotFound, Store
+from dkron_trio.store.base import ClusterUnavailable, JobNotFound, Store
 from dkron_trio.targets import Node, select_targets
 
 log = get_logger(__name__)
@@ -149,6 +149,10 @@ class RunManager:
     ) -> None:
         try:
             await self._run(job, scheduled_at, planned)
+        except ClusterUnavailable as exc:
+            log.warning(
+                "run stopped: its records cannot be committed", job=job.name, error=str(exc)
+            )
         finally:
             self._inflight -= 1
             if not self._inflight:

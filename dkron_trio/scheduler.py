@@ -55,6 +55,8 @@ class Scheduler:
     _seq: int = 0
     _wakeup: trio.Event = attrs.field(factory=trio.Event)
     _paused: bool = False
+    _running: bool = False
+    _listening: bool = False
 
     @property
     def paused(self) -> bool:
@@ -68,7 +70,19 @@ class Scheduler:
         return self._due.get(job_name)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._runs.add_job_listener(self.job_changed)
+        """Schedule until cancelled. A server runs it once per term it leads, so each run
+        starts from the store afresh and nothing of an earlier term's heap survives."""
+        if not self._listening:
+            self._runs.add_job_listener(self.job_changed)
+            self._listening = True
+        self._heap, self._due, self._jobs, self._cursors = [], {}, {}, {}
+        self._running = True
+        try:
+            await self._schedule(task_status)
+        finally:
+            self._running = False
+
+    async def _schedule(self, task_status: trio.TaskStatus[None]) -> None:
         await self._recover_orphans()
         page = await self._store.list_jobs(JobQuery())
         for job in page.jobs:
@@ -86,7 +100,10 @@ class Scheduler:
             await self._fire_due()
 
     async def job_changed(self, name: str) -> None:
-        """Re-read one job after a write (create, update, toggle, delete) and reschedule it."""
+        """Re-read one job after a write (create, update, toggle, delete) and reschedule it;
+        nothing while the scheduler is not running (a follower)."""
+        if not self._running:
+            return
         try:
             job = await self._store.get_job(name)
         except JobNotFound:
@@ -174,7 +191,8 @@ class Scheduler:
                 missed.append(MissedTick(name, scheduled_at, MissReason.NO_TARGETS, now, detail))
             else:
                 started.append(execution)
-        await self._store.record_plan(name, plan.cursor, missed, started)
+        with trio.CancelScope(shield=True):  # a committed plan's runs must start
+            await self._store.record_plan(name, plan.cursor, missed, started)
         self._cursors[name] = plan.cursor
         for m in missed:
             log.info(

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from dkron_trio.job import ValidationError
 from dkron_trio.logs import get_logger
 from dkron_trio.store.base import (
+    ClusterUnavailable,
     DependencyCycle,
     ExecutionNotFound,
     InvalidQuery,
@@ -62,6 +63,7 @@ _STORE_STATUS: tuple[tuple[type[StoreError], int], ...] = (
     (JobHasChildren, 409),
     (DependencyCycle, 400),
     (InvalidQuery, 400),
+    (ClusterUnavailable, 503),
 )
 
 

@@ -23,7 +23,7 @@ from hypercorn.typing import (
 from dkron_trio.clock import WallClock
 from dkron_trio.config import AgentConfig, HostPort
 from dkron_trio.http.app import ApiApp, create_app
-from dkron_trio.http.context import ApiDeps, Member, SingleNodeCluster
+from dkron_trio.http.context import ApiDeps, ClusterView, Member, SingleNodeCluster
 from dkron_trio.logs import get_logger
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
@@ -85,16 +85,20 @@ class HttpServer:
         version: str,
         tags: Mapping[str, str],
         request_leave: Callable[[], None],
+        cluster: ClusterView | None = None,
     ) -> "HttpServer":
-        """The server of a single-server agent (this node is the whole cluster)."""
-        gossip = config.advertise_addr or config.bind_addr
-        member = Member(config.node_name, gossip.host, gossip.port, dict(tags))
+        """The agent's API server; without a cluster view this node is the whole cluster."""
+        if cluster is None:
+            gossip = config.advertise_addr or config.bind_addr
+            cluster = SingleNodeCluster(
+                Member(config.node_name, gossip.host, gossip.port, dict(tags))
+            )
         deps = ApiDeps(
             store=store,
             runs=runs,
             scheduler=scheduler,
             clock=clock,
-            cluster=SingleNodeCluster(member),
+            cluster=cluster,
             node_name=config.node_name,
             version=version,
             node_tags=dict(tags),

@@ -23,6 +23,7 @@ from dkron_trio.raft.transport import DEFAULT_INBOUND_BUFFER
 from dkron_trio.raft.types import Message
 from dkron_trio.rpc.config import Overflow, RpcConfig
 from dkron_trio.rpc.counters import Metric
+from dkron_trio.rpc.errors import RpcUnavailable
 from dkron_trio.rpc.framing import FrameError
 from dkron_trio.rpc.peer import Peer
 from dkron_trio.rpc.server import RpcServer
@@ -102,6 +103,14 @@ class RaftRpcTransport:
             except FrameError as exc:
                 self.counters.add(Metric.OVERSIZE_DROPPED)
                 log.warning("raft message too large, dropped", to=msg.to, error=str(exc))
+
+    async def call(self, node_id: int, kind: str, body: bytes) -> bytes:
+        """A request to a known node over its Raft connection (forwarding to the leader);
+        RpcUnavailable if its address is unknown, else as `Peer.call`."""
+        link = self._link(node_id)
+        if link is None:
+            raise RpcUnavailable(f"no address for node {node_id}")
+        return await link.peer.call(kind, body)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the senders until cancelled."""

@@ -71,6 +71,11 @@ class RaftMember:
     address: str
 
 
+class ClusterUnavailable(StoreError):
+    """The replicated state cannot take a write now (no leader, no quorum, or the outcome of
+    a write is unknown because leadership changed under it). Answered as 503."""
+
+
 class InvalidQuery(StoreError):
     """A list query the store cannot answer (unknown sort field, negative page bounds)."""
 

@@ -27,6 +27,7 @@ class AgentProcess:
     http_port: int
     node_name: str = "node1"
     extra_args: tuple[str, ...] = ()
+    rpc_port: int = attrs.field(factory=free_port)
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,6 +50,10 @@ class AgentProcess:
                 self.node_name,
                 "--http-addr",
                 f"127.0.0.1:{self.http_port}",
+                "--rpc-port",
+                str(self.rpc_port),
+                "--bind-addr",
+                "127.0.0.1:0",
                 *self.extra_args,
             ],
             stdout=log,
@@ -56,6 +61,14 @@ class AgentProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def rpc_address(self) -> str:
+        return f"127.0.0.1:{self.rpc_port}"
 
     def kill(self) -> None:
         assert self._proc is not None

@@ -14,6 +14,7 @@ from dkron_trio.commands import (
     RecordPlan,
     SetCursor,
     SetJob,
+    SetMember,
 )
 from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Concurrency, Job, JobStatus, MisfirePolicy
@@ -116,4 +117,10 @@ commands: st.SearchStrategy[Command] = st.one_of(
     st.builds(RecordMissed, missed_ticks()),
     st.builds(SetCursor, names, times),
     record_plans(),
+    st.builds(
+        SetMember,
+        st.integers(1, (1 << 63) - 1),
+        names,
+        st.sampled_from(["127.0.0.1:6868", "[::1]:7000"]),
+    ),
 )

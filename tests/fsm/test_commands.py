@@ -50,6 +50,7 @@ def test_every_kind_is_covered_and_tagged() -> None:
         "record_missed",
         "set_cursor",
         "record_plan",
+        "set_member",
     }
 
 

@@ -1,0 +1,1 @@
+"""The agent's replicated state over the embedded Raft: forwarding, formation, membership."""

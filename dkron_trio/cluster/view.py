@@ -1,0 +1,42 @@
+"""The cluster as the HTTP API shows it, from the Raft server's point of view."""
+
+from collections.abc import Mapping
+
+import attrs
+
+from dkron_trio.cluster.server import RaftServer
+from dkron_trio.config import parse_host_port
+from dkron_trio.http.context import Member
+from dkron_trio.raft.types import NONE
+from dkron_trio.store.base import RaftMember
+
+
+@attrs.define(eq=False)
+class RaftClusterView:
+    """`ClusterView` over the Raft configuration's address book. Other servers' tags are
+    what a server is known to carry until gossip reports the real ones."""
+
+    _server: RaftServer
+    _tags: Mapping[str, str]
+
+    def _member(self, member: RaftMember) -> Member:
+        address = parse_host_port(member.address)
+        if member.node_id == self._server.me.node_id:
+            tags = dict(self._tags)
+        else:
+            tags = {"server": "true", "dkron_server": "true"}
+        tags["rpc_addr"] = member.address
+        return Member(member.name, address.host, address.port, tags)
+
+    def members(self) -> list[Member]:
+        return [self._member(m) for m in self._server.members()]
+
+    def leader(self) -> Member | None:
+        leader_id = self._server.node.leader_id
+        if leader_id == NONE:
+            return None
+        member = self._server.member(leader_id)
+        return None if member is None else self._member(member)
+
+    def is_leader(self) -> bool:
+        return self._server.node.is_leader

@@ -1,0 +1,118 @@
+"""Three real servers: election, forwarding, failover, catch-up, and no lost writes."""
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.cluster import Cluster, get_json, post_job, wait_for_leader
+from tests.e2e.process import wait_for
+
+
+def _job(name: str, schedule: str = "@manually") -> dict[str, Any]:
+    return {
+        "name": name,
+        "schedule": schedule,
+        "executor": "shell",
+        "executor_config": {"command": "true"},
+    }
+
+
+async def _has_job(server: Any, name: str) -> bool:
+    return await get_json(server, f"/v1/jobs/{name}") is not None
+
+
+async def test_three_servers_elect_forward_fail_over_and_catch_up(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path, 3, "--raft-snapshot-threshold", "50")
+    cluster.start()
+    try:
+        leader_name = await wait_for_leader(cluster.servers)
+        leader = cluster.by_name(leader_name)
+        followers = [s for s in cluster if s is not leader]
+
+        # A write through a follower is forwarded and appears on every server.
+        response = await post_job(followers[0], _job("through-follower"))
+        assert response is not None and response.status_code == 201, response
+        assert await _has_job(followers[0], "through-follower")  # read-your-write there
+        for server in cluster:
+            await wait_for(
+                partial(_has_job, server, "through-follower"),
+                within=10,
+                what=f"the job on {server.node_name}",
+                agent=server,
+            )
+
+        # A scheduled job runs on the leader.
+        response = await post_job(leader, _job("ticker", "@every 1s"))
+        assert response is not None and response.status_code == 201
+
+        async def ticker_runs(server: Any) -> int:
+            body = await get_json(server, "/v1/jobs/ticker")
+            return 0 if body is None else int(body["success_count"])
+
+        await wait_for(
+            lambda: _more_than(ticker_runs(followers[0]), 1),
+            within=20,
+            what="ticker runs",
+            agent=leader,
+        )
+
+        # kill -9 of the leader: the others elect a new one, which takes writes and schedules.
+        leader.kill()
+        new_leader_name = await wait_for_leader(followers)
+        assert new_leader_name != leader_name
+        new_leader = cluster.by_name(new_leader_name)
+        before = await ticker_runs(new_leader)
+        for i in range(60):  # enough entries for a snapshot and compaction on the survivors
+            response = await post_job(followers[i % 2], _job(f"while-down-{i}"))
+            assert response is not None and response.status_code == 201, response
+        await wait_for(
+            lambda: _more_than(ticker_runs(new_leader), before + 1),
+            within=20,
+            what="the scheduler to resume on the new leader",
+            agent=new_leader,
+        )
+
+        # The killed server restarts and catches up (by snapshot: its log is compacted away).
+        leader.start()
+        await wait_for(
+            lambda: _has_job(leader, "while-down-59"),
+            within=30,
+            what="the restarted server to catch up",
+            agent=leader,
+        )
+        assert "snapshot" in new_leader.log_text() or "snapshot" in followers[0].log_text()
+    finally:
+        cluster.stop()
+
+
+async def _more_than(value: Any, floor: int) -> bool:
+    return int(await value) > floor
+
+
+async def test_kill_all_and_restart_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path, 3)
+    cluster.start()
+    acknowledged: list[str] = []
+    try:
+        await wait_for_leader(cluster.servers)
+        for i in range(30):
+            response = await post_job(cluster.servers[i % 3], _job(f"acked-{i}"))
+            if response is not None and response.status_code == 201:
+                acknowledged.append(f"acked-{i}")
+        assert len(acknowledged) == 30
+        for server in cluster:
+            server.kill()
+        time.sleep(0.5)  # the fault itself: everything is down for a moment
+        cluster.start()
+        await wait_for_leader(cluster.servers)
+        for server in cluster:
+            for name in acknowledged:
+                await wait_for(
+                    partial(_has_job, server, name),
+                    within=20,
+                    what=f"{name} on {server.node_name}",
+                    agent=server,
+                )
+    finally:
+        cluster.stop()
