@@ -54,9 +54,9 @@ def narrow(browser: Browser) -> Iterator[Page]:
     yield from _page(browser, NARROW)
 
 
-def _shot(page: Page, shots: Path, name: str) -> None:
+def _shot(page: Page, shots: Path, name: str, *, full_page: bool = True) -> None:
     width = page.viewport_size["width"] if page.viewport_size else 0
-    page.screenshot(path=str(shots / f"{width}-{name}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"{width}-{name}.png"), full_page=full_page)
 
 
 def _put_job(base_url: str, name: str, **fields: object) -> None:
@@ -112,6 +112,7 @@ def test_job_lifecycle_through_the_ui(page: Page, base_url: str, shots: Path) ->
     expect(page.locator("pre.output").first).to_contain_text(f"tick {RUN_SECONDS}")
     expect(following).to_have_count(0)
     expect(page.locator("#executions-live .badge.s-success")).to_have_count(1)
+    expect(page.locator("#job-badges .s-success")).to_be_visible()
 
     # A second run, cancelled while it runs.
     page.get_by_role("button", name="Run now").click()
@@ -203,7 +204,7 @@ def test_every_page_fits_390_px(narrow: Page, base_url: str, shots: Path) -> Non
         expect(narrow.locator("h1")).to_be_visible()
         overflow = narrow.evaluate("document.documentElement.scrollWidth")
         assert overflow <= NARROW["width"], f"{path} is {overflow}px wide at 390px"
-        _shot(narrow, shots, name)
+        _shot(narrow, shots, name, full_page=name != "jobs")
 
 
 def test_wide_screenshots(page: Page, base_url: str, shots: Path) -> None:
@@ -213,6 +214,7 @@ def test_wide_screenshots(page: Page, base_url: str, shots: Path) -> None:
         "form": "/ui/new",
         "busy": "/ui/busy",
         "wide-job": "/ui/jobs/wide-job",
+        "edit": "/ui/jobs/wide-job/edit",
     }.items():
         page.goto(base_url + path)
         expect(page.locator("h1")).to_be_visible()
