@@ -91,13 +91,13 @@ def line(result: Result) -> str:
     return text
 
 
+@attrs.define
 class Board:
     """Every repeat of every measurement, printed as it comes, summarised at the end."""
 
-    def __init__(self) -> None:
-        self.runs: dict[str, list[Result]] = {}
-        self.failover: dict[str, list[float]] = {}
-        self.missing: list[str] = []
+    runs: dict[str, list[Result]] = attrs.field(factory=dict)
+    failover: dict[str, list[float]] = attrs.field(factory=dict)
+    missing: list[str] = attrs.field(factory=list)
 
     def record(self, result: Result) -> None:
         self.runs.setdefault(result.name, []).append(result)
@@ -453,6 +453,7 @@ def run_dkron(tmp: Path, seconds: float, repeats: int, trials: int, board: Board
                         f"dkron-trio RPC apply SetJob, {callers}", rpc_port, callers, seconds
                     )
                 )
+        check_replicated(cluster, leader, board)
         if trials:
             print(f"  -- failover, {trials} trials")
             failover_trials(
@@ -468,6 +469,29 @@ def run_dkron(tmp: Path, seconds: float, repeats: int, trials: int, board: Board
             )
     finally:
         cluster.stop()
+
+
+def check_replicated(cluster: trio_cluster.TrioCluster, leader: int, board: Board) -> None:
+    """Every write acknowledged above must be in each follower's store: count the jobs."""
+    acknowledged = sum(
+        len(r.latencies)
+        for name, runs in board.runs.items()
+        if name.startswith("dkron")
+        for r in runs
+    )
+    for index in (i for i in range(3) if i != leader):
+        deadline = time.monotonic() + 30
+        count = cluster.job_count(index)
+        while (count is None or count < acknowledged) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            count = cluster.job_count(index)
+        verdict_text = "ok" if count is not None and count >= acknowledged else "MISSING WRITES"
+        print(
+            f"  follower s{index} holds {count} jobs; {acknowledged} creates acknowledged "
+            f"to the timed clients: {verdict_text}"
+        )
+        if verdict_text != "ok":
+            board.missing.append(f"dkron-trio: follower s{index} lacks acknowledged writes")
 
 
 # ---- summary ------------------------------------------------------------------------------------

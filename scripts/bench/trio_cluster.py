@@ -119,6 +119,21 @@ class TrioCluster:
         tails = "\n".join(f"-- s{i}\n{a.log_text()[-1500:]}" for i, a in enumerate(self.agents))
         raise RuntimeError(f"dkron-trio: no agreed leader after {within}s\n{tails}")
 
+    def job_count(self, index: int) -> int | None:
+        """How many jobs server ``index`` holds (its local read), None if it does not answer."""
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_ports[index], timeout=5)
+            try:
+                conn.request("GET", "/v1/jobs?_end=1")
+                response = conn.getresponse()
+                response.read()
+                total = response.getheader("X-Total-Count")
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException):
+            return None
+        return int(total) if response.status == 200 and total is not None else None
+
     def create_job(self, index: int, body: bytes, timeout: float) -> bool:
         try:
             return _post(self.http_ports[index], "/v1/jobs", body, timeout) == 201
