@@ -16,7 +16,7 @@ import collections
 import enum
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,10 @@ class GossipService:
         if m.name == self._config.node_name and self._leaving:
             status = MemberStatus.LEFT if self._node.core.leave_done else MemberStatus.LEAVING
         return Member(m.name, m.addr[0], m.addr[1], dict(m.tags), status)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until `predicate()` holds; checked after every tick and datagram."""
+        await self._node.wait_until(predicate)
 
     def subscribe(self) -> trio.MemoryReceiveChannel[ClusterEvent]:
         """A channel of member events from now on (close it when done)."""
