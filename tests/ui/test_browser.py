@@ -18,6 +18,8 @@ except ImportError:
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
+pytestmark = pytest.mark.slow
+
 WIDE = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
 RUN_SECONDS = 5
