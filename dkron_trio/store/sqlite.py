@@ -41,12 +41,13 @@ from dkron_trio.store.base import (
 from dkron_trio.store.replica import Mutation, check_index
 from dkron_trio.store.sqlite_tx import (
     EXECUTION_FIELDS,
+    JOB_READ,
     JobCache,
     SqliteTx,
     connect,
     execution_from_row,
     fsync_dir,
-    job_from_doc,
+    job_from_row,
     stage_image,
 )
 
@@ -354,12 +355,13 @@ _DOC_BATCH = 500
 
 def _load_docs(conn: sqlite3.Connection, names: list[str]) -> list[Job]:
     """The jobs named, in that order (fetched after sorting, so sorts never carry documents)."""
-    docs: dict[str, str] = {}
+    rows: dict[str, Any] = {}
     for i in range(0, len(names), _DOC_BATCH):
         batch = names[i : i + _DOC_BATCH]
         marks = ", ".join("?" * len(batch))
-        docs.update(conn.execute(f"SELECT name, doc FROM job_docs WHERE name IN ({marks})", batch))
-    return [job_from_doc(docs[name]) for name in names]
+        for row in conn.execute(f"{JOB_READ} WHERE d.name IN ({marks})", batch):
+            rows[row[0]] = row
+    return [job_from_row(rows[name]) for name in names]
 
 
 def _job_filter(conn: sqlite3.Connection, q: JobQuery) -> tuple[str, list[Any]]:

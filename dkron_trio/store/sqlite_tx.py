@@ -3,13 +3,20 @@
 Jobs are kept as their JSON record plus one column per sortable field (indexed where Dkron's
 UI sorts or filters) and a metadata side table, so filters, sorting and paging run in SQL.
 Decoded jobs are cached in front of the file (see `JobCache`).
+
+A job's run bookkeeping (counters, last_success/last_error, status: `STATE_FIELDS`) changes
+on every finished execution while its definition does not, so such a write updates only
+those columns of ``jobs`` and leaves the JSON record alone: the columns are authoritative
+for these fields and a job is read as its record overlaid with them (`job_from_row`). A
+write that changes anything else rewrites the record whole.
 """
 
 import contextlib
 import json
+import operator
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +28,7 @@ from dkron_trio.execution import (
     MissedTick,
     tail_bytes_text,
 )
-from dkron_trio.job import Job
+from dkron_trio.job import Job, JobStatus
 from dkron_trio.store import rules
 from dkron_trio.store.base import RaftMember, StoreError
 from dkron_trio.store.replica import ImageError
@@ -172,8 +179,49 @@ JOB_CACHE_SIZE = 20_000
 """Decoded jobs kept in memory; beyond it the oldest entry gives way."""
 
 
-def job_from_doc(doc: str) -> Job:
-    return Job.from_record(json.loads(doc))
+STATE_FIELDS = ("success_count", "error_count", "last_success", "last_error", "status")
+"""Job fields kept in their columns only when nothing else of the job changes."""
+
+JOB_READ = (
+    "SELECT d.name, d.doc, j.success_count, j.error_count, j.last_success, j.last_error,"
+    " j.status FROM job_docs AS d JOIN jobs AS j ON j.name = d.name"
+)
+"""Columns `job_from_row` reads (filter with ``WHERE d.name ...``)."""
+
+_definition = operator.attrgetter(
+    *(f.name for f in attrs.fields(Job) if f.name not in STATE_FIELDS)
+)
+_state = operator.attrgetter(*STATE_FIELDS)
+_STATE_COLUMN: dict[str, Callable[[Any], rules.Column]] = {
+    "success_count": int,
+    "error_count": int,
+    "last_success": _opt_micros,
+    "last_error": _opt_micros,
+    "status": lambda status: status.value,
+}
+"""Each state field's column encoding (as `rules.job_columns`)."""
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    """A job from a `JOB_READ` row: its record with the state columns laid over it."""
+    job = Job.from_record(json.loads(row[1]))
+    success_count, error_count, last_success, last_error, status = row[2:7]
+    if (
+        job.success_count != success_count
+        or job.error_count != error_count
+        or _opt_micros(job.last_success) != last_success
+        or _opt_micros(job.last_error) != last_error
+        or job.status.value != status
+    ):
+        job = attrs.evolve(
+            job,
+            success_count=success_count,
+            error_count=error_count,
+            last_success=_opt_time(last_success),
+            last_error=_opt_time(last_error),
+            status=JobStatus(status),
+        )
+    return job
 
 
 @attrs.define
@@ -213,15 +261,21 @@ class SqliteTx:
         cached = self._cache.get(name)
         if cached is not None:
             return cached
-        row = self._conn.execute("SELECT doc FROM job_docs WHERE name = ?", (name,)).fetchone()
+        row = self._conn.execute(f"{JOB_READ} WHERE d.name = ?", (name,)).fetchone()
         if row is None:
             return None
-        job = job_from_doc(row[0])
+        job = job_from_row(row)
         self._cache.put(job)
         return job
 
     def save_job(self, job: Job) -> None:
+        """Write the job; only its changed state columns if the stored definition is the
+        same (the cached copy tells, and the cache holds only what the file holds)."""
+        old = self._cache.get(job.name)
         self._cache.put(job)
+        if old is not None and _definition(old) == _definition(job):
+            self._save_state(old, job)
+            return
         columns = rules.job_columns(job)
         values = [columns[f] for f in _JOB_FIELDS]
         doc = json.dumps(job.to_json(), separators=(",", ":"), ensure_ascii=False)
@@ -242,6 +296,18 @@ class SqliteTx:
             "INSERT INTO job_metadata (job, key, value) VALUES (?, ?, ?)",
             [(job.name, k, v) for k, v in job.metadata.items()],
         )
+
+    def _save_state(self, old: Job, job: Job) -> None:
+        changed = [
+            (f, value)
+            for f, before, value in zip(STATE_FIELDS, _state(old), _state(job), strict=True)
+            if before != value
+        ]
+        if not changed:
+            return
+        sets = ", ".join(f'"{f}" = ?' for f, _ in changed)
+        values = [_STATE_COLUMN[f](value) for f, value in changed]
+        self._conn.execute(f"UPDATE jobs SET {sets} WHERE name = ?", [*values, job.name])
 
     def remove_job(self, name: str) -> None:
         self._cache.drop(name)

@@ -1,9 +1,11 @@
 """SqliteStore specifics: durability, schema version, pragmas, transactions, SQL = memory."""
 
+import json
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
@@ -99,6 +101,56 @@ async def test_failed_mutation_rolls_back(tmp_path: Path) -> None:
         assert (await store.list_jobs(JobQuery())).total == 0
         await store.set_job(job("after"))
         assert (await store.list_jobs(JobQuery())).total == 1
+
+
+def _record(path: Path, name: str) -> tuple[dict[str, object], tuple[object, ...]]:
+    """A job's JSON record and its state columns, read straight from the file."""
+    conn = sqlite3.connect(path)
+    try:
+        doc = conn.execute("SELECT doc FROM job_docs WHERE name = ?", (name,)).fetchone()[0]
+        columns = conn.execute(
+            "SELECT success_count, error_count, status FROM jobs WHERE name = ?", (name,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return json.loads(doc), tuple(columns)
+
+
+async def test_run_bookkeeping_writes_only_its_columns(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_store(path) as store:
+        await store.set_job(job("p"))
+        await store.put_execution(execution("p", 1, ExecutionStatus.SUCCESS))
+        await store.put_execution(execution("p", 2, ExecutionStatus.FAILED, group=2))
+        before = await store.get_job("p")
+    doc, columns = _record(path, "p")
+    assert doc["success_count"] == 0  # the record was not rewritten
+    assert columns == (1, 1, "failed")
+    async with open_sqlite_store(path) as store:
+        assert await store.get_job("p") == before
+        page = await store.list_jobs(JobQuery(sort="success_count", order=SortOrder.DESC))
+        assert page.jobs == [before]
+        assert before.last_success is not None and before.last_error is not None
+        changed = await store.set_job(attrs.evolve(before, displayname="renamed"))
+        assert changed.success_count == 1
+    doc, columns = _record(path, "p")
+    assert (doc["success_count"], doc["error_count"], doc["status"]) == (1, 1, "failed")
+    assert doc["displayname"] == "renamed"
+
+
+async def test_rolled_back_bookkeeping_leaves_no_trace(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        await store.set_job(job("p"))
+
+        def count_then_fail(tx: rules.StoreTx) -> None:
+            rules.apply_put_execution(tx, execution("p", 1, ExecutionStatus.SUCCESS))
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            await store._write(count_then_fail)
+        assert (await store.get_job("p")).success_count == 0
+        await store.put_execution(execution("p", 2, ExecutionStatus.SUCCESS))
+        assert (await store.get_job("p")).success_count == 1
 
 
 async def test_closed_store_refuses_work(tmp_path: Path) -> None:
