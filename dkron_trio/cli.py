@@ -15,6 +15,7 @@ import trio
 
 from dkron_trio import __version__
 from dkron_trio.cli_client import ADDRESS_ENV, DEFAULT_ADDRESS, run_client_command
+from dkron_trio.cluster import raft_cli
 from dkron_trio.config import ConfigError, load_config
 from dkron_trio.config_keys import KEYS, KeyKind, KeyStatus
 
@@ -121,11 +122,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
     raft = commands.add_parser("raft", help="inspect and change the Raft configuration")
     raft_commands = raft.add_subparsers(dest="raft_command", required=True, metavar="COMMAND")
-    raft_commands.add_parser("list-peers", parents=[remote], help="list Raft peers")
-    remove = raft_commands.add_parser(
-        "remove-peer", parents=[remote], help="remove a server from Raft"
-    )
-    remove.add_argument("--peer-id", required=True)
+    peers = raft_commands.add_parser("list-peers", help="list Raft peers")
+    remove = raft_commands.add_parser("remove-peer", help="remove a server from Raft")
+    for sub in (peers, remove):
+        sub.add_argument(
+            "--rpc-addr",
+            default=raft_cli.DEFAULT_RPC_ADDR,
+            help=f"a server's RPC address (default {raft_cli.DEFAULT_RPC_ADDR})",
+        )
+    remove.add_argument("--peer-id", required=True, help="Raft id or node name of the server")
     return parser
 
 
@@ -174,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keygen":
         return _keygen(args.bytes)
     if args.command == "raft":
-        print(f"dkron-trio raft {args.raft_command}: not supported yet", file=sys.stderr)
-        return EXIT_USAGE
+        if args.raft_command == "list-peers":
+            return raft_cli.list_peers(args.rpc_addr)
+        return raft_cli.remove_peer(args.rpc_addr, args.peer_id)
     return run_client_command(args)

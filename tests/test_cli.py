@@ -350,12 +350,19 @@ def test_address_from_env_without_scheme(
     assert len(fake.seen) == 1
 
 
-def test_raft_commands_are_not_supported_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["raft", "list-peers"]) == 2
-    assert main(["raft", "remove-peer", "--peer-id", "n2"]) == 2
+def test_raft_commands_report_an_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
+    port = _closed_port()
+    assert main(["raft", "list-peers", "--rpc-addr", f"127.0.0.1:{port}"]) == 1
+    assert main(["raft", "remove-peer", "--rpc-addr", f"127.0.0.1:{port}", "--peer-id", "n2"]) == 1
     err = capsys.readouterr().err
-    assert "raft list-peers: not supported yet" in err
-    assert "raft remove-peer: not supported yet" in err
+    assert err.count(f"error: 127.0.0.1:{port}") == 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
 
 
 @pytest.mark.parametrize("size", [16, 24, 32])

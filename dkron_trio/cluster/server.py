@@ -39,7 +39,7 @@ from dkron_trio.raft.sqlite_storage import SqliteRaftStorage
 from dkron_trio.raft.types import NONE, ConfChange, ConfChangeType, ConfState
 from dkron_trio.rpc.config import RpcConfig
 from dkron_trio.rpc.errors import RpcError
-from dkron_trio.rpc.peer import Peer
+from dkron_trio.rpc.peer import call_address
 from dkron_trio.rpc.raft_transport import RaftRpcTransport
 from dkron_trio.rpc.server import RpcServer
 from dkron_trio.store.base import ClusterUnavailable, RaftMember
@@ -278,7 +278,7 @@ class RaftServer:
         try:
             reply = await self._call_address(address, wire.HELLO, wire.encode_hello(self._hello()))
             hello = wire.decode_hello(reply)
-        except (RpcError, wire.WireError, trio.TooSlowError) as exc:
+        except (RpcError, wire.WireError) as exc:
             log.debug("greeting failed", address=str(address), error=str(exc))
             return None
         for member in hello.servers:
@@ -310,7 +310,7 @@ class RaftServer:
             for address in self._config.join:
                 try:
                     await self._call_address(address, wire.JOIN, body)
-                except (RpcError, trio.TooSlowError) as exc:
+                except RpcError as exc:
                     log.info("join failed, retrying", address=str(address), error=str(exc))
                     continue
                 log.info("joined", address=str(address))
@@ -318,13 +318,14 @@ class RaftServer:
             await trio.sleep(_GREETING_RETRY)
 
     async def _call_address(self, address: HostPort, kind: str, body: bytes) -> bytes:
-        peer = Peer(address, self._rpc_config, self._rng)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(peer.run)
-            with trio.fail_after(_GREETING_TIMEOUT):
-                reply = await peer.call(kind, body)
-            nursery.cancel_scope.cancel()
-        return reply
+        return await call_address(
+            address,
+            kind,
+            body,
+            config=self._rpc_config,
+            rng=self._rng,
+            reply_within=_GREETING_TIMEOUT,
+        )
 
     # -- membership -------------------------------------------------------------------------
 

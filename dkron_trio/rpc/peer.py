@@ -22,7 +22,7 @@ from dkron_trio.rpc.backoff import Backoff
 from dkron_trio.rpc.config import RpcConfig
 from dkron_trio.rpc.connection import FrameReader, StreamErrors, dial
 from dkron_trio.rpc.counters import Counters, Metric
-from dkron_trio.rpc.errors import RemoteError, RpcTimeout, RpcUnavailable
+from dkron_trio.rpc.errors import RemoteError, RpcError, RpcTimeout, RpcUnavailable
 from dkron_trio.rpc.framing import Frame, FrameError, FrameType, encode_frame
 from dkron_trio.rpc.outbox import Outbox, PendingCall
 
@@ -186,3 +186,33 @@ class Peer:
         for call in calls.values():
             self.counters.add(Metric.CALLS_UNAVAILABLE)
             call.fail(RpcUnavailable(f"connection to {self.address} lost"))
+
+
+async def call_address(
+    address: HostPort,
+    kind: str,
+    body: bytes,
+    *,
+    config: RpcConfig,
+    rng: random.Random,
+    reply_within: float,
+) -> bytes:
+    """One request to an address with a connection of its own (greetings, joins, the CLI).
+
+    Raises RpcError, or RpcTimeout when no reply came within `reply_within` seconds (a
+    server that is down shows as a timeout: the peer keeps redialling until then)."""
+    peer = Peer(address, config, rng)
+    outcome: bytes | RpcError
+    async with trio.open_nursery() as nursery:
+        await nursery.start(peer.run)
+        try:
+            with trio.fail_after(reply_within):
+                outcome = await peer.call(kind, body)
+        except trio.TooSlowError:
+            outcome = RpcTimeout(f"no reply from {address} to {kind!r} within {reply_within}s")
+        except RpcError as exc:
+            outcome = exc
+        nursery.cancel_scope.cancel()
+    if isinstance(outcome, RpcError):
+        raise outcome
+    return outcome

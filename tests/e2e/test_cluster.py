@@ -1,5 +1,7 @@
 """Three real servers: election, forwarding, failover, catch-up, and no lost writes."""
 
+import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -114,5 +116,25 @@ async def test_kill_all_and_restart_loses_no_acknowledged_write(tmp_path: Path) 
                     what=f"{name} on {server.node_name}",
                     agent=server,
                 )
+
+        rpc = cluster.servers[0].rpc_address
+        peers = _raft_cli("list-peers", "--rpc-addr", rpc)
+        assert [line.split()[0] for line in peers.splitlines()[1:]] == ["s1", "s2", "s3"]
+        assert sum("leader" in line for line in peers.splitlines()) == 1
+        _raft_cli("remove-peer", "--rpc-addr", rpc, "--peer-id", "s3")
+        peers = _raft_cli("list-peers", "--rpc-addr", rpc)
+        assert [line.split()[0] for line in peers.splitlines()[1:]] == ["s1", "s2"]
     finally:
         cluster.stop()
+
+
+def _raft_cli(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "dkron_trio", "raft", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
