@@ -1,7 +1,8 @@
 """The agent process: one nursery tree that owns every service (DESIGN.md §2).
 
 The local replica (``state.db``) is opened before the nursery and closed after it. Inside it:
-the Raft server (RPC listener, ``raft.db``, the node), the run manager (the local executor
+gossip (membership and tags; the Raft server finds the other servers through it), the Raft
+server (RPC listener, ``raft.db``, the node), the run manager (the local executor
 pool) writing through the cluster, the scheduler (run only while this server leads, after a
 barrier, in a cancel scope per term, and told of every job written through any server) and
 the HTTP API. SIGTERM or SIGINT starts a graceful shutdown:
@@ -20,7 +21,9 @@ from dkron_trio.cluster.config import ClusterConfig
 from dkron_trio.cluster.replicated import ReplicatedStore
 from dkron_trio.cluster.server import RaftServer
 from dkron_trio.cluster.view import RaftClusterView
-from dkron_trio.config import AgentConfig
+from dkron_trio.config import AgentConfig, HostPort
+from dkron_trio.gossip.service import GossipService
+from dkron_trio.http.context import MemberStatus
 from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
 from dkron_trio.runs import RunManager
@@ -60,6 +63,7 @@ class Agent:
     runs: RunManager | None = None
     http: HttpServer | None = None
     raft: RaftServer | None = None
+    gossip: GossipService | None = None
     _stop_requested: trio.Event = attrs.field(factory=trio.Event)
 
     def request_stop(self) -> None:
@@ -81,9 +85,25 @@ class Agent:
                 changed_jobs.extend(names)
                 jobs_changed.set()
 
-            raft = RaftServer(ClusterConfig.from_agent(self.config), local, on_jobs=on_jobs)
+            gossip = GossipService(self.config, tags)
+            self.gossip = gossip
+
+            def server_seeds() -> list[HostPort]:
+                return [
+                    HostPort(m.addr, int(m.tags["port"]))
+                    for m in gossip.members()
+                    if m.status is MemberStatus.ALIVE
+                    and m.tags.get("server") == "true"
+                    and m.name != self.config.node_name
+                    and m.tags.get("port", "").isdigit()
+                ]
+
+            raft = RaftServer(
+                ClusterConfig.from_agent(self.config), local, on_jobs=on_jobs, seeds=server_seeds
+            )
             self.raft = raft
             async with trio.open_nursery() as nursery:
+                await nursery.start(gossip.run)
                 await nursery.start(raft.run)
                 store = ReplicatedStore(local, raft.command_log)
                 runs = RunManager(store, clock, self.config.node_name, tags)
@@ -117,7 +137,8 @@ class Agent:
                     version=__version__,
                     tags=tags,
                     request_leave=self.request_stop,
-                    cluster=RaftClusterView(raft, tags),
+                    cluster=RaftClusterView(raft, tags, gossip),
+                    gossip=gossip,
                 )
                 self.http = http
                 await nursery.start(http.run)
@@ -132,6 +153,7 @@ class Agent:
                 log.info("agent stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
                 scheduling.cancel()
                 await raft.leave()
+                await gossip.leave()
                 with trio.move_on_after(SHUTDOWN_GRACE_SECONDS):
                     await runs.wait_idle()
                 await http.shutdown()

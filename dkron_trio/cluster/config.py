@@ -47,6 +47,9 @@ class ClusterConfig:
     """The RPC address others dial (advertise host, advertise-rpc-port or rpc-port)."""
     bootstrap_expect: int = 0
     join: tuple[HostPort, ...] = ()
+    """RPC addresses of servers to greet and join (tests); the agent finds servers through
+    gossip instead and sets `joining` when it was told to join a cluster."""
+    joining: bool = False
     raft_multiplier: int = 1
     apply_timeout: float = DEFAULT_APPLY_TIMEOUT
     forward_timeout: float = DEFAULT_FORWARD_TIMEOUT
@@ -80,7 +83,7 @@ class ClusterConfig:
             rpc_bind=HostPort(config.bind_addr.host, config.rpc_port),
             advertise=HostPort(advertised_host(config), port),
             bootstrap_expect=config.bootstrap_expect,
-            join=(*config.join, *config.retry_join),
+            joining=bool(config.join or config.retry_join),
             raft_multiplier=config.raft_multiplier,
             snapshot_threshold=config.raft_snapshot_threshold,
         )

@@ -7,7 +7,8 @@ with the replicated state in `state.db` (a `ReplicaStore`):
   nobody to join and expects at most one server; with `bootstrap-expect` N it greets its
   join addresses (`HELLO`) until it knows N servers, and all of them bootstrap the same
   configuration; with join addresses and no expectation it asks them to add it (`JOIN`).
-  Join addresses are RPC addresses (host:rpc-port) until gossip carries discovery.
+  The seeds are the servers gossip reports (their `rpc_addr`), plus any RPC addresses in
+  `ClusterConfig.join`.
 * **Addresses.** Each server's name and RPC address live in the replicated state (membership
   changes carry them; the leader records bootstrap members with `SetMember`), so a restart
   or a snapshot brings the address book back; greetings to the join addresses fill it in
@@ -21,7 +22,7 @@ with the replicated state in `state.db` (a `ReplicaStore`):
 """
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 import trio
@@ -68,6 +69,8 @@ class RaftServer:
     _rng: random.Random = attrs.Factory(random.Random)
     _rpc_config: RpcConfig = attrs.Factory(RpcConfig)
     _on_jobs: Callable[[list[str]], None] | None = None
+    _seeds: Callable[[], Sequence[HostPort]] | None = None
+    """RPC addresses of other servers as gossip knows them now (besides `config.join`)."""
     """Told the names of jobs set or deleted by each applied batch (the scheduler's feed)."""
     _rpc: RpcServer = attrs.field(init=False)
     _node: RaftNode | None = attrs.field(init=False, default=None)
@@ -244,12 +247,12 @@ class RaftServer:
         """The initial configuration to bootstrap with, or None to join an existing one."""
         config = self._config
         if config.bootstrap_expect <= 1:
-            if config.join:
+            if config.join or config.joining:
                 return None
             self._bootstrap = (self.me,)
             return ConfState(voters=frozenset({config.node_id}))
         while True:
-            for address in config.join:
+            for address in self._seed_addresses():
                 hello = await self._greet(address)
                 if hello is not None and hello.formed:
                     if any(m.node_id == config.node_id for m in hello.servers):
@@ -285,14 +288,21 @@ class RaftServer:
             self._learn(member)
         return hello
 
+    def _seed_addresses(self) -> list[HostPort]:
+        found = list(self._config.join)
+        if self._seeds is not None:
+            found += [a for a in self._seeds() if a not in found]
+        return found
+
     async def _greet_seeds(self) -> None:
-        """Greet every join address until each answered once: fills the address book of a
-        restarted server before its committed members are known to be current."""
-        pending = list(self._config.join)
-        while pending:
-            pending = [a for a in pending if await self._greet(a) is None]
-            if pending:
-                await trio.sleep(_GREETING_RETRY)
+        """Greet every seed once it answers: fills the address book of a restarted server
+        before its committed members are known to be current."""
+        greeted: set[HostPort] = set()
+        while True:
+            for address in self._seed_addresses():
+                if address not in greeted and await self._greet(address) is not None:
+                    greeted.add(address)
+            await trio.sleep(_GREETING_RETRY)
 
     def _learn(self, member: RaftMember) -> None:
         self._known.setdefault(member.node_id, member)
@@ -307,7 +317,7 @@ class RaftServer:
         """Ask the join addresses to add this server until one has (or it is a voter)."""
         body = wire.encode_member(self.me)
         while self._config.node_id not in self.node.status().conf_state.voters:
-            for address in self._config.join:
+            for address in self._seed_addresses():
                 try:
                     await self._call_address(address, wire.JOIN, body)
                 except RpcError as exc:

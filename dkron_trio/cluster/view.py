@@ -1,6 +1,7 @@
 """The cluster as the HTTP API shows it, from the Raft server's point of view."""
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import attrs
 
@@ -11,13 +12,18 @@ from dkron_trio.raft.types import NONE
 from dkron_trio.store.base import RaftMember
 
 
+class Membership(Protocol):
+    def members(self) -> list[Member]: ...
+
+
 @attrs.define(eq=False)
 class RaftClusterView:
-    """`ClusterView` over the Raft configuration's address book. Other servers' tags are
-    what a server is known to carry until gossip reports the real ones."""
+    """`ClusterView`: members as gossip reports them (with their tags and status), the
+    leader from Raft. Without gossip, the Raft configuration's address book stands in."""
 
     _server: RaftServer
     _tags: Mapping[str, str]
+    _gossip: Membership | None = None
 
     def _member(self, member: RaftMember) -> Member:
         address = parse_host_port(member.address)
@@ -29,6 +35,8 @@ class RaftClusterView:
         return Member(member.name, address.host, address.port, tags)
 
     def members(self) -> list[Member]:
+        if self._gossip is not None:
+            return self._gossip.members()
         return [self._member(m) for m in self._server.members()]
 
     def leader(self) -> Member | None:
@@ -36,7 +44,13 @@ class RaftClusterView:
         if leader_id == NONE:
             return None
         member = self._server.member(leader_id)
-        return None if member is None else self._member(member)
+        if member is None:
+            return None
+        if self._gossip is not None:
+            for seen in self._gossip.members():
+                if seen.name == member.name:
+                    return seen
+        return self._member(member)
 
     def is_leader(self) -> bool:
         return self._server.node.is_leader

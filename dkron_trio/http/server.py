@@ -23,7 +23,13 @@ from hypercorn.typing import (
 from dkron_trio.clock import WallClock
 from dkron_trio.config import AgentConfig, HostPort
 from dkron_trio.http.app import ApiApp, create_app
-from dkron_trio.http.context import ApiDeps, ClusterView, Member, SingleNodeCluster
+from dkron_trio.http.context import (
+    ApiDeps,
+    ClusterView,
+    GossipKeyring,
+    Member,
+    SingleNodeCluster,
+)
 from dkron_trio.logs import get_logger
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
@@ -86,12 +92,13 @@ class HttpServer:
         tags: Mapping[str, str],
         request_leave: Callable[[], None],
         cluster: ClusterView | None = None,
+        gossip: GossipKeyring | None = None,
     ) -> "HttpServer":
         """The agent's API server; without a cluster view this node is the whole cluster."""
         if cluster is None:
-            gossip = config.advertise_addr or config.bind_addr
+            where = config.advertise_addr or config.bind_addr
             cluster = SingleNodeCluster(
-                Member(config.node_name, gossip.host, gossip.port, dict(tags))
+                Member(config.node_name, where.host, where.port, dict(tags))
             )
         deps = ApiDeps(
             store=store,
@@ -104,6 +111,7 @@ class HttpServer:
             node_tags=dict(tags),
             request_leave=request_leave,
             body_limit=config.body_limit,
+            gossip=gossip,
         )
         return cls(create_app(deps), config.http_addr)
 

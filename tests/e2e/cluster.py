@@ -22,7 +22,10 @@ class Cluster:
         ]
         for server in servers:
             joins = [
-                a for other in servers if other is not server for a in ("--join", other.rpc_address)
+                a
+                for other in servers
+                if other is not server
+                for a in ("--join", other.gossip_address)
             ]
             server.extra_args = ("--bootstrap-expect", str(size), *joins, *extra)
         return cls(servers)

@@ -28,6 +28,7 @@ class AgentProcess:
     node_name: str = "node1"
     extra_args: tuple[str, ...] = ()
     rpc_port: int = attrs.field(factory=free_port)
+    gossip_port: int = attrs.field(factory=free_port)
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,7 +54,7 @@ class AgentProcess:
                 "--rpc-port",
                 str(self.rpc_port),
                 "--bind-addr",
-                "127.0.0.1:0",
+                self.gossip_address,
                 *self.extra_args,
             ],
             stdout=log,
@@ -65,6 +66,10 @@ class AgentProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def gossip_address(self) -> str:
+        return f"127.0.0.1:{self.gossip_port}"
 
     @property
     def rpc_address(self) -> str:

@@ -30,6 +30,15 @@ async def test_three_servers_elect_forward_fail_over_and_catch_up(tmp_path: Path
     try:
         leader_name = await wait_for_leader(cluster.servers)
         leader = cluster.by_name(leader_name)
+
+        async def gossip_sees_all() -> bool:
+            members = await get_json(cluster.servers[0], "/v1/members") or []
+            alive = {m["Name"] for m in members if m["statusText"] == "alive"}
+            return alive == {"s1", "s2", "s3"} and all(
+                m["Tags"].get("server") == "true" and "rpc_addr" in m["Tags"] for m in members
+            )
+
+        await wait_for(gossip_sees_all, within=10, what="gossip members", agent=leader)
         followers = [s for s in cluster if s is not leader]
 
         # A write through a follower is forwarded and appears on every server.
