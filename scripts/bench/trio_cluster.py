@@ -1,9 +1,9 @@
 """Three real ``dkron-trio agent --server`` processes on 127.0.0.1 for raft_cluster.py.
 
-Started the way the cluster contract says (``--bootstrap-expect 3``, ``--join`` the other two
-RPC addresses) by the e2e tests' `AgentProcess`, each with its own data dir (durable: SQLite
-raft.db and state.db), free HTTP and RPC ports and an OS-chosen gossip port; killed with
-SIGKILL by PID and restarted on the same data dir.
+Started as Dkron servers are (``--bootstrap-expect 3``, ``--join`` the other two gossip
+addresses; the servers find each other's RPC ports through gossip) by the e2e tests'
+`AgentProcess`, each with its own data dir (durable: SQLite raft.db and state.db) and free HTTP,
+RPC and gossip ports; killed with SIGKILL by PID and restarted on the same data dir.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class TrioCluster:
     directory: Path
     http_ports: list[int] = attrs.field(factory=lambda: [free_port() for _ in range(3)])
     rpc_ports: list[int] = attrs.field(factory=lambda: [free_port() for _ in range(3)])
+    gossip_ports: list[int] = attrs.field(factory=lambda: [free_port() for _ in range(3)])
     agents: list[AgentProcess] = attrs.field(factory=list)
     _live: list[bool] = attrs.field(factory=lambda: [False] * 3)
 
@@ -55,13 +56,14 @@ class TrioCluster:
             joins: list[str] = []
             for other in range(3):
                 if other != index:
-                    joins += ["--join", f"127.0.0.1:{self.rpc_ports[other]}"]
+                    joins += ["--join", f"127.0.0.1:{self.gossip_ports[other]}"]
             self.agents.append(
                 AgentProcess(
                     data_dir=self.directory / f"s{index}.data",
                     http_port=self.http_ports[index],
                     node_name=f"s{index}",
                     rpc_port=self.rpc_ports[index],
+                    gossip_port=self.gossip_ports[index],
                     extra_args=("--bootstrap-expect", "3", *joins, "--log-level", "warn"),
                 )
             )
