@@ -64,23 +64,34 @@ class RunManager:
     _executors: Callable[[str], Executor] = get_executor
     _nursery: trio.Nursery | None = None
     _active: dict[str, _Active] = attrs.field(factory=dict)
+    _running_per_job: dict[str, int] = attrs.field(factory=dict)
+    """How many of `_active` belong to each job (asked for every tick: no scan)."""
     _listeners: list[OutputListener] = attrs.field(factory=list)
     _job_listeners: list[JobListener] = attrs.field(factory=list)
     _inflight: int = 0
     _last_start: datetime | None = None
     _idle: trio.Event = attrs.field(factory=trio.Event)
+    _stopped: bool = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the nursery in which every run lives; cancelling it kills running executions."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
+        """Own the nursery in which every run lives; cancelling it kills running executions.
+
+        A run asked for once it has stopped (a plan whose commit finished during shutdown)
+        is not started: its execution stays ``running`` in the store, and the next start
+        marks it lost, as after a crash."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._stopped = False
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._stopped = True
 
     # --- what is running -------------------------------------------------------------------
 
     def running_count(self, job_name: str) -> int:
-        return sum(1 for a in self._active.values() if a.job_name == job_name)
+        return self._running_per_job.get(job_name, 0)
 
     def running(self) -> list[Execution]:
         """Running executions with the output they have produced so far."""
@@ -141,6 +152,9 @@ class RunManager:
 
     def _spawn(self, job: Job, scheduled_at: datetime, planned: Execution | None) -> None:
         assert self._nursery is not None, "RunManager.run() must be started first"
+        if self._stopped:
+            log.warning("run not started: shutting down", job=job.name)
+            return
         self._inflight += 1
         self._nursery.start_soon(self._tracked_run, job, scheduled_at, planned)
 
@@ -262,6 +276,7 @@ class RunManager:
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
         self._active[execution.id] = active
+        self._running_per_job[job.name] = self._running_per_job.get(job.name, 0) + 1
 
         def on_output(chunk: bytes) -> None:
             output.append(chunk)
@@ -289,6 +304,9 @@ class RunManager:
                 await self._store.put_execution(done)
         finally:
             del self._active[execution.id]
+            left = self._running_per_job.pop(job.name) - 1
+            if left:
+                self._running_per_job[job.name] = left
         active.finished.set()
         log.info(
             "execution finished",

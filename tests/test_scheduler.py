@@ -289,3 +289,31 @@ async def test_orphaned_running_executions_become_lost(
     (lost,) = await store.list_executions("o", ExecutionQuery())
     assert lost.status is ExecutionStatus.LOST and lost.finished_at == T0
     assert await store.running_executions() == []
+
+
+async def test_a_plan_committed_after_the_run_manager_stopped_starts_nothing(
+    autojump_clock: MockClock,
+) -> None:
+    store = MemoryStore()
+    clock = WallClock.starting_at(T0)
+    executor = FakeExecutor(clock)
+    job = await store.set_job(
+        Job.from_json(
+            {
+                "name": "s",
+                "schedule": "@manually",
+                "executor": "shell",
+                "executor_config": {"command": "true"},
+            },
+            now=T0,
+        )
+    )
+    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        nursery.cancel_scope.cancel()
+    planned = runs.plan_attempt(job, T0)
+    assert planned is not None
+    runs.start_planned(job, planned)  # shutting down: refused quietly, nothing runs
+    await runs.wait_idle()
+    assert executor.calls == []
