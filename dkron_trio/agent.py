@@ -17,7 +17,7 @@ import trio
 
 from dkron_trio import __version__
 from dkron_trio.clock import WallClock
-from dkron_trio.cluster.config import ClusterConfig
+from dkron_trio.cluster.config import ClusterConfig, advertised_host
 from dkron_trio.cluster.replicated import ReplicatedStore
 from dkron_trio.cluster.server import RaftServer
 from dkron_trio.cluster.view import RaftClusterView
@@ -85,7 +85,7 @@ class Agent:
                 changed_jobs.extend(names)
                 jobs_changed.set()
 
-            gossip = GossipService(self.config, tags)
+            gossip = GossipService(_with_advertise(self.config), tags)
             self.gossip = gossip
 
             def server_seeds() -> list[HostPort]:
@@ -173,6 +173,15 @@ class Agent:
                 nursery.start_soon(on_signal)
                 await self._stop_requested.wait()
                 nursery.cancel_scope.cancel()
+
+
+def _with_advertise(config: AgentConfig) -> AgentConfig:
+    """Gossip needs an address others can reach; bound to every interface without
+    advertise-addr, this machine's address stands in (Dkron uses its private IP)."""
+    if config.advertise_addr is not None:
+        return config
+    host = advertised_host(config)
+    return attrs.evolve(config, advertise_addr=HostPort(host, config.bind_addr.port))
 
 
 def run_agent(config: AgentConfig) -> None:
