@@ -79,14 +79,14 @@ class RunManager:
         A run asked for once it has stopped (a plan whose commit finished during shutdown)
         is not started: its execution stays ``running`` in the store, and the next start
         marks it lost, as after a crash."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                self._stopped = False
-                task_status.started()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._stopped = False
+            task_status.started()
+            try:
                 await trio.sleep_forever()
-        finally:
-            self._stopped = True
+            finally:  # before the nursery closes to new arrivals
+                self._stopped = True
 
     # --- what is running -------------------------------------------------------------------
 
@@ -153,7 +153,7 @@ class RunManager:
     def _spawn(self, job: Job, scheduled_at: datetime, planned: Execution | None) -> None:
         assert self._nursery is not None, "RunManager.run() must be started first"
         if self._stopped:
-            log.warning("run not started: shutting down", job=job.name)
+            log.info("run not started: shutting down", job=job.name)
             return
         self._inflight += 1
         self._nursery.start_soon(self._tracked_run, job, scheduled_at, planned)

@@ -68,19 +68,22 @@ class _PendingWrite(Generic[T]):
 def _apply_batch(
     conn: sqlite3.Connection, cache: JobCache, batch: "list[_PendingWrite[Any]]"
 ) -> None:
-    """Run every mutation in its own savepoint of one transaction, then commit once."""
+    """Run every mutation in one transaction, then commit once.
+
+    Mutations are tried all together first, without savepoints (two statements fewer per
+    mutation). If one raises, that attempt is rolled back and the batch runs again with a
+    savepoint around each mutation, so the failing one leaves nothing and the others
+    commit (the rules are deterministic over the store's state: a second run of the
+    same mutations on the same state does the same).
+    """
     tx = SqliteTx(conn, cache)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for item in batch:
-            conn.execute("SAVEPOINT one")
-            try:
-                item.result = item.fn(tx)
-            except Exception as exc:  # the caller gets it; the others still commit
-                conn.execute("ROLLBACK TO one")
-                cache.clear()
-                item.error = exc
-            conn.execute("RELEASE one")
+        if not _apply_all(tx, batch):
+            conn.execute("ROLLBACK")
+            cache.clear()
+            conn.execute("BEGIN IMMEDIATE")
+            _apply_each(conn, cache, tx, batch)
         conn.execute("COMMIT")
     except BaseException as exc:
         cache.clear()
@@ -92,6 +95,32 @@ def _apply_batch(
     finally:
         for item in batch:
             item.done = True
+
+
+def _apply_all(tx: SqliteTx, batch: "list[_PendingWrite[Any]]") -> bool:
+    """Apply the batch in order; False (at once) when a mutation raises."""
+    for item in batch:
+        try:
+            item.result = item.fn(tx)
+        except Exception:
+            return False
+    return True
+
+
+def _apply_each(
+    conn: sqlite3.Connection, cache: JobCache, tx: SqliteTx, batch: "list[_PendingWrite[Any]]"
+) -> None:
+    """Apply each mutation in its own savepoint; one that raises leaves nothing behind."""
+    for item in batch:
+        item.result = None
+        conn.execute("SAVEPOINT one")
+        try:
+            item.result = item.fn(tx)
+        except Exception as exc:  # the caller gets it; the others still commit
+            conn.execute("ROLLBACK TO one")
+            cache.clear()
+            item.error = exc
+        conn.execute("RELEASE one")
 
 
 @attrs.define

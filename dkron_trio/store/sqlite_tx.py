@@ -12,12 +12,13 @@ write that changes anything else rewrites the record whole.
 """
 
 import contextlib
+import enum
 import json
 import operator
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -151,6 +152,19 @@ def _execution_row(ex: Execution) -> tuple[Any, ...]:
     )
 
 
+def _reads_back_identical(ex: Execution) -> bool:
+    """Would `execution_from_row` rebuild exactly this object's values (UTC times, text
+    output)? Only then may the cache stand in for the row."""
+    return (
+        ex.started_at.tzinfo is UTC
+        and (ex.finished_at is None or ex.finished_at.tzinfo is UTC)
+        and (ex.scheduled_at is None or ex.scheduled_at.tzinfo is UTC)
+        and type(ex.output) is str
+        and type(ex.success) is bool
+        and type(ex.output_truncated) is bool
+    )
+
+
 def execution_from_row(row: Sequence[Any]) -> Execution:
     output = row[5]
     truncated = bool(row[13])
@@ -224,16 +238,35 @@ def job_from_row(row: Sequence[Any]) -> Job:
     return job
 
 
+class _Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = _Unknown.UNKNOWN
+"""What `JobCache.execution` answers for an execution it knows nothing about."""
+
+EXECUTION_CACHE_SIZE = 20_000
+"""Executions whose row (or absence) is known; beyond it the oldest entry gives way."""
+
+_ExecutionKey = tuple[str, str]
+
+
 @attrs.define
 class JobCache:
-    """Decoded jobs by name, so the hot path (cursors, executions) skips JSON decoding.
+    """What the hot path would otherwise read back: decoded jobs by name, executions known
+    to be stored (or known to be absent) by (job, id), and each job's execution count.
 
-    Only this store's one connection writes the file, so the cache is coherent as long as
-    every write passes through `SqliteTx.save_job`/`remove_job` and a rollback clears it.
+    A scheduled run writes its execution twice (running, then finished) and each write
+    asks whether the row exists and whether retention must delete: with these answers at
+    hand the second write is one statement. Only this store's one connection writes the
+    file, so the cache is coherent as long as every write passes through `SqliteTx` and a
+    rollback clears it. Bounded: a forgotten entry is merely read again.
     """
 
     _jobs: dict[str, Job] = attrs.field(factory=dict)
     _limit: int = JOB_CACHE_SIZE
+    _executions: dict[_ExecutionKey, Execution | None] = attrs.field(factory=dict)
+    _counts: dict[str, int] = attrs.field(factory=dict)
 
     def get(self, name: str) -> Job | None:
         return self._jobs.get(name)
@@ -244,10 +277,41 @@ class JobCache:
         self._jobs[job.name] = job
 
     def drop(self, name: str) -> None:
+        """Forget a job and everything known of its executions (it was deleted)."""
         self._jobs.pop(name, None)
+        self.forget_executions(name)
+        self._counts.pop(name, None)
+
+    def forget_executions(self, job_name: str) -> None:
+        """Drop what is known of one job's executions (rare: a scan is fine)."""
+        self._executions = {k: v for k, v in self._executions.items() if k[0] != job_name}
 
     def clear(self) -> None:
         self._jobs.clear()
+        self._executions.clear()
+        self._counts.clear()
+
+    def execution(self, key: _ExecutionKey) -> "Execution | _Unknown | None":
+        """The stored execution, None if known absent, UNKNOWN if not known."""
+        return self._executions.get(key, UNKNOWN)
+
+    def know_execution(self, key: _ExecutionKey, ex: Execution | None) -> None:
+        known = self._executions
+        if key not in known and len(known) >= EXECUTION_CACHE_SIZE:
+            del known[next(iter(known))]
+        known[key] = ex
+
+    def forget_execution(self, key: _ExecutionKey) -> None:
+        self._executions.pop(key, None)
+
+    def count(self, job_name: str) -> int | None:
+        return self._counts.get(job_name)
+
+    def set_count(self, job_name: str, count: int | None) -> None:
+        if count is None:
+            self._counts.pop(job_name, None)
+        else:
+            self._counts[job_name] = count
 
 
 @attrs.define
@@ -314,18 +378,34 @@ class SqliteTx:
         self._conn.execute("DELETE FROM jobs WHERE name = ?", (name,))
 
     def load_execution(self, job_name: str, execution_id: str) -> Execution | None:
+        key = (job_name, execution_id)
+        known = self._cache.execution(key)
+        if known is not UNKNOWN:
+            return known
         row = self._conn.execute(
-            f"SELECT {EXECUTION_FIELDS} FROM executions WHERE job_name = ? AND id = ?",
-            (job_name, execution_id),
+            f"SELECT {EXECUTION_FIELDS} FROM executions WHERE job_name = ? AND id = ?", key
         ).fetchone()
-        return None if row is None else execution_from_row(row)
+        ex = None if row is None else execution_from_row(row)
+        self._cache.know_execution(key, ex)
+        return ex
 
     def save_execution(self, ex: Execution) -> None:
+        key = (ex.job_name, ex.id)
+        before = self._cache.execution(key)
+        count = self._cache.count(ex.job_name)
+        if before is UNKNOWN or count is None:
+            self._cache.set_count(ex.job_name, None)  # unknown whether this adds a row
+        elif before is None:
+            self._cache.set_count(ex.job_name, count + 1)
         self._conn.execute(
             f"INSERT INTO executions ({EXECUTION_FIELDS}) VALUES ({', '.join('?' * 14)})"
             f" ON CONFLICT (job_name, id) DO UPDATE SET {_EXECUTION_UPDATES}",
             _execution_row(ex),
         )
+        if _reads_back_identical(ex):
+            self._cache.know_execution(key, ex)
+        else:
+            self._cache.forget_execution(key)
 
     def latest_run(self, job_name: str) -> list[Execution]:
         fields = EXECUTION_FIELDS.replace("output,", "'' AS output,")
@@ -338,15 +418,30 @@ class SqliteTx:
         return [execution_from_row(row) for row in rows]
 
     def prune_executions(self, job_name: str, keep: int, before: datetime | None) -> None:
-        self._conn.execute(
+        """Skipped when the job's known count is within ``keep`` and no age limit applies
+        (nothing can rank ``keep`` or later then)."""
+        count = self._cache.count(job_name)
+        if count is None:
+            count = self._conn.execute(
+                "SELECT count(*) FROM executions WHERE job_name = ?", (job_name,)
+            ).fetchone()[0]
+        if before is None and count <= keep:
+            self._cache.set_count(job_name, count)
+            return
+        deleted = self._conn.execute(
             "DELETE FROM executions WHERE job_name = ? AND status != 'running' AND ("
             " started_at < ? OR id IN (SELECT id FROM executions WHERE job_name = ?"
-            "  ORDER BY started_at DESC, id DESC LIMIT -1 OFFSET ?))",
+            "  ORDER BY started_at DESC, id DESC LIMIT -1 OFFSET ?)) RETURNING id",
             (job_name, _opt_micros(before), job_name, keep),
-        )
+        ).fetchall()
+        for (execution_id,) in deleted:
+            self._cache.know_execution((job_name, execution_id), None)
+        self._cache.set_count(job_name, count - len(deleted))
 
     def clear_executions(self, job_name: str) -> int:
         cursor = self._conn.execute("DELETE FROM executions WHERE job_name = ?", (job_name,))
+        self._cache.forget_executions(job_name)
+        self._cache.set_count(job_name, 0)
         return cursor.rowcount
 
     def save_missed(self, m: MissedTick) -> None:

@@ -14,9 +14,15 @@ from hypothesis import strategies as st
 from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Job, JobStatus
 from dkron_trio.store import rules
-from dkron_trio.store.base import ExecutionQuery, JobQuery, SortOrder, StoreError
+from dkron_trio.store.base import (
+    ExecutionNotFound,
+    ExecutionQuery,
+    JobQuery,
+    SortOrder,
+    StoreError,
+)
 from dkron_trio.store.memory import MemoryStore
-from dkron_trio.store.sqlite import open_sqlite_store
+from dkron_trio.store.sqlite import SqliteStore, open_sqlite_store
 from dkron_trio.store.sqlite_tx import SCHEMA_VERSION, connect
 
 from .helpers import T0, execution, job
@@ -232,3 +238,69 @@ async def test_sql_queries_match_the_memory_twin(jobs: list[Job], queries: list[
             await sqlite_store.set_job(j)
         for q in queries:
             assert await sqlite_store.list_jobs(q) == await memory.list_jobs(q)
+
+
+# --- the write-path caches agree with the file ----------------------------------------------
+
+_execution_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "put", "put", "get", "clear", "fail", "reopen"]),
+        st.integers(1, 8),
+        st.sampled_from(list(ExecutionStatus)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=_execution_ops, keep=st.integers(1, 3), aged=st.booleans())
+async def test_execution_writes_match_the_memory_twin(
+    tmp_path_factory: pytest.TempPathFactory,
+    ops: list[tuple[str, int, ExecutionStatus]],
+    keep: int,
+    aged: bool,
+) -> None:
+    """Cached rows, absences and counts (retention skips its DELETE on them) must leave
+    the file exactly as the memory twin's dicts, also across failed batches and reopening."""
+    path = tmp_path_factory.mktemp("cache") / "state.db"
+    memory = MemoryStore()
+    the_job = job("j", retention_count=keep, retention_age=timedelta(seconds=4) if aged else None)
+    await memory.set_job(the_job)
+    store = await SqliteStore.open(path)
+    try:
+        await store.set_job(the_job)
+        for op, n, status in ops:
+            if op == "put":
+                ex = execution("j", n, status, group=n)
+                await memory.put_execution(ex)
+                await store.put_execution(ex)
+            elif op == "get":
+                ex_id = f"{n:04d}-node1"
+                try:
+                    expected: object = await memory.get_execution("j", ex_id)
+                except ExecutionNotFound:
+                    expected = None
+                try:
+                    got: object = await store.get_execution("j", ex_id)
+                except ExecutionNotFound:
+                    got = None
+                assert got == expected
+            elif op == "clear":
+                assert await store.delete_executions("j") == await memory.delete_executions("j")
+            elif op == "fail":
+
+                def put_then_fail(tx: rules.StoreTx, n: int = n) -> None:
+                    rules.apply_put_execution(tx, execution("j", n, ExecutionStatus.RUNNING))
+                    raise RuntimeError("boom")
+
+                with pytest.raises(RuntimeError):
+                    await store._write(put_then_fail)
+            else:
+                await store.close()
+                store = await SqliteStore.open(path)
+            listed = await store.list_executions("j", ExecutionQuery())
+            assert listed == await memory.list_executions("j", ExecutionQuery())
+            assert await store.get_job("j") == await memory.get_job("j")
+    finally:
+        await store.close()
