@@ -8,7 +8,7 @@ conservative comparison. PySyncObj writes its journal without fsync (durable onl
 process crash, not a power loss); its 100 ms append-entries timer bounds a single caller.
 
 Each node also serves a tiny control port (one JSON line in, one JSON line out) so the bench
-can ask who leads, start a load and make single writes (for failover timing).
+can ask who leads and start a load.
 
 PySyncObj ships no type information; it is imported through importlib and used only through
 `_ReplicatedDict`, so the rest of the module stays typed.
@@ -110,18 +110,6 @@ class _Load:
             self._propose()
 
 
-def _single_write(node: _ReplicatedDict, timeout: float) -> bool:
-    outcome: list[bool] = []
-    done = threading.Event()
-
-    def finish(ok: bool) -> None:
-        outcome.append(ok)
-        done.set()
-
-    node.set("failover", str(time.time()), finish)
-    return done.wait(timeout) and outcome[0]
-
-
 def serve_node(self_port: int, partner_ports: list[int], journal: Path, control: int) -> None:
     node = _ReplicatedDict(
         f"127.0.0.1:{self_port}", [f"127.0.0.1:{p}" for p in partner_ports], journal
@@ -139,8 +127,6 @@ def serve_node(self_port: int, partner_ports: list[int], journal: Path, control:
                     load = _Load(node, float(request["seconds"]))
                     elapsed = load.run(int(request["concurrency"]))
                     reply = {"elapsed": elapsed, "latencies": load.latencies, "errors": load.errors}
-                elif op == "put":
-                    reply = {"ok": _single_write(node, float(request["timeout"]))}
                 else:
                     reply = {"error": f"unknown op {op!r}"}
                 self.wfile.write(json.dumps(reply).encode() + b"\n")
@@ -255,12 +241,6 @@ class PySyncObjCluster:
             timeout=seconds + 60,
         )
         return LoadResult(float(reply["elapsed"]), list(reply["latencies"]), int(reply["errors"]))
-
-    def put(self, index: int, timeout: float) -> bool:
-        try:
-            return bool(_ask(self.control_ports[index], {"op": "put", "timeout": timeout}, 5)["ok"])
-        except (OSError, ValueError):
-            return False
 
 
 def main() -> None:
