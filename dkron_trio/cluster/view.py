@@ -54,3 +54,6 @@ class RaftClusterView:
 
     def is_leader(self) -> bool:
         return self._server.node.is_leader
+
+    async def linearize(self) -> None:
+        await self._server.command_log.linearize()

@@ -75,6 +75,11 @@ class ClusterView(Protocol):
 
     def is_leader(self) -> bool: ...
 
+    async def linearize(self) -> None:
+        """Return once this node reflects every write acknowledged before the call
+        (ClusterUnavailable when it cannot know)."""
+        ...
+
 
 @attrs.frozen
 class SingleNodeCluster:
@@ -90,6 +95,9 @@ class SingleNodeCluster:
 
     def is_leader(self) -> bool:
         return True
+
+    async def linearize(self) -> None:
+        """Every write is applied here before it is acknowledged."""
 
 
 class GossipKeyring(Protocol):

@@ -44,6 +44,12 @@ _RUNONCREATE = QueryParam(
     ParamKind.PRESENCE,
     "If present, whatever its value, run the job once right after it is stored.",
 )
+_CONSISTENT = QueryParam(
+    "consistent",
+    ParamKind.PRESENCE,
+    "If present, answer only after this server has applied every write acknowledged before "
+    "the request (a linearizable read through the leader; 503 without one).",
+)
 _JOB_BODY = Body(ref(JOB), "The job. Creating an existing name updates it (upsert).")
 _WRITE_REPLIES = (
     Reply(201, "Stored; the answer is the job as stored.", ref(JOB), headers=("Location",)),
@@ -134,6 +140,7 @@ async def _upsert(state: ApiState, call: Call, body: object, path_name: str | No
         description="Filters combine with AND. X-Total-Count is the number of matching jobs "
         "before _start/_end cut the page.",
         query=(
+            _CONSISTENT,
             QueryParam(
                 "metadata",
                 ParamKind.MAP,
@@ -168,12 +175,15 @@ async def _upsert(state: ApiState, call: Call, body: object, path_name: str | No
         replies=(
             Reply(200, "The jobs.", array_of(JOB), headers=("X-Total-Count",)),
             BAD_REQUEST,
+            UNAVAILABLE,
             INTERNAL,
         ),
     )
 )
 async def list_jobs(state: ApiState, call: Call) -> Response:
     deps = state.deps
+    if call.flag("consistent"):
+        await deps.cluster.linearize()
     status = call.optional_text("status")
     query = JobQuery(
         metadata=call.mapping("metadata"),
@@ -251,11 +261,14 @@ async def put_job(state: ApiState, call: Call) -> Response:
         operation_id="showJobByName",
         tag="jobs",
         summary="Show a job",
-        replies=(Reply(200, "The job.", ref(JOB)), NOT_FOUND, INTERNAL),
+        query=(_CONSISTENT,),
+        replies=(Reply(200, "The job.", ref(JOB)), NOT_FOUND, UNAVAILABLE, INTERNAL),
     )
 )
 async def show_job(state: ApiState, call: Call) -> Response:
     deps = state.deps
+    if call.flag("consistent"):
+        await deps.cluster.linearize()
     job = await deps.store.get_job(call.path[_JOB_NAME])
     return json_response(job_json(deps, job, deps.clock.now()))
 

@@ -29,6 +29,7 @@ class AgentProcess:
     extra_args: tuple[str, ...] = ()
     rpc_port: int = attrs.field(factory=free_port)
     gossip_port: int = attrs.field(factory=free_port)
+    env: dict[str, str] = attrs.field(factory=dict)
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,7 +60,7 @@ class AgentProcess:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         log.close()
 

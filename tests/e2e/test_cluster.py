@@ -45,6 +45,8 @@ async def test_three_servers_elect_forward_fail_over_and_catch_up(tmp_path: Path
         response = await post_job(followers[0], _job("through-follower"))
         assert response is not None and response.status_code == 201, response
         assert await _has_job(followers[0], "through-follower")  # read-your-write there
+        # A consistent read on the other follower sees the acknowledged write at once.
+        assert await get_json(followers[1], "/v1/jobs/through-follower?consistent") is not None
         for server in cluster:
             await wait_for(
                 partial(_has_job, server, "through-follower"),
