@@ -21,8 +21,9 @@ from dkron_trio.cluster.config import ClusterConfig, advertised_host
 from dkron_trio.cluster.replicated import ReplicatedStore
 from dkron_trio.cluster.server import RaftServer
 from dkron_trio.cluster.view import RaftClusterView
-from dkron_trio.config import AgentConfig, HostPort
-from dkron_trio.gossip.service import GossipService
+from dkron_trio.config import AgentConfig, ConfigError, HostPort
+from dkron_trio.gossip.service import GossipService, reload_tags
+from dkron_trio.gossip.swim_types import TagsTooLarge
 from dkron_trio.http.context import MemberStatus
 from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
@@ -128,6 +129,7 @@ class Agent:
 
                 nursery.start_soon(schedule)
                 nursery.start_soon(feed_scheduler)
+                nursery.start_soon(self._reload_tags_on_sighup, gossip)
                 http = HttpServer.for_agent(
                     self.config,
                     store=store,
@@ -159,6 +161,23 @@ class Agent:
                 await http.shutdown()
                 nursery.cancel_scope.cancel()
         log.info("agent stopped", node=self.config.node_name)
+
+    async def _reload_tags_on_sighup(self, gossip: GossipService) -> None:
+        """SIGHUP re-reads the config file's tags and gossips them (Dkron reloads on it too)."""
+        with trio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                path = self.config.config_path
+                if path is None:
+                    log.warning("SIGHUP ignored: no config file to reload tags from")
+                    continue
+                try:
+                    tags = reload_tags(path)
+                    self.config = attrs.evolve(self.config, tags=tags)
+                    gossip.set_tags(node_tags(self.config))
+                except (ConfigError, TagsTooLarge) as exc:
+                    log.error("tags not reloaded", file=str(path), error=str(exc))
+                    continue
+                log.info("tags reloaded", file=str(path), tags=tags)
 
     async def _wait_for_signal(self) -> None:
         """Return on SIGTERM, SIGINT or `request_stop`."""

@@ -151,6 +151,8 @@ class AgentConfig:
     retry_join: tuple[HostPort, ...] = ()
     raft_multiplier: int = 1
     raft_snapshot_threshold: int = 8192
+    config_path: Path | None = attrs.field(default=None, eq=False)
+    """The file the config was read from (SIGHUP re-reads its tags); not a key."""
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT
     body_limit: int = DEFAULT_BODY_LIMIT
@@ -445,6 +447,7 @@ def load_config(
         text = values["advertise-addr"]
         values["advertise-addr"] = _addr(winners["advertise-addr"], text, port) if text else None
     fields: dict[str, Any] = {name.replace("-", "_"): v for name, v in values.items()}
+    fields["config_path"] = path
     if "node_name" not in fields:
         fields["node_name"] = hostname if hostname is not None else socket.gethostname()
     try:

@@ -99,8 +99,12 @@ class StoreStateMachine:
         return results
 
     async def restore(self, snapshot: Snapshot) -> None:
-        """Replace the whole state with the snapshot's image."""
+        """Replace the whole state with the snapshot's image. An empty image is the state of
+        a cluster's bootstrap snapshot: nothing applied yet, at the snapshot's index."""
         applied = await self._store.restore_image(snapshot.data)
+        if not snapshot.data and snapshot.meta.index > applied:
+            await self._store.apply_replicated(snapshot.meta.index, [])
+            applied = snapshot.meta.index
         if applied != snapshot.meta.index:
             raise SnapshotMismatch(
                 f"snapshot for index {snapshot.meta.index} holds a state at index {applied}"

@@ -325,7 +325,13 @@ def test_unknown_env_variables_are_left_alone() -> None:
 
 def test_every_supported_key_is_a_field_and_back() -> None:
     supported = {n.replace("-", "_") for n, s in KEYS.items() if s.status is KeyStatus.SUPPORTED}
-    assert supported == {f.name for f in attrs.fields(AgentConfig)}
+    assert supported | {"config_path"} == {f.name for f in attrs.fields(AgentConfig)}
+
+
+def test_the_config_file_read_is_remembered(tmp_path: Path) -> None:
+    path = write(tmp_path, "dkron.yml", "tags: {a: '1'}\n")
+    assert load(config_file=path).config_path == path
+    assert load().config_path is None
 
 
 def test_tags_from_flags_env_and_file(tmp_path: Path) -> None:

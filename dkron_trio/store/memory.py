@@ -248,7 +248,8 @@ class MemoryStore:
     async def restore_image(self, image: bytes) -> int:
         await trio.lowlevel.checkpoint()
         tx = _MemoryTx()
-        memory_image.decode(image, tx)
+        if image:
+            memory_image.decode(image, tx)
         self._tx = tx
         return tx.load_applied()
 

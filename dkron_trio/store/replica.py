@@ -42,8 +42,8 @@ class ReplicaStore(Store, Protocol):
 
     async def restore_image(self, image: bytes) -> int:
         """Replace the whole state with ``image`` (from `snapshot_image` of the same kind of
-        store); returns its applied index. Raises ImageError, leaving the state unchanged,
-        if the bytes are not such an image."""
+        store), or with the empty state when ``image`` is empty; returns its applied index.
+        Raises ImageError, leaving the state unchanged, if the bytes are not such an image."""
         ...
 
 

@@ -48,6 +48,7 @@ from dkron_trio.store.sqlite_tx import (
     execution_from_row,
     fsync_dir,
     job_from_row,
+    stage_empty,
     stage_image,
 )
 
@@ -361,7 +362,7 @@ class SqliteStore:
 
         def restore(conn: sqlite3.Connection) -> tuple[sqlite3.Connection, int]:
             staged = self._path + ".restore"
-            applied = stage_image(staged, image)
+            applied = stage_image(staged, image) if image else stage_empty(staged)
             conn.close()
             os.replace(staged, self._path)
             fsync_dir(os.path.dirname(os.path.abspath(self._path)))

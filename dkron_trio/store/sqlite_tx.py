@@ -560,6 +560,15 @@ def stage_image(path: str, image: bytes) -> int:
     return applied
 
 
+def stage_empty(path: str) -> int:
+    """An empty state database at ``path`` (the image of a state nothing was applied to)."""
+    for leftover in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(leftover)
+    connect(path).close()
+    return 0
+
+
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -76,6 +76,10 @@ class AgentProcess:
     def rpc_address(self) -> str:
         return f"127.0.0.1:{self.rpc_port}"
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(sig)
+
     def kill(self) -> None:
         assert self._proc is not None
         self._proc.send_signal(signal.SIGKILL)

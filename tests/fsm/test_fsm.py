@@ -232,3 +232,11 @@ async def test_a_snapshot_replaces_the_state(store: ReplicaStore) -> None:
     assert await store.applied_index() == 1
     with pytest.raises(SnapshotMismatch, match="index 7"):
         await machine.restore(Snapshot(attrs.evolve(meta, index=7), image))
+
+
+async def test_the_bootstrap_snapshot_is_an_empty_state_at_its_index(store: ReplicaStore) -> None:
+    machine = StoreStateMachine(store)
+    await machine.apply(entries([SetJob(job("a"))], first=1))
+    await machine.restore(Snapshot(SnapshotMeta(3, 1, ConfState(frozenset({1}))), b""))
+    assert await store.applied_index() == 3
+    assert (await store.list_jobs(JobQuery())).jobs == []

@@ -107,7 +107,7 @@ async def test_an_image_restores_the_whole_state(store: ReplicaStore, tmp_path: 
 async def test_garbage_is_no_image_and_changes_nothing(store: ReplicaStore) -> None:
     await _fill(store)
     before = await _contents(store)
-    for garbage in (b"", b"\x00" * 100, b"SQLite format 3\x00" + b"\x01" * 200):
+    for garbage in (b"\x00" * 100, b"SQLite format 3\x00" + b"\x01" * 200):
         with pytest.raises(ImageError):
             await store.restore_image(garbage)
     assert await _contents(store) == before
@@ -136,3 +136,12 @@ async def test_a_version_1_file_gains_the_replica_tables(tmp_path: Path) -> None
         assert await store.applied_index() == 0
         await store.apply_replicated(1, [])
         assert await store.applied_index() == 1
+
+
+async def test_an_empty_image_is_the_empty_state(store: ReplicaStore) -> None:
+    await _fill(store)
+    assert await store.restore_image(b"") == 0
+    assert await store.applied_index() == 0
+    assert await store.raft_members() == []
+    with pytest.raises(JobNotFound):
+        await store.get_job("a")
