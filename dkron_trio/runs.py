@@ -136,9 +136,10 @@ class RunManager:
     def plan_attempt(self, job: Job, scheduled_at: datetime) -> Execution | None:
         """The running record of a tick's first attempt here, or None when no node matches the
         job's tags. The scheduler commits it together with its plan, then `start_planned`."""
-        node = Node(self._node_name, self._node_tags, self.running_count(job.name))
-        if not select_targets(job.tags, [node]):
-            return None
+        if job.tags:  # untagged jobs run anywhere, so here
+            node = Node(self._node_name, self._node_tags, self.running_count(job.name))
+            if not select_targets(job.tags, [node]):
+                return None
         started = self._unique_start()
         return self._execution(job, scheduled_at, 1, unix_nanos(started), started)
 

@@ -8,7 +8,7 @@ implements them segment by segment (a segment = a stretch of constant UTC offset
 """
 
 from datetime import UTC, date, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
@@ -68,6 +68,10 @@ def _instant(w: int) -> datetime | None:
     return found
 
 
+_last_asked: tuple[Any, int] = (None, 0)
+"""The last instant asked about (the object itself) and its first whole second after."""
+
+
 @attrs.frozen
 class CronSchedule(Schedule):
     """A cron spec (or descriptor) bound to its timezone's timeline."""
@@ -83,10 +87,16 @@ class CronSchedule(Schedule):
         offset o is the instant w - o; at a gap's end the gap's own wall times fire (once,
         at the gap's end); at a repeated range only hour-wildcard specs go back.
         """
-        if t.tzinfo is None:
-            raise ValueError("next_after needs an aware datetime")
-        ts = t.timestamp()
-        s0 = int(ts) + 1 if ts >= 0 else int(ts // 1) + 1  # first whole second > t
+        global _last_asked  # a memo, replaced whole (one atomic store)
+        last = _last_asked
+        if t is last[0]:  # a batch asks about one instant for many schedules
+            s0: int = last[1]
+        else:
+            if t.tzinfo is None:
+                raise ValueError("next_after needs an aware datetime")
+            ts = t.timestamp()
+            s0 = int(ts) + 1 if ts >= 0 else int(ts // 1) + 1  # first whole second > t
+            _last_asked = (t, s0)
         zone = self.zone
         seg = zone.segment(s0)
         o = seg.offset
