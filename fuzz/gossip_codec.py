@@ -1,12 +1,14 @@
 """Fuzz the gossip datagram decoder: random and mutated datagrams must decode or raise
-CodecError, nothing else.
+CodecError, nothing else (a quick mutation loop without atheris; run_all.py runs the
+coverage-guided `gossip_codec` target of fuzz_targets.py).
 
     python fuzz/gossip_codec.py                    # until Ctrl-C
     python fuzz/gossip_codec.py --iterations 100000
     python fuzz/gossip_codec.py --seed 42          # replay a run
 
-Mutations start from valid packets of every message kind (flipped, inserted, deleted and
-truncated bytes), so the decoder's deeper checks are reached, not only the msgpack parser.
+Mutations start from valid packets of every message kind, SWIM and keyring (flipped,
+inserted, deleted and truncated bytes), so the decoder's deeper checks are reached, not
+only the msgpack parser.
 """
 
 from __future__ import annotations
@@ -16,31 +18,11 @@ import random
 import sys
 import time
 
-from dkron_trio.gossip.codec import CodecError, decode_packet, encode_packet
-from dkron_trio.gossip.messages import (
-    Ack,
-    Alive,
-    Dead,
-    MemberState,
-    Nack,
-    NodeState,
-    Packet,
-    Ping,
-    PingReq,
-    PushPull,
-    Suspect,
-)
+from fuzz_targets import GOSSIP_CORPUS
 
-ADDR = ("10.1.2.3", 8946)
-CORPUS: list[Packet] = [
-    (Ping(1, "node-a"), Alive(3, "node-b", ADDR, {"role": "agent", "dc": "dc1"})),
-    (PingReq(9, "node-c", ADDR, True), Suspect(2, "node-d", "node-a")),
-    (Ack(12), Dead(4, "node-e", "node-e"), Nack(5)),
-    (PushPull(True, tuple(
-        NodeState(f"n{i}", ADDR, i, MemberState(i % 4), {"k": "v" * i}) for i in range(8)
-    )),),
-]
-SEEDS = [encode_packet(p) for p in CORPUS]
+from dkron_trio.gossip.codec import CodecError, decode_packet, encode_packet
+
+SEEDS = [encode_packet(p) for p in GOSSIP_CORPUS]
 
 
 def mutate(rng: random.Random) -> bytes:
