@@ -24,9 +24,10 @@ p50/p99/max latency of one acknowledged write:
 
 All writes go to the current leader. Then leader failover: kill -9 of the leader, time until
 the next write is acknowledged by a survivor (a new attempt every 25 ms, alternating between
-the survivors, the first success counts), the killed node restarted between trials; for
-dkron-trio and etcd. Not for PySyncObj: with a few thousand entries in its journal a
-restarted node lagged, and some trials found no write for 30 s (long run, unreliable figure).
+the survivors, the first success counts), the killed node restarted between trials (for
+dkron-trio, until its job count equals the others'); for dkron-trio and etcd. Not for
+PySyncObj: with a few thousand entries in its journal a restarted node lagged, and some
+trials found no write for 30 s (long run, unreliable figure).
 """
 
 from __future__ import annotations
@@ -288,14 +289,18 @@ def failover_trials(
     kill: Callable[[int], None],
     restart: Callable[[int], None],
     write: Callable[[int], bool],
+    settle: Callable[[], None],
     board: Board,
 ) -> None:
+    """``settle`` runs after each restart, before the next trial (e.g. waits for catch-up)."""
     times: list[float] = []
     for trial in range(1, trials + 1):
         leader = wait_leader()
         survivors = [i for i in range(3) if i != leader]
         took = first_write_after_kill(functools.partial(kill, leader), survivors, write, within=30)
         restart(leader)
+        wait_leader()
+        settle()
         if took is None:
             print(f"  {label} trial {trial}: killed node {leader}, no write within 30 s")
             board.missing.append(f"{label} failover trial {trial}: no write within 30 s")
@@ -303,7 +308,6 @@ def failover_trials(
         times.append(took)
         print(f"  {label} trial {trial}: killed node {leader}, next write after {took:.3f} s")
     board.failover[label] = times
-    wait_leader()
     if times:
         print(
             f"  {label} failover over {len(times)} trials: p50 {pct(times, 0.5):.3f} s  "
@@ -389,6 +393,7 @@ def run_etcd(tmp: Path, seconds: float, repeats: int, trials: int, board: Board)
                 kill=cluster.kill,
                 restart=cluster.start_member,
                 write=lambda i: cluster.put(i, next_name("failover"), timeout=1.0),
+                settle=lambda: None,
                 board=board,
             )
     finally:
@@ -458,6 +463,7 @@ def run_dkron(tmp: Path, seconds: float, repeats: int, trials: int, board: Board
                 write=lambda i: cluster.create_job(
                     i, api.job_body(next_name("failover")), timeout=1.0
                 ),
+                settle=cluster.wait_caught_up,
                 board=board,
             )
     finally:

@@ -127,6 +127,17 @@ class TrioCluster:
             return None
         return int(total) if response.status == 200 and total is not None else None
 
+    def wait_caught_up(self, within: float = 60) -> None:
+        """Wait until every server holds the same number of jobs (a restarted one caught up)."""
+        deadline = time.monotonic() + within
+        counts: set[int | None] = set()
+        while time.monotonic() < deadline:
+            counts = {self.job_count(i) for i in range(3)}
+            if len(counts) == 1 and None not in counts:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"dkron-trio: servers still differ after {within}s: {counts}")
+
     def create_job(self, index: int, body: bytes, timeout: float) -> bool:
         try:
             return _post(self.http_ports[index], "/v1/jobs", body, timeout) == 201
