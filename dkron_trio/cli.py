@@ -16,6 +16,7 @@ import trio
 from dkron_trio import __version__
 from dkron_trio.cli_client import ADDRESS_ENV, DEFAULT_ADDRESS, run_client_command
 from dkron_trio.cluster import raft_cli
+from dkron_trio.completion import Shell, completion_script
 from dkron_trio.config import ConfigError, load_config
 from dkron_trio.config_keys import KEYS, KeyKind, KeyStatus
 
@@ -67,6 +68,8 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser("version", help="print the version")
     keygen = commands.add_parser("keygen", help="print a random base64 gossip encryption key")
     keygen.add_argument("--bytes", type=int, choices=(16, 24, 32), default=32)
+    completion = commands.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=[s.value for s in Shell])
 
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument(
@@ -178,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _version()
     if args.command == "keygen":
         return _keygen(args.bytes)
+    if args.command == "completion":
+        print(completion_script(parser, Shell(args.shell)), end="")
+        return EXIT_OK
     if args.command == "raft":
         if args.raft_command == "list-peers":
             return raft_cli.list_peers(args.rpc_addr)
