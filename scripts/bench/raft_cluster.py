@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
-import json
 import random
 import statistics
 import subprocess
@@ -44,12 +43,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import attrs
 import httpx
-import msgpack
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -58,19 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api
 import peers_etcd
 import peers_pysyncobj
+import rpc_load
 import trio_cluster
-
-from dkron_trio.commands import SetJob, encode_command
-from dkron_trio.config import HostPort
-from dkron_trio.job import Job
-from dkron_trio.rpc.config import Overflow, RpcConfig
-from dkron_trio.rpc.errors import RemoteError, RpcTimeout, RpcUnavailable
-from dkron_trio.rpc.peer import Peer
-from dkron_trio.rpc.server import RpcServer
 
 BENCH = Path(__file__).resolve().parent
 CONCURRENCY = 64
-RPC_CONFIG = RpcConfig(queue_size=4096, overflow=Overflow.BLOCK, call_timeout=30.0)
 SYSTEMS = ("etcd", "pysyncobj", "dkron", "failover")
 
 Result = api.Result
@@ -127,6 +116,10 @@ def next_name(prefix: str) -> str:
         return f"{prefix}-{next(_names):07d}"
 
 
+def rpc_names() -> str:
+    return next_name("rpc")
+
+
 def http_posts(
     name: str, port: int, clients: int, seconds: float, *, path: str, body: Callable[[], bytes]
 ) -> Result:
@@ -165,79 +158,6 @@ async def _httpx_posts(port: int, clients: int, seconds: float) -> Result:
                 nursery.start_soon(worker)
         elapsed = time.perf_counter() - began
     return Result(f"trio + httpx pool -> trivial server, {clients}", elapsed, latencies, errors[0])
-
-
-class SetJobBodies:
-    """``encode_command(SetJob(job))`` for jobs that differ only in their name.
-
-    encode_command checks its own round trip and costs about 1.6 ms here, more than the RPC
-    call it feeds; so the client encodes one template job and swaps in each new name (always
-    of the template's length, so the msgpack framing is unchanged). The swap is checked once
-    against a real encode_command of a renamed job.
-    """
-
-    def __init__(self) -> None:
-        self._template_name = next_name("rpc")
-        job = Job.from_json(json.loads(api.job_body(self._template_name)), now=datetime.now(UTC))
-        self._template = encode_command(SetJob(job))
-        probe = next_name("rpc")
-        if self.body(probe) != encode_command(SetJob(attrs.evolve(job, name=probe))):
-            raise RuntimeError("SetJob bodies: the name swap does not match encode_command")
-
-    def body(self, name: str) -> bytes:
-        return self._template.replace(self._template_name.encode(), name.encode())
-
-
-async def _rpc_applies(name: str, port: int, callers: int, seconds: float) -> Result:
-    """``callers`` trio tasks sharing one `Peer` connection, each sending "apply" requests
-    back to back for ``seconds``."""
-    peer = Peer(HostPort("127.0.0.1", port), RPC_CONFIG, random.Random(0))
-    latencies: list[float] = []
-    errors = [0]
-    sample = [""]
-    bodies = SetJobBodies()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(peer.run)
-        await peer.call("apply", bodies.body(next_name("rpc")))
-        deadline = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                body = bodies.body(next_name("rpc"))
-                started = time.perf_counter()
-                try:
-                    await peer.call("apply", body)
-                except (RemoteError, RpcTimeout, RpcUnavailable) as exc:
-                    errors[0] += 1
-                    sample[0] = repr(exc)
-                    continue
-                latencies.append(time.perf_counter() - started)
-
-        began = time.perf_counter()
-        async with trio.open_nursery() as workers:
-            for _ in range(callers):
-                workers.start_soon(worker)
-        elapsed = time.perf_counter() - began
-        nursery.cancel_scope.cancel()
-    return Result(name, elapsed, latencies, errors[0], sample[0])
-
-
-def rpc_applies(name: str, port: int, callers: int, seconds: float) -> Result:
-    return trio.run(_rpc_applies, name, port, callers, seconds)
-
-
-async def serve_rpc_ceiling() -> None:
-    """The RPC client's ceiling: answer every "apply" at once (prints the bound port)."""
-    server = RpcServer(RPC_CONFIG)
-    reply: bytes = msgpack.packb(None)
-
-    async def apply(body: bytes) -> bytes:
-        return reply
-
-    server.on_request("apply", apply)
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(server.run, HostPort("127.0.0.1", 0))
-        print(port, flush=True)
 
 
 # ---- failover ---------------------------------------------------------------------------------
@@ -346,7 +266,7 @@ def run_ceilings(tmp: Path, seconds: float, repeats: int, board: Board) -> None:
         finally:
             api.stop(proc)
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve-rpc-ceiling"],
+        [sys.executable, str(BENCH / "rpc_load.py")],
         stdout=subprocess.PIPE,
     )
     try:
@@ -355,7 +275,13 @@ def run_ceilings(tmp: Path, seconds: float, repeats: int, board: Board) -> None:
         for _ in range(repeats):
             for callers in (1, CONCURRENCY):
                 board.record(
-                    rpc_applies(f"RPC server answering at once, {callers}", port, callers, seconds)
+                    rpc_load.rpc_applies(
+                        f"RPC server answering at once, {callers}",
+                        port,
+                        callers,
+                        seconds,
+                        rpc_names,
+                    )
                 )
     finally:
         api.stop(proc)
@@ -447,8 +373,12 @@ def run_dkron(tmp: Path, seconds: float, repeats: int, trials: int, board: Board
                 )
             for callers in (1, CONCURRENCY):
                 board.record(
-                    rpc_applies(
-                        f"dkron-trio RPC apply SetJob, {callers}", rpc_port, callers, seconds
+                    rpc_load.rpc_applies(
+                        f"dkron-trio RPC apply SetJob, {callers}",
+                        rpc_port,
+                        callers,
+                        seconds,
+                        rpc_names,
                     )
                 )
         check_replicated(cluster, leader, board)
@@ -561,14 +491,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="per measurement (default 3, quick 2)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--trials", type=int, default=10, help="failover trials per system")
-    parser.add_argument("--serve-rpc-ceiling", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--skip", default="", help=f"comma-separated, of {', '.join(SYSTEMS)} (ceilings always run)"
     )
     args = parser.parse_args()
-    if args.serve_rpc_ceiling:
-        trio.run(serve_rpc_ceiling)
-        return
     skip = {s for s in args.skip.split(",") if s}
     if unknown := skip - set(SYSTEMS):
         parser.error(f"--skip: unknown {', '.join(sorted(unknown))}; choose from {SYSTEMS}")
