@@ -1,5 +1,6 @@
-"""Raft cluster benchmark: three local durable dkron-trio servers against etcd 3.4 and
-PySyncObj 0.3, all measured in the same run on this machine.
+"""Raft cluster benchmark: 3 durable dkron-trio servers against etcd 3.4 and PySyncObj 0.3.
+
+All three are measured in the same run, on this machine, on 127.0.0.1.
 
 Usage: .venv/bin/python scripts/bench/raft_cluster.py [--quick] [--seconds S] [--repeats N]
            [--trials N] [--skip etcd,pysyncobj,dkron,failover]
