@@ -168,6 +168,8 @@ class RunManager:
             log.warning(
                 "run stopped: its records cannot be committed", job=job.name, error=str(exc)
             )
+        except JobNotFound:
+            log.info("run outcome dropped: job deleted while it ran", job=job.name)
         finally:
             self._inflight -= 1
             if not self._inflight:

@@ -148,6 +148,7 @@ _FOLLOW = Operation(
     description=_FOLLOW_NOTE,
     replies=(
         Reply(101, "Switching to the WebSocket protocol.", content_type=""),
+        error_reply(400, "Not a WebSocket upgrade request."),
         _EXECUTION_NOT_FOUND,
     ),
 )

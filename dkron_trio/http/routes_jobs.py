@@ -74,6 +74,7 @@ _RUN_REPLIES = (
         ref(JOB),
         headers=("Location",),
     ),
+    BAD_REQUEST,
     NOT_FOUND,
     error_reply(
         409,
