@@ -22,11 +22,19 @@ from dkron_trio.cluster.replicated import ReplicatedStore
 from dkron_trio.cluster.server import RaftServer
 from dkron_trio.cluster.view import RaftClusterView
 from dkron_trio.config import AgentConfig, ConfigError, HostPort
+from dkron_trio.dispatch import wire as dispatch_wire
+from dkron_trio.dispatch.journal import Journal
+from dkron_trio.dispatch.members import address_of, alive_nodes, alive_servers
+from dkron_trio.dispatch.pool import PeerPool
+from dkron_trio.dispatch.remote import RemoteRuns
+from dkron_trio.dispatch.worker import Worker
+from dkron_trio.execution import Execution
 from dkron_trio.gossip.service import GossipService, reload_tags
 from dkron_trio.gossip.swim_types import TagsTooLarge
-from dkron_trio.http.context import MemberStatus
 from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
+from dkron_trio.rpc.config import RpcConfig
+from dkron_trio.rpc.server import RpcServer
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
 from dkron_trio.store.sqlite import open_sqlite_store
@@ -73,7 +81,8 @@ class Agent:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if not self.config.server:
-            raise SystemExit("agent mode without --server needs the cluster (not supported yet)")
+            await self._run_worker(task_status=task_status)
+            return
         data_dir = Path(self.config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         clock = self.clock or WallClock.system()
@@ -89,25 +98,50 @@ class Agent:
             gossip = GossipService(_with_advertise(self.config), tags)
             self.gossip = gossip
 
-            def server_seeds() -> list[HostPort]:
-                return [
-                    HostPort(m.addr, int(m.tags["port"]))
-                    for m in gossip.members()
-                    if m.status is MemberStatus.ALIVE
-                    and m.tags.get("server") == "true"
-                    and m.name != self.config.node_name
-                    and m.tags.get("port", "").isdigit()
-                ]
+            name, region = self.config.node_name, self.config.region
+            remote_holder: list[RemoteRuns] = []
 
+            def on_executions(executions: list[Execution]) -> None:
+                for remote in remote_holder:
+                    remote.executions_applied(executions)
+
+            cluster_config = ClusterConfig.from_agent(self.config)
             raft = RaftServer(
-                ClusterConfig.from_agent(self.config), local, on_jobs=on_jobs, seeds=server_seeds
+                cluster_config,
+                local,
+                on_jobs=on_jobs,
+                on_executions=on_executions,
+                seeds=lambda: alive_servers(gossip, name),
             )
             self.raft = raft
+            pool = PeerPool()
+            journal = await Journal.open(data_dir / "agent.db")
+            worker = Worker(name, journal, clock, pool, lambda: alive_servers(gossip, name))
+            worker.register(raft.rpc)
             async with trio.open_nursery() as nursery:
                 await nursery.start(gossip.run)
+                await nursery.start(pool.run)
                 await nursery.start(raft.run)
                 store = ReplicatedStore(local, raft.command_log)
-                runs = RunManager(store, clock, self.config.node_name, tags)
+                remote = RemoteRuns(
+                    pool,
+                    store,
+                    clock,
+                    lambda node: address_of(gossip, node),
+                    lambda: raft.node.term,
+                    str(cluster_config.advertise),
+                )
+                remote_holder.append(remote)
+                runs = RunManager(
+                    store,
+                    clock,
+                    name,
+                    tags,
+                    remote=remote,
+                    nodes=lambda: alive_nodes(gossip, region),
+                )
+                _serve_reports(raft.rpc, store, runs)
+                await nursery.start(worker.run)
                 scheduler = Scheduler(store, runs, clock)
                 self.runs, self.scheduler = runs, scheduler
                 await nursery.start(runs.run)
@@ -160,7 +194,41 @@ class Agent:
                     await runs.wait_idle()
                 await http.shutdown()
                 nursery.cancel_scope.cancel()
+            await journal.close()
         log.info("agent stopped", node=self.config.node_name)
+
+    async def _run_worker(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Agent mode (no ``--server``): gossip, and a worker running what servers order."""
+        data_dir = Path(self.config.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        clock = self.clock or WallClock.system()
+        name = self.config.node_name
+        gossip = GossipService(_with_advertise(self.config), node_tags(self.config))
+        self.gossip = gossip
+        rpc = RpcServer(RpcConfig())
+        pool = PeerPool()
+        journal = await Journal.open(data_dir / "agent.db")
+        worker = Worker(name, journal, clock, pool, lambda: alive_servers(gossip, name))
+        worker.register(rpc)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(gossip.run)
+                await nursery.start(
+                    rpc.run, HostPort(self.config.bind_addr.host, self.config.rpc_port)
+                )
+                await nursery.start(pool.run)
+                await nursery.start(worker.run)
+                nursery.start_soon(self._reload_tags_on_sighup, gossip)
+                log.info("agent started", node=name, mode="worker", version=__version__)
+                task_status.started()
+                await self._wait_for_signal()
+                log.info("agent stopping", node=name)
+                await gossip.leave()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await journal.close()
+        log.info("agent stopped", node=name)
 
     async def _reload_tags_on_sighup(self, gossip: GossipService) -> None:
         """SIGHUP re-reads the config file's tags and gossips them (Dkron reloads on it too)."""
@@ -192,6 +260,22 @@ class Agent:
                 nursery.start_soon(on_signal)
                 await self._stop_requested.wait()
                 nursery.cancel_scope.cancel()
+
+
+def _serve_reports(rpc: RpcServer, store: ReplicatedStore, runs: RunManager) -> None:
+    """A server takes workers' reports (committed through Raft, wherever they land) and the
+    output they stream for the executions it ordered."""
+
+    async def on_report(body: bytes) -> bytes:
+        await store.put_execution(dispatch_wire.decode_execution(body))
+        return b""
+
+    async def on_output(body: bytes) -> None:
+        execution_id, chunk = dispatch_wire.decode_output(body)
+        runs.feed_output(execution_id, chunk)
+
+    rpc.on_request(dispatch_wire.REPORT, on_report)
+    rpc.on_message(dispatch_wire.OUTPUT, on_output)
 
 
 def _with_advertise(config: AgentConfig) -> AgentConfig:

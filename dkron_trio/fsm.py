@@ -40,6 +40,7 @@ from dkron_trio.commands import (
     decode_command,
     decode_member,
 )
+from dkron_trio.execution import Execution
 from dkron_trio.job import ValidationError
 from dkron_trio.logs import get_logger
 from dkron_trio.raft.codec import CodecError, decode_conf_change
@@ -79,6 +80,9 @@ class StoreStateMachine:
     _malformed: int = 0
     _members_touched: bool = False
     _jobs_touched: list[str] = attrs.field(factory=list)
+    _on_executions: Callable[[list[Execution]], None] | None = None
+    """Called after a batch with the execution records it wrote (waiters for outcomes)."""
+    _executions_touched: list[Execution] = attrs.field(factory=list)
 
     @property
     def malformed(self) -> int:
@@ -90,12 +94,15 @@ class StoreStateMachine:
             return []
         self._members_touched = False
         self._jobs_touched = []
+        self._executions_touched = []
         mutations = [self._mutation(entry) for entry in entries]
         results = await self._store.apply_replicated(entries[-1].index, mutations)
         if self._members_touched and self._on_members is not None:
             self._on_members()
         if self._jobs_touched and self._on_jobs is not None:
             self._on_jobs(self._jobs_touched)
+        if self._executions_touched and self._on_executions is not None:
+            self._on_executions(self._executions_touched)
         return results
 
     async def restore(self, snapshot: Snapshot) -> None:
@@ -136,11 +143,27 @@ class StoreStateMachine:
                 error=str(error),
             )
             return _outcome(error)
+        if isinstance(cmd, RecordPlan):
+            return _plan(cmd, entry.index, self._executions_touched)
+        if isinstance(cmd, PutExecution):
+            self._executions_touched.append(cmd.execution)
         return lambda tx: _apply_command(tx, cmd)
 
 
 def _nothing(_tx: StoreTx) -> None:
     return None
+
+
+def _plan(cmd: RecordPlan, index: int, touched: list[Execution]) -> Mutation:
+    """A plan's started executions take its log index as their fence; the result is it."""
+    fenced = attrs.evolve(cmd, started=[attrs.evolve(e, fence=index) for e in cmd.started])
+    touched += fenced.started
+
+    def apply(tx: StoreTx) -> object:
+        refused = _apply_command(tx, fenced)
+        return index if refused is None else refused
+
+    return apply
 
 
 def _outcome(value: object) -> Mutation:

@@ -8,6 +8,7 @@ what is running so the scheduler can apply ``forbid``/``replace`` and the API ca
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -30,6 +31,9 @@ from dkron_trio.planner import retry_delay, should_retry
 from dkron_trio.store.base import ClusterUnavailable, JobNotFound, Store
 from dkron_trio.targets import Node, select_targets
 
+if TYPE_CHECKING:
+    from dkron_trio.dispatch.remote import RemoteRuns
+
 log = get_logger(__name__)
 
 OutputListener = Callable[[str, bytes], None]
@@ -37,6 +41,9 @@ OutputListener = Callable[[str, bytes], None]
 
 JobListener = Callable[[str], Awaitable[None]]
 """Told the name of a job that a run changed (an ephemeral job deleted after success)."""
+
+FinishedListener = Callable[[Job, Execution], None]
+"""Told of every finished execution once its outcome is stored; must only queue, not block."""
 
 
 class RunRefused(Exception):
@@ -68,10 +75,15 @@ class RunManager:
     """How many of `_active` belong to each job (asked for every tick: no scan)."""
     _listeners: list[OutputListener] = attrs.field(factory=list)
     _job_listeners: list[JobListener] = attrs.field(factory=list)
+    _finished_listeners: list[FinishedListener] = attrs.field(factory=list)
     _inflight: int = 0
     _last_start: datetime | None = None
     _idle: trio.Event = attrs.field(factory=trio.Event)
     _stopped: bool = False
+    _remote: "RemoteRuns | None" = None
+    """Runs attempts on other nodes (a server in a cluster); None runs everything here."""
+    _nodes: Callable[[], list[tuple[str, dict[str, str]]]] | None = None
+    """The nodes gossip sees alive now with their tags, this one included."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery in which every run lives; cancelling it kills running executions.
@@ -111,6 +123,12 @@ class RunManager:
         active.scope.cancel()
         return True
 
+    async def cancel_elsewhere(self, execution: Execution) -> bool:
+        """Ask the worker of an execution another server ordered to cancel it."""
+        if self._remote is None or execution.node_name == self._node_name:
+            return False
+        return await self._remote.cancel(execution)
+
     def finished_event(self, execution_id: str) -> trio.Event | None:
         """Set once the execution's final state is stored; None if it is not running here."""
         active = self._active.get(execution_id)
@@ -118,6 +136,10 @@ class RunManager:
 
     def add_job_listener(self, listener: JobListener) -> None:
         self._job_listeners.append(listener)
+
+    def add_finished_listener(self, listener: FinishedListener) -> None:
+        """Processors and notifications (notify/service.py) hear of every outcome here."""
+        self._finished_listeners.append(listener)
 
     def add_output_listener(self, listener: OutputListener) -> None:
         self._listeners.append(listener)
@@ -133,18 +155,29 @@ class RunManager:
 
     # --- starting runs ---------------------------------------------------------------------
 
-    def plan_attempt(self, job: Job, scheduled_at: datetime) -> Execution | None:
-        """The running record of a tick's first attempt here, or None when no node matches the
-        job's tags. The scheduler commits it together with its plan, then `start_planned`."""
-        if job.tags:  # untagged jobs run anywhere, so here
-            node = Node(self._node_name, self._node_tags, self.running_count(job.name))
-            if not select_targets(job.tags, [node]):
-                return None
+    def plan_attempts(self, job: Job, scheduled_at: datetime) -> list[Execution]:
+        """The running records of a tick's first attempt, one per target node (empty when no
+        node matches the job's tags). The scheduler commits them with its plan, then
+        `start_planned` each."""
+        targets = select_targets(job.tags, self._candidates())
+        if not targets:
+            return []
         started = self._unique_start()
-        return self._execution(job, scheduled_at, 1, unix_nanos(started), started)
+        group = unix_nanos(started)
+        return [self._execution(job, scheduled_at, 1, group, started, t.name) for t in targets]
+
+    def _candidates(self) -> list[Node]:
+        """The nodes a run may go to, each with how many executions it runs for us now."""
+        busy: dict[str, int] = {}
+        for active in self._active.values():
+            node = active.execution.node_name
+            busy[node] = busy.get(node, 0) + 1
+        if self._remote is None or self._nodes is None:
+            return [Node(self._node_name, self._node_tags, busy.get(self._node_name, 0))]
+        return [Node(name, tags, busy.get(name, 0)) for name, tags in self._nodes()]
 
     def start_planned(self, job: Job, execution: Execution) -> None:
-        """Run an attempt whose running record is already stored (see `plan_attempt`)."""
+        """Run an attempt whose running record is already stored (see `plan_attempts`)."""
         self._spawn(job, execution.scheduled_at or execution.started_at, execution)
 
     def start_run(self, job: Job, scheduled_at: datetime) -> None:
@@ -187,8 +220,8 @@ class RunManager:
 
     async def _run(self, job: Job, scheduled_at: datetime, planned: Execution | None) -> None:
         if planned is None:
-            planned = self.plan_attempt(job, scheduled_at)
-            if planned is None:
+            attempts = self.plan_attempts(job, scheduled_at)
+            if not attempts:
                 await self._store.record_missed(
                     MissedTick(
                         job.name,
@@ -200,7 +233,11 @@ class RunManager:
                 )
                 log.info("no target nodes", job=job.name, tags=dict(job.tags))
                 return
-            await self._store.put_execution(planned)
+            for attempt in attempts:
+                await self._store.put_execution(attempt)
+            for other in attempts[1:]:
+                self._spawn(job, scheduled_at, other)
+            planned = attempts[0]
         execution = await self._execute(job, planned)
         while execution.status is not ExecutionStatus.CANCELLED and should_retry(
             job, execution.attempt, execution.success
@@ -211,7 +248,12 @@ class RunManager:
             except JobNotFound:
                 return
             retry = self._execution(
-                job, scheduled_at, execution.attempt + 1, execution.group, self._unique_start()
+                job,
+                scheduled_at,
+                execution.attempt + 1,
+                execution.group,
+                self._unique_start(),
+                execution.node_name,
             )
             await self._store.put_execution(retry)
             execution = await self._execute(job, retry)
@@ -254,17 +296,23 @@ class RunManager:
         self._last_start = now
         return now
 
-    def _execution(
-        self, job: Job, scheduled_at: datetime, attempt: int, group: int, started: datetime
+    def _execution(  # noqa: PLR0917
+        self,
+        job: Job,
+        scheduled_at: datetime,
+        attempt: int,
+        group: int,
+        started: datetime,
+        node: str,
     ) -> Execution:
         return Execution(
-            id=make_execution_id(started, self._node_name),
+            id=make_execution_id(started, node),
             job_name=job.name,
             started_at=started,
             finished_at=None,
             success=False,
             output="",
-            node_name=self._node_name,
+            node_name=node,
             group=group,
             attempt=attempt,
             scheduled_at=scheduled_at,
@@ -274,7 +322,10 @@ class RunManager:
         )
 
     async def _execute(self, job: Job, execution: Execution) -> Execution:
-        """Run one stored, running execution to its outcome and record that outcome."""
+        """Run one stored, running execution to its outcome and record that outcome; on
+        its own node here, elsewhere through the node's worker."""
+        if execution.node_name != self._node_name and self._remote is not None:
+            return await self._execute_remote(job, execution, self._remote)
         started = execution.started_at
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
@@ -311,6 +362,8 @@ class RunManager:
             if left:
                 self._running_per_job[job.name] = left
         active.finished.set()
+        for finished in self._finished_listeners:
+            finished(job, done)
         log.info(
             "execution finished",
             job=job.name,
@@ -319,6 +372,42 @@ class RunManager:
             seconds=round(((done.finished_at or started) - started).total_seconds(), 3),
         )
         return done
+
+    async def _execute_remote(
+        self, job: Job, execution: Execution, remote: "RemoteRuns"
+    ) -> Execution:
+        output = OutputBuffer()
+        active = _Active(job.name, execution, trio.CancelScope(), output)
+        self._active[execution.id] = active
+        self._running_per_job[job.name] = self._running_per_job.get(job.name, 0) + 1
+
+        def on_output(chunk: bytes) -> None:
+            output.append(chunk)
+            for listener in list(self._listeners):
+                listener(execution.id, chunk)
+
+        done: Execution | None = None
+        try:
+            with active.scope:
+                done = await remote.run(job, execution, on_output)
+            if done is None:
+                done = self._outcome(execution, None, output)
+                with trio.CancelScope(shield=True):
+                    await self._store.put_execution(done)
+        finally:
+            del self._active[execution.id]
+            left = self._running_per_job.pop(job.name) - 1
+            if left:
+                self._running_per_job[job.name] = left
+        active.finished.set()
+        for finished in self._finished_listeners:
+            finished(job, done)
+        return done
+
+    def feed_output(self, execution_id: str, chunk: bytes) -> None:
+        """Output a worker streamed here for an execution this server ordered."""
+        if self._remote is not None:
+            self._remote.output(execution_id, chunk)
 
     def _outcome(
         self, execution: Execution, result: ExecutionResult | None, output: OutputBuffer

@@ -185,14 +185,15 @@ class Scheduler:
         missed = list(plan.missed)
         started: list[Execution] = []
         for scheduled_at in plan.runs:
-            execution = self._runs.plan_attempt(job, scheduled_at)
-            if execution is None:
+            attempts = self._runs.plan_attempts(job, scheduled_at)
+            if not attempts:
                 detail = f"no node matches tags {dict(job.tags)}"
                 missed.append(MissedTick(name, scheduled_at, MissReason.NO_TARGETS, now, detail))
-            else:
-                started.append(execution)
+            started += attempts
         with trio.CancelScope(shield=True):  # a committed plan's runs must start
-            await self._store.record_plan(name, plan.cursor, missed, started)
+            fence = await self._store.record_plan(name, plan.cursor, missed, started)
+        if fence is not None:  # the plan's log index fences its attempts (DKRON_FENCE)
+            started = [attrs.evolve(e, fence=fence) for e in started]
         self._cursors[name] = plan.cursor
         for m in missed:
             log.info(

@@ -312,8 +312,7 @@ async def test_a_plan_committed_after_the_run_manager_stopped_starts_nothing(
     async with trio.open_nursery() as nursery:
         await nursery.start(runs.run)
         nursery.cancel_scope.cancel()
-    planned = runs.plan_attempt(job, T0)
-    assert planned is not None
+    [planned] = runs.plan_attempts(job, T0)
     runs.start_planned(job, planned)  # shutting down: refused quietly, nothing runs
     await runs.wait_idle()
     assert executor.calls == []

@@ -114,8 +114,9 @@ class ReplicatedStore:
         cursor: datetime,
         missed: Sequence[MissedTick],
         started: Sequence[Execution],
-    ) -> None:
-        await self._apply(RecordPlan(job_name, cursor, tuple(missed), tuple(started)))
+    ) -> int | None:
+        result = await self._apply(RecordPlan(job_name, cursor, tuple(missed), tuple(started)))
+        return result if isinstance(result, int) else None
 
     async def close(self) -> None:
         """The local replica belongs to the agent, which closes it."""

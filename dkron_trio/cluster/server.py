@@ -32,6 +32,7 @@ from dkron_trio.cluster.command_log import RaftCommandLog
 from dkron_trio.cluster.config import ClusterConfig
 from dkron_trio.commands import SetMember, encode_command, encode_member
 from dkron_trio.config import HostPort, parse_host_port
+from dkron_trio.execution import Execution
 from dkron_trio.fsm import StoreStateMachine
 from dkron_trio.logs import get_logger
 from dkron_trio.raft.errors import RaftError
@@ -71,6 +72,8 @@ class RaftServer:
     _on_jobs: Callable[[list[str]], None] | None = None
     _seeds: Callable[[], Sequence[HostPort]] | None = None
     """RPC addresses of other servers as gossip knows them now (besides `config.join`)."""
+    _on_executions: Callable[[list[Execution]], None] | None = None
+    """Told the execution records each applied batch wrote (outcome waiters)."""
     """Told the names of jobs set or deleted by each applied batch (the scheduler's feed)."""
     _rpc: RpcServer = attrs.field(init=False)
     _node: RaftNode | None = attrs.field(init=False, default=None)
@@ -202,7 +205,12 @@ class RaftServer:
                     config.node_id,
                     storage,
                     transport,
-                    StoreStateMachine(self._store, self._members_dirty.set, self._on_jobs),
+                    StoreStateMachine(
+                        self._store,
+                        self._members_dirty.set,
+                        self._on_jobs,
+                        on_executions=self._on_executions,
+                    ),
                     NodeConfig(raft_multiplier=config.raft_multiplier),
                     self._rng,
                     await self._store.applied_index(),

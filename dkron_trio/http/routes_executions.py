@@ -175,7 +175,7 @@ router.add(_SHOW, websocket=True)(_follow)
         replies=(
             Reply(202, "Cancelling; the execution as it was.", ref(EXECUTION)),
             _EXECUTION_NOT_FOUND,
-            error_reply(409, "The execution is not running (on this node)."),
+            error_reply(409, "The execution is not running (here or on its node)."),
             INTERNAL,
         ),
     )
@@ -185,8 +185,8 @@ async def cancel_execution(state: ApiState, call: Call) -> Response:
     ex = await deps.store.get_execution(call.path[_JOB_NAME], call.path[_EXECUTION])
     if ex.status.finished:
         raise ApiError(409, f"execution {ex.id} already finished ({ex.status.value})")
-    if not deps.runs.cancel_execution(ex.id):
-        raise ApiError(409, f"execution {ex.id} is not running on this node")
+    if not deps.runs.cancel_execution(ex.id) and not await deps.runs.cancel_elsewhere(ex):
+        raise ApiError(409, f"execution {ex.id} is not running (here or on {ex.node_name})")
     log.info("execution cancel requested", job=ex.job_name, execution=ex.id)
     return json_response(with_live_output(deps, [ex])[0].to_json(), 202)
 

@@ -172,8 +172,11 @@ class Store(Protocol):
         cursor: datetime,
         missed: Sequence[MissedTick],
         started: Sequence[Execution],
-    ) -> None:
-        """Atomically record missed ticks, put running executions and move the cursor."""
+    ) -> int | None:
+        """Atomically record missed ticks, put running executions and move the cursor.
+
+        A replicated store returns the plan's log index, which it also records as the fence
+        of every started execution; a local store returns None and keeps their fences."""
         ...
 
     async def close(self) -> None: ...

@@ -30,6 +30,7 @@ class AgentProcess:
     rpc_port: int = attrs.field(factory=free_port)
     gossip_port: int = attrs.field(factory=free_port)
     env: dict[str, str] = attrs.field(factory=dict)
+    server: bool = True
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,7 +46,7 @@ class AgentProcess:
                 "-m",
                 "dkron_trio",
                 "agent",
-                "--server",
+                *(["--server"] if self.server else []),
                 "--data-dir",
                 str(self.data_dir),
                 "--node-name",

@@ -46,7 +46,8 @@ async def test_proposals_reach_every_store(autojump_clock: trio.testing.MockCloc
         running = execution("a", 1, ExecutionStatus.RUNNING)
         missed = MissedTick("a", T0, MissReason.MISFIRE, T0)
         plan = RecordPlan("a", running.started_at, [missed], [running])
-        assert await leader.propose(encode_command(plan)) is None
+        fence = await leader.propose(encode_command(plan))
+        assert isinstance(fence, int)  # the plan's log index, its executions' fence
         done = execution("a", 1, ExecutionStatus.SUCCESS)
         assert await leader.propose(encode_command(PutExecution(done))) is None
         refused = await leader.propose(encode_command(PutExecution(execution("b", 1))))

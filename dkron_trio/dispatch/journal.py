@@ -1,0 +1,72 @@
+"""The worker's journal (``agent.db``): every attempt it accepted, written (fsync'd) before
+its process starts, and marked when it finished. After a crash the unfinished ones are
+reported `lost`; an order for an attempt already in the journal never starts a second
+process (DESIGN.md §5, the run protocol, step 2)."""
+
+import os
+import sqlite3
+
+import attrs
+import trio
+
+from dkron_trio.dispatch.wire import decode_execution, encode_execution
+from dkron_trio.execution import Execution
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS attempts ("
+    " id TEXT PRIMARY KEY, record BLOB NOT NULL, finished INTEGER NOT NULL)"
+)
+KEEP_FINISHED = 10_000
+"""Finished attempts kept to answer repeated orders and status queries."""
+
+
+@attrs.define(eq=False)
+class Journal:
+    _conn: sqlite3.Connection
+    _limiter: trio.CapacityLimiter = attrs.Factory(lambda: trio.CapacityLimiter(1))
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> "Journal":
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(_SCHEMA)
+            return conn
+
+        return cls(await trio.to_thread.run_sync(connect))
+
+    async def _run(self, sql: str, params: tuple[object, ...]) -> list[tuple[bytes]]:
+        def run() -> list[tuple[bytes]]:
+            rows: list[tuple[bytes]] = self._conn.execute(sql, params).fetchall()
+            return rows
+
+        return await trio.to_thread.run_sync(run, limiter=self._limiter)
+
+    async def get(self, execution_id: str) -> Execution | None:
+        rows = await self._run("SELECT record FROM attempts WHERE id = ?", (execution_id,))
+        return None if not rows else decode_execution(rows[0][0])
+
+    async def accept(self, execution: Execution) -> None:
+        await self._run(
+            "INSERT INTO attempts (id, record, finished) VALUES (?, ?, 0)",
+            (execution.id, encode_execution(execution)),
+        )
+
+    async def finish(self, execution: Execution) -> None:
+        await self._run(
+            "UPDATE attempts SET record = ?, finished = 1 WHERE id = ?",
+            (encode_execution(execution), execution.id),
+        )
+        await self._run(
+            "DELETE FROM attempts WHERE finished = 1 AND rowid <="
+            " (SELECT max(rowid) FROM attempts) - ?",
+            (KEEP_FINISHED,),
+        )
+
+    async def unfinished(self) -> list[Execution]:
+        rows = await self._run("SELECT record FROM attempts WHERE finished = 0", ())
+        return [decode_execution(row[0]) for row in rows]
+
+    async def close(self) -> None:
+        await trio.to_thread.run_sync(self._conn.close, limiter=self._limiter)

@@ -1,0 +1,166 @@
+"""The leader's side of running an attempt on another node.
+
+`RemoteRuns.run` orders the attempt from the target's worker and waits for its outcome to be
+*committed*: the worker reports to some server, the report goes through Raft, and the commit
+applied here wakes the waiter (so it does not matter which server took the report). While
+waiting, a target that gossip has not seen alive for the run lease is given up on: the attempt
+is recorded `lost`. Output chunks the worker streams here go to the caller's callback.
+"""
+
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from dkron_trio.clock import WallClock
+from dkron_trio.config import HostPort
+from dkron_trio.dispatch import wire
+from dkron_trio.dispatch.pool import PeerPool
+from dkron_trio.execution import Execution, ExecutionStatus
+from dkron_trio.job import Job
+from dkron_trio.logs import get_logger
+from dkron_trio.rpc.errors import RpcError
+from dkron_trio.store.base import ExecutionNotFound, JobNotFound, Store
+
+log = get_logger(__name__)
+
+DEFAULT_LEASE = 30.0
+"""Seconds a target may stay unreachable before its attempt is recorded lost (DESIGN §5)."""
+_CHECK_EVERY = 1.0
+_ORDER_TIMEOUT = 5.0
+
+NodeAddress = Callable[[str], HostPort | None]
+"""The RPC address of a node gossip sees alive now, or None."""
+
+
+class Unreachable(Exception):
+    """A node that cannot be asked now."""
+
+
+@attrs.define(eq=False)
+class _Waiting:
+    done: trio.Event = attrs.Factory(trio.Event)
+    on_output: Callable[[bytes], None] | None = None
+
+
+@attrs.define(eq=False)
+class RemoteRuns:
+    _pool: PeerPool
+    _store: Store
+    _clock: WallClock
+    _address: NodeAddress
+    _term: Callable[[], int]
+    _reply_to: str
+    _lease: float = DEFAULT_LEASE
+    _waiting: dict[str, _Waiting] = attrs.field(init=False, factory=dict)
+
+    def executions_applied(self, executions: list[Execution]) -> None:
+        """Told of every execution record committed (the state machine's feed)."""
+        for execution in executions:
+            waiting = self._waiting.get(execution.id)
+            if waiting is not None and execution.status.finished:
+                waiting.done.set()
+
+    def output(self, execution_id: str, chunk: bytes) -> None:
+        waiting = self._waiting.get(execution_id)
+        if waiting is not None and waiting.on_output is not None:
+            waiting.on_output(chunk)
+
+    async def run(
+        self, job: Job, execution: Execution, on_output: Callable[[bytes], None]
+    ) -> Execution:
+        """Order the attempt (unless `adopt`ing one already ordered) and return its committed
+        outcome. Cancelled: the worker is told to cancel, and the caller records it."""
+        waiting = self._waiting[execution.id] = _Waiting(on_output=on_output)
+        try:
+            order = wire.Order(self._term(), job, execution, self._reply_to)
+            await self._order(execution, wire.encode_order(order))
+            return await self._outcome(execution, waiting)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True), trio.move_on_after(_ORDER_TIMEOUT):
+                await self.cancel(execution)
+            raise
+        finally:
+            del self._waiting[execution.id]
+
+    async def adopt(self, execution: Execution) -> Execution:
+        """Wait for the outcome of an attempt an earlier leader ordered."""
+        waiting = self._waiting[execution.id] = _Waiting()
+        try:
+            return await self._outcome(execution, waiting)
+        finally:
+            del self._waiting[execution.id]
+
+    async def status(self, execution: Execution) -> Execution | None:
+        """The worker's record of the attempt, None if it never got the order; Unreachable
+        if the worker cannot be asked now."""
+        address = self._address(execution.node_name)
+        if address is None:
+            raise Unreachable(execution.node_name)
+        try:
+            with trio.fail_after(_ORDER_TIMEOUT):
+                reply = await self._pool.call(address, wire.STATUS, wire.encode_ids([execution.id]))
+            [status] = wire.decode_statuses(reply)
+        except (RpcError, trio.TooSlowError, wire.DispatchWireError, ValueError) as exc:
+            raise Unreachable(f"{execution.node_name}: {exc}") from None
+        return status
+
+    async def cancel(self, execution: Execution) -> bool:
+        """Tell the execution's worker to cancel it; whether it was running there."""
+        address = self._address(execution.node_name)
+        if address is None:
+            return False
+        try:
+            reply = await self._pool.call(address, wire.CANCEL, wire.encode_cancel(execution.id))
+        except RpcError as exc:
+            log.info("cancel not delivered", execution=execution.id, error=str(exc))
+            return False
+        return wire.decode_flag(reply)
+
+    async def _order(self, execution: Execution, body: bytes) -> None:
+        """Deliver the order, retrying while the target is unreachable, up to the lease."""
+        with trio.move_on_after(self._lease):
+            while True:
+                address = self._address(execution.node_name)
+                if address is not None:
+                    try:
+                        with trio.fail_after(_ORDER_TIMEOUT):
+                            await self._pool.call(address, wire.RUN, body)
+                    except (RpcError, trio.TooSlowError) as exc:
+                        log.info("order not delivered", execution=execution.id, error=str(exc))
+                    else:
+                        return
+                await trio.sleep(_CHECK_EVERY)
+        log.warning("order never delivered", execution=execution.id, node=execution.node_name)
+
+    async def _outcome(self, execution: Execution, waiting: _Waiting) -> Execution:
+        unreachable_since: float | None = None
+        while True:
+            with trio.move_on_after(_CHECK_EVERY):
+                await waiting.done.wait()
+            stored = await self._stored(execution)
+            if stored is not None and stored.status.finished:
+                return stored
+            if self._address(execution.node_name) is not None:
+                unreachable_since = None
+                continue
+            now = trio.current_time()
+            unreachable_since = unreachable_since if unreachable_since is not None else now
+            if now - unreachable_since >= self._lease:
+                lost = attrs.evolve(
+                    stored or execution,
+                    finished_at=self._clock.now(),
+                    status=ExecutionStatus.LOST,
+                    output=(stored or execution).output
+                    + f"\nexecution lost: node {execution.node_name} unreachable for "
+                    f"{self._lease:g}s",
+                )
+                await self._store.put_execution(lost)
+                log.warning("execution lost", execution=execution.id, node=execution.node_name)
+                return lost
+
+    async def _stored(self, execution: Execution) -> Execution | None:
+        try:
+            return await self._store.get_execution(execution.job_name, execution.id)
+        except (ExecutionNotFound, JobNotFound):
+            return None

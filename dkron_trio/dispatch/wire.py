@@ -1,0 +1,147 @@
+"""The bodies of the dispatch RPCs (msgpack). Jobs and executions travel in the replicated
+commands' form (`SetJob` / `PutExecution` bytes), so they are checked as strictly as a log
+entry; any malformed body raises DispatchWireError and nothing else."""
+
+from typing import Any
+
+import attrs
+import msgpack
+
+from dkron_trio.commands import CommandError, PutExecution, SetJob, decode_command, encode_command
+from dkron_trio.execution import Execution
+from dkron_trio.job import Job
+
+RUN = "run"
+"""Leader → worker. Request: `encode_order`. Reply: `encode_status` of the attempt."""
+CANCEL = "cancel"
+"""Leader → worker. Request: execution id (msgpack str). Reply: msgpack bool (was running)."""
+STATUS = "status"
+"""Leader → worker. Request: msgpack list of execution ids. Reply: list of `encode_status`."""
+REPORT = "report"
+"""Worker → any server. Request: `encode_execution` of a started or finished execution."""
+OUTPUT = "output"
+"""Worker → the ordering server, one-way: msgpack [execution id, chunk bytes]."""
+
+
+class DispatchWireError(ValueError):
+    """Bytes that are not a valid dispatch body."""
+
+
+@attrs.frozen
+class Order:
+    """Run this attempt: the leader's term (orders from older terms are refused), the job as
+    the leader saw it, the running execution record (its fence set), and where to report."""
+
+    term: int
+    job: Job
+    execution: Execution
+    reply_to: str
+    """RPC address (host:port) of the ordering server, for output and the first report."""
+
+
+def _pack(value: object) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
+def _unpack(data: bytes) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise DispatchWireError(f"not msgpack: {exc}") from None
+
+
+def encode_execution(execution: Execution) -> bytes:
+    return encode_command(PutExecution(execution))
+
+
+def decode_execution(data: bytes) -> Execution:
+    try:
+        cmd = decode_command(data)
+    except CommandError as exc:
+        raise DispatchWireError(str(exc)) from None
+    if not isinstance(cmd, PutExecution):
+        raise DispatchWireError("expected an execution")
+    return cmd.execution
+
+
+def encode_order(order: Order) -> bytes:
+    return _pack(
+        [
+            order.term,
+            encode_command(SetJob(order.job)),
+            encode_execution(order.execution),
+            order.reply_to,
+        ]
+    )
+
+
+def decode_order(data: bytes) -> Order:
+    match _unpack(data):
+        case [int() as term, bytes() as job, bytes() as execution, str() as reply_to]:
+            try:
+                cmd = decode_command(job)
+            except CommandError as exc:
+                raise DispatchWireError(str(exc)) from None
+            if not isinstance(cmd, SetJob):
+                raise DispatchWireError("expected a job")
+            return Order(term, cmd.job, decode_execution(execution), reply_to)
+    raise DispatchWireError("order must be [term, job, execution, reply_to]")
+
+
+def encode_status(execution: Execution | None) -> bytes:
+    """The worker's record of an attempt, or nil when it never received it."""
+    return _pack(None if execution is None else encode_execution(execution))
+
+
+def decode_status(data: bytes) -> Execution | None:
+    value = _unpack(data)
+    if value is None:
+        return None
+    if not isinstance(value, bytes):
+        raise DispatchWireError("status must be nil or an execution")
+    return decode_execution(value)
+
+
+def encode_ids(ids: list[str]) -> bytes:
+    return _pack(ids)
+
+
+def decode_ids(data: bytes) -> list[str]:
+    value = _unpack(data)
+    if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
+        raise DispatchWireError("expected a list of execution ids")
+    return value
+
+
+def encode_statuses(executions: list[Execution | None]) -> bytes:
+    return _pack([None if e is None else encode_execution(e) for e in executions])
+
+
+def decode_statuses(data: bytes) -> list[Execution | None]:
+    value = _unpack(data)
+    if not isinstance(value, list):
+        raise DispatchWireError("expected a list of statuses")
+    return [decode_status(_pack(v)) for v in value]
+
+
+def encode_output(execution_id: str, chunk: bytes) -> bytes:
+    return _pack([execution_id, chunk])
+
+
+def decode_output(data: bytes) -> tuple[str, bytes]:
+    match _unpack(data):
+        case [str() as execution_id, bytes() as chunk]:
+            return execution_id, chunk
+    raise DispatchWireError("output must be [execution id, bytes]")
+
+
+def encode_cancel(execution_id: str) -> bytes:
+    return _pack(execution_id)
+
+
+def decode_flag(data: bytes) -> bool:
+    value = _unpack(data)
+    if not isinstance(value, bool):
+        raise DispatchWireError("expected a boolean")
+    return value

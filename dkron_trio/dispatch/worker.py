@@ -1,0 +1,186 @@
+"""Worker: runs the attempts servers order on this node (every node has one, servers too).
+
+An order is accepted once: it is journalled (fsync'd) before the process starts, and a repeat
+of it (a new leader taking over, a retried RPC) gets the attempt's current record instead of a
+second process. Orders from a term older than the highest one answered are refused, so a
+deposed leader's late order cannot start anything. Output is streamed to the ordering server
+as it comes; the outcome is reported to it, or to any server if it is gone, until one takes
+it (the report is committed through Raft wherever it lands). After a crash, attempts the
+journal shows unfinished are reported `lost`.
+"""
+
+from collections.abc import Callable
+
+import attrs
+import msgpack
+import trio
+
+from dkron_trio.clock import WallClock
+from dkron_trio.config import HostPort, parse_host_port
+from dkron_trio.dispatch import wire
+from dkron_trio.dispatch.journal import Journal
+from dkron_trio.dispatch.pool import PeerPool
+from dkron_trio.execution import Execution, ExecutionStatus
+from dkron_trio.executors.base import ExecutionRequest, Executor
+from dkron_trio.executors.output import OutputBuffer
+from dkron_trio.executors.registry import get_executor
+from dkron_trio.logs import get_logger
+from dkron_trio.rpc.errors import RpcError
+from dkron_trio.rpc.server import RpcServer
+
+log = get_logger(__name__)
+
+_REPORT_RETRY = 1.0
+"""Seconds between rounds of report attempts while no server takes a report."""
+_REPORT_TIMEOUT = 10.0
+
+
+class StaleOrder(Exception):
+    """An order from a leader of an older term than one this worker already obeyed."""
+
+
+@attrs.define(eq=False)
+class _Attempt:
+    execution: Execution
+    scope: trio.CancelScope
+    output: OutputBuffer
+
+
+@attrs.define(eq=False)
+class Worker:
+    """Create, `register` on the node's RPC server, then `await nursery.start(worker.run)`."""
+
+    _node_name: str
+    _journal: Journal
+    _clock: WallClock
+    _pool: PeerPool
+    _servers: Callable[[], list[HostPort]]
+    """RPC addresses of the servers gossip knows alive (where reports may go)."""
+    _executors: Callable[[str], Executor] = get_executor
+    _highest_term: int = attrs.field(init=False, default=0)
+    _running: dict[str, _Attempt] = attrs.field(init=False, factory=dict)
+    _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
+
+    def register(self, rpc: RpcServer) -> None:
+        rpc.on_request(wire.RUN, self._on_run)
+        rpc.on_request(wire.CANCEL, self._on_cancel)
+        rpc.on_request(wire.STATUS, self._on_status)
+
+    def running(self) -> list[Execution]:
+        return [attrs.evolve(a.execution, output=a.output.text()) for a in self._running.values()]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for execution in await self._journal.unfinished():
+                lost = attrs.evolve(
+                    execution,
+                    finished_at=self._clock.now(),
+                    status=ExecutionStatus.LOST,
+                    output=execution.output + "\nexecution lost: the node restarted while it ran",
+                )
+                await self._journal.finish(lost)
+                log.info("execution lost", job=lost.job_name, execution=lost.id)
+                nursery.start_soon(self._report, lost, None)
+            task_status.started()
+            await trio.sleep_forever()
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    async def _on_run(self, body: bytes) -> bytes:
+        order = wire.decode_order(body)
+        if order.term < self._highest_term:
+            raise StaleOrder(f"order of term {order.term} after term {self._highest_term}")
+        self._highest_term = order.term
+        execution = order.execution
+        if execution.node_name != self._node_name:
+            raise ValueError(f"execution {execution.id} is for node {execution.node_name!r}")
+        known = await self._journal.get(execution.id)
+        if known is not None:
+            attempt = self._running.get(execution.id)
+            return wire.encode_status(attempt.execution if attempt else known)
+        await self._journal.accept(execution)
+        assert self._nursery is not None
+        attempt = _Attempt(execution, trio.CancelScope(), OutputBuffer())
+        self._running[execution.id] = attempt
+        self._nursery.start_soon(self._execute, order, attempt)
+        return wire.encode_status(execution)
+
+    async def _on_cancel(self, body: bytes) -> bytes:
+        execution_id = msgpack.unpackb(body, raw=False)  # `wire.encode_cancel`
+        attempt = self._running.get(execution_id) if isinstance(execution_id, str) else None
+        if attempt is not None:
+            attempt.scope.cancel()
+        reply: bytes = msgpack.packb(attempt is not None)
+        return reply
+
+    async def _on_status(self, body: bytes) -> bytes:
+        statuses: list[Execution | None] = []
+        for execution_id in wire.decode_ids(body):
+            attempt = self._running.get(execution_id)
+            statuses.append(attempt.execution if attempt else await self._journal.get(execution_id))
+        return wire.encode_statuses(statuses)
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def _execute(self, order: wire.Order, attempt: _Attempt) -> None:
+        job, execution = order.job, attempt.execution
+        reply_to = parse_host_port(order.reply_to)
+
+        def on_output(chunk: bytes) -> None:
+            attempt.output.append(chunk)
+            self._pool.send_nowait(reply_to, wire.OUTPUT, wire.encode_output(execution.id, chunk))
+
+        request = ExecutionRequest(
+            job_name=job.name,
+            execution_id=execution.id,
+            scheduled_at=execution.scheduled_at or execution.started_at,
+            attempt=execution.attempt,
+            fence=execution.fence,
+            executor_config=dict(job.executor_config),
+            timeout=job.timeout,
+        )
+        log.info("execution started", job=job.name, execution=execution.id, fence=execution.fence)
+        result = None
+        try:
+            with attempt.scope:
+                result = await self._executors(job.executor).run(request, on_output)
+        finally:
+            finished = self._clock.now()
+            if result is None:
+                done = attrs.evolve(
+                    execution,
+                    finished_at=finished,
+                    output=attempt.output.text() + "\nexecution cancelled",
+                    status=ExecutionStatus.CANCELLED,
+                )
+            else:
+                done = attrs.evolve(
+                    execution,
+                    finished_at=finished,
+                    success=result.success,
+                    output=result.output,
+                    status=ExecutionStatus.SUCCESS if result.success else ExecutionStatus.FAILED,
+                    exit_code=result.exit_code,
+                )
+            with trio.CancelScope(shield=True):
+                await self._journal.finish(done)
+            attempt.execution = done
+            del self._running[execution.id]
+        log.info("execution finished", job=job.name, execution=done.id, status=done.status.value)
+        await self._report(done, reply_to)
+
+    async def _report(self, execution: Execution, prefer: HostPort | None) -> None:
+        body = wire.encode_execution(execution)
+        while True:
+            targets = [prefer] if prefer is not None else []
+            targets += [s for s in self._servers() if s != prefer]
+            for address in targets:
+                try:
+                    with trio.fail_after(_REPORT_TIMEOUT):
+                        await self._pool.call(address, wire.REPORT, body)
+                except (RpcError, trio.TooSlowError) as exc:
+                    log.info("report not taken", server=str(address), error=str(exc))
+                    continue
+                return
+            await trio.sleep(_REPORT_RETRY)
