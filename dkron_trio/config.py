@@ -31,6 +31,7 @@ from dkron_trio.gossip.config import (
     GossipProfile,
     agent_gossip_config,
 )
+from dkron_trio.notify.config import DEFAULT_SUBJECT_PREFIX, NotifyConfigError, notify_config
 
 DEFAULT_BIND_PORT = 8946
 DEFAULT_HTTP_PORT = 8080
@@ -161,6 +162,16 @@ class AgentConfig:
     serf_reconnect_timeout: timedelta = AGENT_RECONNECT_TIMEOUT
     retry_interval: timedelta = AGENT_RETRY_INTERVAL
     retry_max: int = 0
+    mail_host: str = ""
+    mail_port: int = 0
+    mail_username: str = ""
+    mail_password: str = attrs.field(default="", repr=False)
+    mail_from: str = ""
+    mail_payload: str = ""
+    mail_subject_prefix: str = DEFAULT_SUBJECT_PREFIX
+    webhook_endpoint: str = ""
+    webhook_payload: str = ""
+    webhook_headers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     def __attrs_post_init__(self) -> None:
         _check(bool(_NAME_RE.match(self.node_name)), "node-name", "must be non-empty, no spaces")
@@ -194,6 +205,17 @@ class AgentConfig:
                 encrypt=self.encrypt,
             )  # fmt: skip
         except GossipConfigError as exc:
+            raise ConfigError(f"config {exc.key}", str(exc), key=exc.key) from None
+        try:
+            notify_config(
+                mail_host=self.mail_host, mail_port=self.mail_port,
+                mail_username=self.mail_username, mail_password=self.mail_password,
+                mail_from=self.mail_from, mail_payload=self.mail_payload,
+                mail_subject_prefix=self.mail_subject_prefix,
+                webhook_endpoint=self.webhook_endpoint, webhook_payload=self.webhook_payload,
+                webhook_headers=self.webhook_headers,
+            )  # fmt: skip
+        except NotifyConfigError as exc:
             raise ConfigError(f"config {exc.key}", str(exc), key=exc.key) from None
 
     @property

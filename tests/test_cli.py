@@ -450,7 +450,7 @@ def test_agent_bool_flag_forms(started: list[AgentConfig], tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--mail-host", "smtp"], "flag --mail-host: not supported yet"),
+        (["--statsd-addr", "127.0.0.1:8125"], "flag --statsd-addr: not supported yet"),
         (["--encrypt", "abc"], "flag --encrypt: not valid base64"),
         (["--ui"], "flag --ui: not supported yet"),
         (["--rpc-port", "x"], "flag --rpc-port: expected an integer, got 'x'"),

@@ -308,8 +308,8 @@ def test_not_supported_flag_is_refused(key: str) -> None:
 
 
 def test_not_supported_env_and_file_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^env DKRON_MAIL_HOST: not supported yet$"):
-        load(env={"DKRON_MAIL_HOST": "smtp"})
+    with pytest.raises(ConfigError, match=r"^env DKRON_STATSD_ADDR: not supported yet$"):
+        load(env={"DKRON_STATSD_ADDR": "127.0.0.1:8125"})
     path = write(tmp_path, "dkron.yml", "acl:\n  enabled: true\n")
     with pytest.raises(ConfigError, match=rf"^{path}: key 'acl': not supported yet$"):
         load(config_file=path)

@@ -1,0 +1,1 @@
+"""Notifications after executions: Dkron's global ``mail-*`` and ``webhook-*`` keys."""

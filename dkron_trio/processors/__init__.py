@@ -1,0 +1,1 @@
+"""Processors: Dkron's per-job ``processors`` field (``log``, ``files``, ``syslog``)."""

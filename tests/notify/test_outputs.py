@@ -1,0 +1,253 @@
+"""Processors and notifications after real runs: a RunManager with the memory store, a real
+SMTP server (aiosmtpd) and a real webhook receiver, both on 127.0.0.1."""
+
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from dkron_trio.clock import WallClock
+from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor, OutputCallback
+from dkron_trio.job import Job
+from dkron_trio.notify.config import NotifyConfig, notify_config
+from dkron_trio.notify.service import ExecutionOutputs
+from dkron_trio.runs import RunManager
+from dkron_trio.store.base import ExecutionQuery
+from dkron_trio.store.memory import MemoryStore
+from tests.e2e.process import free_port
+
+OUTPUT = 'line "one"\n\\two {{.JobName}}\n'
+
+
+@attrs.define
+class Mailbox:
+    messages: list[tuple[Envelope, Any]] = attrs.field(factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.messages.append((envelope, message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@attrs.define
+class Receiver:
+    """A webhook receiver: answers 500 to the first ``fail_first`` requests, then 200."""
+
+    port: int
+    fail_first: int = 0
+    requests: list[tuple[dict[str, str], bytes]] = attrs.field(factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.requests.append((dict(self.headers.items()), body))
+            failing = len(state.requests) <= state.fail_first
+            self.send_response(500 if failing else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@attrs.define
+class Executor_:
+    """Succeeds unless the job name starts with ``fail``; always prints OUTPUT."""
+
+    async def run(self, req: ExecutionRequest, on_output: OutputCallback) -> ExecutionResult:
+        ok = not req.job_name.startswith("fail")
+        return ExecutionResult(ok, OUTPUT, 0 if ok else 1, "" if ok else "failed")
+
+
+@attrs.define
+class World:
+    store: MemoryStore
+    runs: RunManager
+    outputs: ExecutionOutputs
+
+    async def job(self, **fields: Any) -> Job:
+        base: dict[str, Any] = {
+            "schedule": "@manually",
+            "executor": "shell",
+            "executor_config": {"command": "true"},
+        }
+        return await self.store.set_job(Job.from_json(base | fields, now=WallClock.system().now()))
+
+
+@asynccontextmanager
+async def _world(config: NotifyConfig) -> AsyncIterator[World]:
+    store = MemoryStore()
+    executor = Executor_()
+
+    def executors(name: str) -> Executor:
+        return executor
+
+    runs = RunManager(store, WallClock.system(), "node1", {}, executors)
+    outputs = ExecutionOutputs.create(config, "node1")
+    runs.add_finished_listener(outputs.on_finished)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(outputs.run)
+        yield World(store, runs, outputs)
+        nursery.cancel_scope.cancel()
+
+
+def _config(receiver: Receiver | None, smtp_port: int = 0, **extra: Any) -> NotifyConfig:
+    settings = notify_config(
+        webhook_endpoint=receiver.url if receiver else "",
+        webhook_payload='{"job": "{{.JobName}}", "ok": "{{.Success}}", "out": "{{.Output}}"}'
+        if receiver
+        else "",
+        webhook_headers=["X-Token:abc"] if receiver else [],
+        mail_host="127.0.0.1" if smtp_port else "",
+        mail_port=smtp_port,
+        mail_from="dkron@example.org" if smtp_port else "",
+        mail_payload="{{.JobName}} said {{.Output}}" if smtp_port else "",
+    )
+    return attrs.evolve(settings, retry_delays=(0.01, 0.01), timeout=5.0, **extra)
+
+
+async def test_webhook_and_mail_once_after_the_final_attempt(
+    receiver: Receiver, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    async with _world(_config(receiver, port)) as world:
+        await world.job(name="fail-job", retries=1, owner_email="owner@example.org")
+        job = await world.store.get_job("fail-job")
+        await world.runs.start_manual_run(job)
+        await world.runs.wait_idle()
+        with trio.fail_after(20):
+            await world.outputs.wait_idle()
+        attempts = await world.store.list_executions("fail-job", ExecutionQuery())
+        assert len(attempts) == 2
+    assert len(receiver.requests) == 1  # after the final attempt only
+    headers, body = receiver.requests[0]
+    assert headers["X-Token"] == "abc"
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body) == {"job": "fail-job", "ok": "false", "out": OUTPUT}
+    [(envelope, message)] = mailbox.messages
+    assert envelope.rcpt_tos == ["owner@example.org"]
+    assert envelope.mail_from == "dkron@example.org"
+    assert message["Subject"] == "[Dkron]Failed fail-job execution report"
+    text = message.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert text.rstrip("\n") == f"fail-job said {OUTPUT}".rstrip("\n")
+
+
+async def test_a_failing_webhook_is_retried_until_it_answers(receiver: Receiver) -> None:
+    receiver.fail_first = 2
+    async with _world(_config(receiver)) as world:
+        await world.job(name="ok")
+        await world.runs.start_manual_run(await world.store.get_job("ok"))
+        await world.runs.wait_idle()
+        with trio.fail_after(20):
+            await world.outputs.wait_idle()
+    assert len(receiver.requests) == 3
+    assert all(json.loads(body)["ok"] == "true" for _, body in receiver.requests)
+
+
+async def test_an_unreachable_webhook_never_blocks_dependents() -> None:
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        dead = Receiver(closed.getsockname()[1])
+        config = attrs.evolve(_config(dead), retry_delays=(3600.0,))
+        async with _world(config) as world:
+            await world.job(name="parent")
+            await world.job(name="child", parent_job="parent")
+            await world.runs.start_manual_run(await world.store.get_job("parent"))
+            with trio.fail_after(20):
+                await world.runs.wait_idle()
+            [child] = await world.store.list_executions("child", ExecutionQuery())
+            assert child.success
+            assert not world.outputs.idle  # the parent's webhook is still waiting to retry
+
+
+async def test_no_mail_without_owner_email(smtp: tuple[Mailbox, int]) -> None:
+    mailbox, port = smtp
+    async with _world(_config(None, port)) as world:
+        await world.job(name="quiet")
+        await world.runs.start_manual_run(await world.store.get_job("quiet"))
+        await world.runs.wait_idle()
+        with trio.fail_after(20):
+            await world.outputs.wait_idle()
+    assert mailbox.messages == []
+
+
+async def test_files_syslog_and_log_processors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    syslog = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await syslog.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{syslog.getsockname()[1]}"
+    caplog.set_level("INFO", logger="dkron_trio.processors.run")
+    async with _world(_config(None)) as world:
+        await world.job(
+            name="fail-processed",
+            processors={
+                "files": {"log_dir": str(tmp_path / "logs"), "forward": "true"},
+                "syslog": {"address": address},
+                "log": {},
+            },
+        )
+        await world.runs.start_manual_run(await world.store.get_job("fail-processed"))
+        await world.runs.wait_idle()
+        with trio.fail_after(20):
+            await world.outputs.wait_idle()
+            datagram = await syslog.recv(65536)
+        [execution] = await world.store.list_executions("fail-processed", ExecutionQuery())
+    syslog.close()
+    [written] = (tmp_path / "logs").iterdir()
+    assert written.name == f"{execution.id}.log"
+    assert written.read_text() == OUTPUT
+    assert datagram.startswith(b"<11>dkron[")
+    assert b"job=fail-processed" in datagram and b"success=false" in datagram
+    logged = [r for r in caplog.records if r.getMessage().startswith("execution output")]
+    assert len(logged) == 1 and logged[0].levelname == "ERROR"
+
+
+async def test_a_bad_processor_is_logged_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    async with _world(_config(None)) as world:
+        await world.job(name="odd", processors={"fluent": {}})
+        await world.runs.start_manual_run(await world.store.get_job("odd"))
+        await world.runs.wait_idle()
+        with trio.fail_after(20):
+            await world.outputs.wait_idle()
+    [skipped] = [r for r in caplog.records if r.getMessage() == "processors skipped"]
+    assert "unknown processor 'fluent'" in str(vars(skipped))
