@@ -6,6 +6,7 @@ records every execution in the store: ``running`` when it starts, then its outco
 what is running so the scheduler can apply ``forbid``/``replace`` and the API can cancel.
 """
 
+import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ import attrs
 import trio
 
 from dkron_trio.clock import WallClock
+from dkron_trio.dispatch.unreachable import Unreachable
 from dkron_trio.execution import (
     Execution,
     ExecutionStatus,
@@ -69,6 +71,15 @@ class RunManager:
     _node_name: str
     _node_tags: dict[str, str]
     _executors: Callable[[str], Executor] = get_executor
+    _max_concurrent: int = 0
+    """Most executions running here at once (`max-concurrent-executions`); 0 = no limit.
+    Further runs wait for a slot (their records already say running)."""
+    _slots: trio.CapacityLimiter = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: trio.CapacityLimiter(self._max_concurrent or math.inf), takes_self=True
+        ),
+    )
     _nursery: trio.Nursery | None = None
     _active: dict[str, _Active] = attrs.field(factory=dict)
     _running_per_job: dict[str, int] = attrs.field(factory=dict)
@@ -352,7 +363,8 @@ class RunManager:
         result: ExecutionResult | None = None
         try:
             with active.scope:
-                result = await self._executors(job.executor).run(request, on_output)
+                async with self._slots:
+                    result = await self._executors(job.executor).run(request, on_output)
             done = self._outcome(execution, result, output)
             with trio.CancelScope(shield=True):  # an outcome is recorded even at shutdown
                 await self._store.put_execution(done)
@@ -374,7 +386,7 @@ class RunManager:
         return done
 
     async def _execute_remote(
-        self, job: Job, execution: Execution, remote: "RemoteRuns"
+        self, job: Job, execution: Execution, remote: "RemoteRuns", *, adopt: bool = False
     ) -> Execution:
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
@@ -389,7 +401,10 @@ class RunManager:
         done: Execution | None = None
         try:
             with active.scope:
-                done = await remote.run(job, execution, on_output)
+                if adopt:
+                    done = await remote.adopt(execution, on_output)
+                else:
+                    done = await remote.run(job, execution, on_output)
             if done is None:
                 done = self._outcome(execution, None, output)
                 with trio.CancelScope(shield=True):
@@ -403,6 +418,61 @@ class RunManager:
         for finished in self._finished_listeners:
             finished(job, done)
         return done
+
+    async def take_over(self, execution: Execution) -> None:
+        """A new leader's answer to an execution the store shows running (DESIGN.md §5, the
+        run protocol, step 4). Running here: keep it. Here but not running (this server
+        restarted): lost. Elsewhere: ask its worker — finished there: record the outcome;
+        running, or the worker unreachable for now: wait for it (the lease decides);
+        never received: order it now, from the same plan, to the same node."""
+        if execution.id in self._active:
+            return
+        if execution.node_name == self._node_name or self._remote is None:
+            lost = attrs.evolve(
+                execution,
+                finished_at=self._clock.now(),
+                status=ExecutionStatus.LOST,
+                output=execution.output + "\nexecution lost: the server restarted while it ran",
+            )
+            await self._store.put_execution(lost)
+            log.info("execution lost", job=execution.job_name, execution=execution.id)
+            return
+        try:
+            job = await self._store.get_job(execution.job_name)
+        except JobNotFound:
+            return
+        try:
+            seen = await self._remote.status(execution)
+        except Unreachable:
+            seen = execution
+        if seen is not None and seen.status.finished:
+            await self._store.put_execution(seen)
+            return
+        log.info(
+            "execution taken over",
+            job=job.name,
+            execution=execution.id,
+            node=execution.node_name,
+            ordered=seen is not None,
+        )
+        self._spawn_execution(job, execution, adopt=seen is not None)
+
+    def _spawn_execution(self, job: Job, execution: Execution, *, adopt: bool) -> None:
+        assert self._nursery is not None, "RunManager.run() must be started first"
+        self._inflight += 1
+
+        async def tracked() -> None:
+            try:
+                assert self._remote is not None
+                await self._execute_remote(job, execution, self._remote, adopt=adopt)
+            except ClusterUnavailable as exc:
+                log.warning("take-over stopped", job=job.name, error=str(exc))
+            finally:
+                self._inflight -= 1
+                if not self._inflight:
+                    self._idle.set()
+
+        self._nursery.start_soon(tracked)
 
     def feed_output(self, execution_id: str, chunk: bytes) -> None:
         """Output a worker streamed here for an execution this server ordered."""

@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from dkron_trio.clock import WallClock
-from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
+from dkron_trio.execution import Execution, MissedTick, MissReason
 from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
 from dkron_trio.planner import initial_cursor, next_due, plan_job
@@ -124,17 +124,9 @@ class Scheduler:
         self._cursors.pop(name, None)
 
     async def _recover_orphans(self) -> None:
-        """Executions left running by a crash of this server can never finish: mark them lost."""
-        now = self._clock.now()
+        """Take over the executions an earlier term left running (`RunManager.take_over`)."""
         for execution in await self._store.running_executions():
-            lost = attrs.evolve(
-                execution,
-                finished_at=now,
-                status=ExecutionStatus.LOST,
-                output=execution.output + "\nexecution lost: the server restarted while it ran",
-            )
-            await self._store.put_execution(lost)
-            log.info("execution lost", job=execution.job_name, execution=execution.id)
+            await self._runs.take_over(execution)
 
     async def _load(self, job: Job) -> None:
         schedule = job.schedule_obj()

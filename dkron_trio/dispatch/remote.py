@@ -16,6 +16,7 @@ from dkron_trio.clock import WallClock
 from dkron_trio.config import HostPort
 from dkron_trio.dispatch import wire
 from dkron_trio.dispatch.pool import PeerPool
+from dkron_trio.dispatch.unreachable import Unreachable
 from dkron_trio.execution import Execution, ExecutionStatus
 from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
@@ -31,10 +32,6 @@ _ORDER_TIMEOUT = 5.0
 
 NodeAddress = Callable[[str], HostPort | None]
 """The RPC address of a node gossip sees alive now, or None."""
-
-
-class Unreachable(Exception):
-    """A node that cannot be asked now."""
 
 
 @attrs.define(eq=False)
@@ -83,9 +80,9 @@ class RemoteRuns:
         finally:
             del self._waiting[execution.id]
 
-    async def adopt(self, execution: Execution) -> Execution:
+    async def adopt(self, execution: Execution, on_output: Callable[[bytes], None]) -> Execution:
         """Wait for the outcome of an attempt an earlier leader ordered."""
-        waiting = self._waiting[execution.id] = _Waiting()
+        waiting = self._waiting[execution.id] = _Waiting(on_output=on_output)
         try:
             return await self._outcome(execution, waiting)
         finally:
