@@ -31,12 +31,14 @@ from dkron_trio.gossip.config import (
     GossipProfile,
     agent_gossip_config,
 )
+from dkron_trio.rpc.config import DEFAULT_MAX_FRAME_SIZE
 from dkron_trio.notify.config import DEFAULT_SUBJECT_PREFIX, NotifyConfigError, notify_config
 
 DEFAULT_BIND_PORT = 8946
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_RPC_PORT = 6868
 DEFAULT_BODY_LIMIT = 1 << 20
+DEFAULT_MAX_JOBS_PER_REQUEST = 1000
 CONFIG_FILE_NAMES = ("dkron.yml", "dkron.yaml", "dkron.json", "dkron.toml")
 RESERVED_TAGS = frozenset(
     {"role", "dc", "region", "version", "server", "bootstrap", "expect", "rpc_addr", "port"}
@@ -157,6 +159,11 @@ class AgentConfig:
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT
     body_limit: int = DEFAULT_BODY_LIMIT
+    max_jobs_per_request: int = DEFAULT_MAX_JOBS_PER_REQUEST
+    http_rate_limit: int = 0
+    http_rate_burst: int = 0
+    max_concurrent_executions: int = 0
+    rpc_max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     profile: GossipProfile = GossipProfile.LAN
     encrypt: str = ""
     serf_reconnect_timeout: timedelta = AGENT_RECONNECT_TIMEOUT
@@ -189,6 +196,19 @@ class AgentConfig:
             "only valid together with server",
         )
         _check(self.body_limit > 0, "body-limit", "must be a positive number of bytes")
+        _check(self.max_jobs_per_request > 0, "max-jobs-per-request", "must be positive")
+        _check(self.http_rate_limit >= 0, "http-rate-limit", "must not be negative (0 = off)")
+        _check(self.http_rate_burst >= 0, "http-rate-burst", "must not be negative")
+        _check(
+            self.max_concurrent_executions >= 0,
+            "max-concurrent-executions",
+            "must not be negative (0 = no limit)",
+        )
+        _check(
+            1024 <= self.rpc_max_frame_size <= (1 << 32) - 1,
+            "rpc-max-frame-size",
+            "must be between 1024 bytes and 4 GiB",
+        )
         if self.advertise_addr is not None:
             _check(
                 self.advertise_addr.host not in {"", "0.0.0.0", "::"},

@@ -405,7 +405,11 @@ async def toggle_job(state: ApiState, call: Call) -> Response:
             error_reply(
                 400, "No file field, not a JSON array of jobs, an invalid job, unknown parent."
             ),
-            TOO_LARGE,
+            error_reply(
+                413,
+                "The body is over the body limit, or the file holds more jobs than "
+                "max-jobs-per-request (1000 by default).",
+            ),
             INTERNAL,
             UNAVAILABLE,
         ),
@@ -419,6 +423,12 @@ async def restore(state: ApiState, call: Call) -> Response:
     if upload is None:
         raise ValidationError("file", "multipart form field is required")
     items = check_job_list(parse_json(upload.read(), "file"))
+    if len(items) > deps.max_jobs_per_request:
+        raise ApiError(
+            413,
+            f"file: {len(items)} jobs exceed the limit of {deps.max_jobs_per_request} per "
+            "request (max-jobs-per-request)",
+        )
     now = deps.clock.now()
     jobs: dict[str, Job] = {}
     for index, item in enumerate(items):

@@ -111,6 +111,9 @@ class HttpServer:
             node_tags=dict(tags),
             request_leave=request_leave,
             body_limit=config.body_limit,
+            max_jobs_per_request=config.max_jobs_per_request,
+            rate_limit=config.http_rate_limit,
+            rate_burst=config.http_rate_burst,
             gossip=gossip,
         )
         return cls(create_app(deps), config.http_addr)
