@@ -31,8 +31,8 @@ from dkron_trio.gossip.config import (
     GossipProfile,
     agent_gossip_config,
 )
-from dkron_trio.rpc.config import DEFAULT_MAX_FRAME_SIZE
 from dkron_trio.notify.config import DEFAULT_SUBJECT_PREFIX, NotifyConfigError, notify_config
+from dkron_trio.rpc.config import DEFAULT_MAX_FRAME_SIZE
 
 DEFAULT_BIND_PORT = 8946
 DEFAULT_HTTP_PORT = 8080
