@@ -17,6 +17,7 @@ strict both ways, because every server must read the same bytes as the same comm
   and nothing else.
 """
 
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -314,39 +315,61 @@ _HINTS: Mapping[type, Mapping[str, Any]] = {
 
 def _check_fields(value: object) -> None:
     """Every attrs field of `value` (recursively) holds a value of its annotated type."""
-    hints = _HINTS[type(value)]
-    for field in attrs.fields(typing.cast(Any, type(value))):
-        item = getattr(value, field.name)
-        if not _conforms(item, hints[field.name]):
+    for name, check, tp in _field_checks(type(value)):
+        item = getattr(value, name)
+        if not check(item):
             raise CommandError(
-                f"{type(value).__name__}.{field.name}: {item!r} is not a valid "
-                f"{getattr(hints[field.name], '__name__', hints[field.name])}"
+                f"{type(value).__name__}.{name}: {item!r} is not a valid "
+                f"{getattr(tp, '__name__', tp)}"
             )
 
 
-def _conforms(value: object, tp: Any) -> bool:
+_Check = Callable[[object], bool]
+
+
+@functools.cache
+def _field_checks(cls: Any) -> tuple[tuple[str, _Check, Any], ...]:
+    """The checks of a class's fields, built once from its type hints (hot path: every
+    command is checked on encode and on decode)."""
+    hints = _HINTS[cls]
+    return tuple(
+        (f.name, _checker(hints[f.name]), hints[f.name])
+        for f in attrs.fields(typing.cast(Any, cls))
+    )
+
+
+@functools.cache
+def _checker(tp: Any) -> _Check:
+    """A predicate: does a value conform to the type `tp`?"""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is types.UnionType or origin is typing.Union:
-        return any(_conforms(value, arg) for arg in args)
+        options = [_checker(arg) for arg in args]
+        return lambda value: any(check(value) for check in options)
     if tp is type(None):
-        return value is None
+        return lambda value: value is None
     if origin is tuple:
-        return isinstance(value, tuple) and all(_conforms(v, args[0]) for v in value)
+        item = _checker(args[0])
+        return lambda value: isinstance(value, tuple) and all(item(v) for v in value)
     if origin is Mapping:
-        return isinstance(value, Mapping) and all(
-            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
+        key, val = _checker(args[0]), _checker(args[1])
+        return lambda value: (
+            isinstance(value, Mapping) and all(key(k) and val(v) for k, v in value.items())
         )
     if tp is int:
-        return type(value) is int and _INT_MIN <= value <= _INT_MAX
+        return lambda value: type(value) is int and _INT_MIN <= value <= _INT_MAX
     if tp is datetime:
-        return isinstance(value, datetime) and value.utcoffset() is not None
+        return lambda value: isinstance(value, datetime) and value.utcoffset() is not None
     if attrs.has(tp):
-        if not isinstance(value, tp):
-            return False
-        _check_fields(value)
-        return True
-    return isinstance(value, tp)
+
+        def nested(value: object) -> bool:
+            if not isinstance(value, tp):
+                return False
+            _check_fields(value)
+            return True
+
+        return nested
+    return lambda value: isinstance(value, tp)
 
 
 def encode_member(name: str, address: str) -> bytes:
