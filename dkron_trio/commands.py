@@ -315,7 +315,8 @@ _HINTS: Mapping[type, Mapping[str, Any]] = {
 
 def _check_fields(value: object) -> None:
     """Every attrs field of `value` (recursively) holds a value of its annotated type."""
-    for name, check, tp in _field_checks(type(value)):
+    cls: Any = type(value)
+    for name, check, tp in _field_checks(cls):
         item = getattr(value, name)
         if not check(item):
             raise CommandError(
