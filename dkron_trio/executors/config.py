@@ -137,16 +137,22 @@ def _parse_timeout(value: str, *, bare_seconds: bool) -> timedelta | None:
 
 
 def _parse_env(value: str) -> tuple[tuple[str, str], ...]:
-    """Dkron's "K1=v1,K2=v2" form; values therefore cannot contain commas."""
+    """Dkron's "K1=v1,K2=v2" form, where (unlike Dkron, which splits every comma) a value
+    may contain commas: an item that does not start with `NAME=` continues the value
+    before it, so "HOSTS=a,b,MODE=x" sets HOSTS to "a,b". Empty items are dropped."""
     pairs: list[tuple[str, str]] = []
     for item in value.split(","):
         if not item.strip():
             continue
         name, sep, val = item.partition("=")
         name = name.strip()
-        if not sep or not _ENV_NAME.fullmatch(name):
+        if sep and _ENV_NAME.fullmatch(name):
+            pairs.append((name, val))
+        elif pairs:
+            last_name, last_value = pairs.pop()
+            pairs.append((last_name, f"{last_value},{item}"))
+        else:
             raise ValueError(f"expected NAME=value pairs separated by commas, got {item!r}")
-        pairs.append((name, val))
     return tuple(pairs)
 
 

@@ -46,6 +46,21 @@ def test_shell_config_values() -> None:
     assert cfg.payload == b"hi"
 
 
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        ("HOSTS=a,b,c", (("HOSTS", "a,b,c"),)),
+        ("HOSTS=a,b,MODE=fast", (("HOSTS", "a,b"), ("MODE", "fast"))),
+        ("URL=http://h/?a=1,2", (("URL", "http://h/?a=1,2"),)),
+        ("Q=x=1,y=2", (("Q", "x=1"), ("y", "2"))),  # `y=` starts a pair: the one limit
+        ("A=1, B=2", (("A", "1"), ("B", "2"))),
+        ("A=1,2 3,,", (("A", "1,2 3"),)),
+    ],
+)
+def test_shell_env_values_may_contain_commas(text: str, env: tuple[tuple[str, str], ...]) -> None:
+    assert parse_shell_config({"command": "env", "env": text}).env == env
+
+
 def test_shell_zero_timeout_means_none_as_in_go() -> None:
     assert parse_shell_config({"command": "true", "timeout": "0s"}).timeout is None
 
@@ -59,7 +74,7 @@ def test_shell_zero_timeout_means_none_as_in_go() -> None:
         ({"command": "x", "shell": "yes"}, "shell", "boolean"),
         ({"command": "x", "timeout": "10"}, "timeout", "Go duration"),
         ({"command": "x", "timeout": "-1s"}, "timeout", "negative"),
-        ({"command": "x", "env": "A=1,NOPE"}, "env", "NAME=value"),
+        ({"command": "x", "env": "NOPE,A=1"}, "env", "NAME=value"),
         ({"command": "x", "env": "1A=1"}, "env", "NAME=value"),
         ({"command": "x", "payload": "not base64!"}, "payload", "base64"),
     ],
