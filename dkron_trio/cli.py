@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from dkron_trio import __version__
+from dkron_trio import __version__, backup_cli
 from dkron_trio.cli_client import ADDRESS_ENV, DEFAULT_ADDRESS, run_client_command
 from dkron_trio.cluster import raft_cli
 from dkron_trio.completion import Shell, completion_script
@@ -83,6 +83,10 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "leave", parents=[remote, output], help="ask the agent at --address to leave the cluster"
     )
+    backup = commands.add_parser(
+        "backup", parents=[remote], help="save a server's whole state (jobs, executions) to FILE"
+    )
+    backup.add_argument("file", type=Path, metavar="FILE")
     keyring = commands.add_parser(
         "keyring",
         parents=[remote, output],
@@ -181,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _version()
     if args.command == "keygen":
         return _keygen(args.bytes)
+    if args.command == "backup":
+        return backup_cli.backup(args.address, args.file)
     if args.command == "completion":
         print(completion_script(parser, Shell(args.shell)), end="")
         return EXIT_OK

@@ -6,7 +6,7 @@ so in-flight requests finish (within a grace period) and the app's shutdown hook
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 import trio
@@ -93,6 +93,7 @@ class HttpServer:
         request_leave: Callable[[], None],
         cluster: ClusterView | None = None,
         gossip: GossipKeyring | None = None,
+        state_image: Callable[[], Awaitable[tuple[int, bytes]]] | None = None,
     ) -> "HttpServer":
         """The agent's API server; without a cluster view this node is the whole cluster."""
         if cluster is None:
@@ -111,10 +112,8 @@ class HttpServer:
             node_tags=dict(tags),
             request_leave=request_leave,
             body_limit=config.body_limit,
-            max_jobs_per_request=config.max_jobs_per_request,
-            rate_limit=config.http_rate_limit,
-            rate_burst=config.http_rate_burst,
             gossip=gossip,
+            state_image=state_image,
         )
         return cls(create_app(deps), config.http_addr)
 
