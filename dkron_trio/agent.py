@@ -130,6 +130,7 @@ class Agent:
                     lambda node: address_of(gossip, node),
                     lambda: raft.node.term,
                     str(cluster_config.advertise),
+                    self.config.run_lease.total_seconds(),
                 )
                 remote_holder.append(remote)
                 runs = RunManager(

@@ -154,6 +154,7 @@ class AgentConfig:
     retry_join: tuple[HostPort, ...] = ()
     raft_multiplier: int = 1
     raft_snapshot_threshold: int = 8192
+    run_lease: timedelta = timedelta(seconds=30)
     config_path: Path | None = attrs.field(default=None, eq=False)
     """The file the config was read from (SIGHUP re-reads its tags); not a key."""
     log_level: LogLevel = LogLevel.INFO
@@ -189,6 +190,7 @@ class AgentConfig:
         _check(0 <= self.advertise_rpc_port <= 65535, "advertise-rpc-port", "must be 0-65535")
         _check(1 <= self.raft_multiplier <= 10, "raft-multiplier", "must be between 1 and 10")
         _check(self.raft_snapshot_threshold >= 1, "raft-snapshot-threshold", "must be >= 1")
+        _check(self.run_lease.total_seconds() > 0, "run-lease", "must be a positive duration")
         _check(self.bootstrap_expect >= 0, "bootstrap-expect", "must not be negative")
         _check(
             self.server or self.bootstrap_expect == 0,
@@ -434,7 +436,7 @@ def _field_value(raw: _Raw, value: object) -> object:
         return _enum_value(LogFormat, raw, value)
     if name == "profile":
         return _enum_value(GossipProfile, raw, value)
-    if name in {"serf-reconnect-timeout", "retry-interval"}:
+    if name in {"serf-reconnect-timeout", "retry-interval", "run-lease"}:
         try:
             return parse_go_duration(str(value))
         except DurationError as exc:

@@ -58,6 +58,12 @@ _TABLE: tuple[tuple[str, KeyKind, KeyStatus, str], ...] = (
     ("retry-join", _L, _OK, "address of an agent to join, retrying (repeatable)"),
     ("raft-multiplier", _I, _OK, "scale Raft timeouts, 1-10 (default 1)"),
     (
+        "run-lease",
+        _S,
+        _OK,
+        "how long a node running an execution may be unreachable before it is lost (30s)",
+    ),
+    (
         "raft-snapshot-threshold",
         _I,
         _OK,

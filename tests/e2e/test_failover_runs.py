@@ -98,3 +98,51 @@ async def test_leader_kill_loses_and_doubles_no_tick(tmp_path: Path) -> None:
         for worker in workers:
             worker.stop_quietly()
         cluster.stop()
+
+
+async def test_a_killed_agents_forbid_run_is_lost_after_its_lease(tmp_path: Path) -> None:
+    server = AgentProcess(tmp_path / "s1" / "dkron.data", free_port(), node_name="s1")
+    server.extra_args = ("--run-lease", "2s")
+    worker = AgentProcess(tmp_path / "w1" / "dkron.data", free_port(), node_name="w1", server=False)
+    worker.extra_args = ("--join", server.gossip_address, "--tag", "kind=worker")
+    server.start()
+    worker.start()
+    try:
+        await wait_for_leader([server])
+
+        async def worker_alive() -> bool:
+            members: list[dict[str, Any]] = await get_json(server, "/v1/members") or []
+            return any(m["Name"] == "w1" and m["statusText"] == "alive" for m in members)
+
+        await wait_for(worker_alive, within=20, what="the worker alive", agent=server)
+        job = {**_job(0), "name": "guarded", "concurrency": "forbid"}
+        job["executor_config"] = {"command": "sleep 600"}
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            assert (await client.post("/v1/jobs", json=job)).status_code == 201
+
+        async def statuses() -> list[tuple[str, str]]:
+            runs = await get_json(server, "/v1/jobs/guarded/executions") or []
+            return [(e["id"], e["status"]) for e in runs]
+
+        async def one_running() -> bool:
+            return any(status == "running" for _, status in await statuses())
+
+        await wait_for(one_running, within=20, what="the guarded run", agent=server)
+        [first] = [i for i, status in await statuses() if status == "running"]
+        worker.kill()
+
+        async def first_lost() -> bool:
+            return (first, "lost") in await statuses()
+
+        await wait_for(first_lost, within=30, what="the run lost after its lease", agent=server)
+        worker.start()
+
+        async def next_runs() -> bool:
+            return any(s == "running" and i != first for i, s in await statuses())
+
+        await wait_for(next_runs, within=30, what="the next tick running", agent=server)
+        _, _, missed = await _records(server, "guarded")
+        assert any(m.reason is MissReason.OVERLAP for m in missed), "forbid recorded no overlap"
+    finally:
+        worker.stop_quietly()
+        server.stop_quietly()
