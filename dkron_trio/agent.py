@@ -33,6 +33,7 @@ from dkron_trio.gossip.service import GossipService, reload_tags
 from dkron_trio.gossip.swim_types import TagsTooLarge
 from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
+from dkron_trio.notify.service import run_execution_outputs
 from dkron_trio.rpc.config import RpcConfig
 from dkron_trio.rpc.server import RpcServer
 from dkron_trio.runs import RunManager
@@ -143,6 +144,7 @@ class Agent:
                 )
                 _serve_reports(raft.rpc, store, runs)
                 await nursery.start(worker.run)
+                await nursery.start(run_execution_outputs, self.config, runs)
                 scheduler = Scheduler(store, runs, clock)
                 self.runs, self.scheduler = runs, scheduler
                 await nursery.start(runs.run)
@@ -176,6 +178,7 @@ class Agent:
                     request_leave=self.request_stop,
                     cluster=RaftClusterView(raft, tags, gossip),
                     gossip=gossip,
+                    state_image=local.snapshot_image,
                 )
                 self.http = http
                 await nursery.start(http.run)

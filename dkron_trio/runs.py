@@ -177,6 +177,15 @@ class RunManager:
         group = unix_nanos(started)
         return [self._execution(job, scheduled_at, 1, group, started, t.name) for t in targets]
 
+    def _retry_node(self, job: Job, failed: str) -> str:
+        """Where the next attempt runs: the same node, or with ``retry_other_node`` another
+        one the job's tags allow (the same one if there is no other)."""
+        if not job.retry_other_node:
+            return failed
+        others = [n for n in self._candidates() if n.name != failed]
+        chosen = select_targets(job.tags, others)
+        return chosen[0].name if chosen else failed
+
     def _candidates(self) -> list[Node]:
         """The nodes a run may go to, each with how many executions it runs for us now."""
         busy: dict[str, int] = {}
@@ -264,7 +273,7 @@ class RunManager:
                 execution.attempt + 1,
                 execution.group,
                 self._unique_start(),
-                execution.node_name,
+                self._retry_node(job, execution.node_name),
             )
             await self._store.put_execution(retry)
             execution = await self._execute(job, retry)

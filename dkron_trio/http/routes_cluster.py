@@ -4,6 +4,7 @@ from quart import Response
 
 from dkron_trio.http.context import MemberStatus
 from dkron_trio.http.errors import ApiError, json_response
+from dkron_trio.http.payload import with_live_output
 from dkron_trio.http.router import ApiState, Call, Router
 from dkron_trio.http.schemas import EXECUTION, HEALTH, MEMBER, PAUSE, STATUS, array_of, ref
 from dkron_trio.http.spec import INTERNAL, Operation, Reply, error_reply
@@ -147,7 +148,7 @@ async def leave(state: ApiState, call: Call) -> Response:
         path="/v1/busy",
         operation_id="busy",
         tag="default",
-        summary="Running executions, oldest first, with their output so far",
+        summary="Running executions of the whole cluster, oldest first, with output so far",
         replies=(
             Reply(200, "The running executions.", array_of(EXECUTION), headers=("X-Total-Count",)),
             INTERNAL,
@@ -155,7 +156,11 @@ async def leave(state: ApiState, call: Call) -> Response:
     )
 )
 async def busy(state: ApiState, call: Call) -> Response:
-    running = sorted(state.deps.runs.running(), key=lambda ex: (ex.started_at, ex.id))
+    """Cluster-wide: every execution the replicated state shows running, with the output
+    this server has seen of it (all of it for the runs it ordered or runs itself)."""
+    deps = state.deps
+    stored = await deps.store.running_executions()
+    running = sorted(with_live_output(deps, stored), key=lambda ex: (ex.started_at, ex.id))
     return json_response(
         [ex.to_json() for ex in running], headers={"X-Total-Count": str(len(running))}
     )
