@@ -165,6 +165,10 @@ class AgentConfig:
     http_rate_burst: int = 0
     max_concurrent_executions: int = 0
     rpc_max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    cert_file: str = ""
+    key_file: str = ""
+    trusted_ca_file: str = ""
+    client_cert_auth: bool = False
     profile: GossipProfile = GossipProfile.LAN
     encrypt: str = ""
     serf_reconnect_timeout: timedelta = AGENT_RECONNECT_TIMEOUT
@@ -210,6 +214,17 @@ class AgentConfig:
             1024 <= self.rpc_max_frame_size <= (1 << 32) - 1,
             "rpc-max-frame-size",
             "must be between 1024 bytes and 4 GiB",
+        )
+        _check(bool(self.cert_file) == bool(self.key_file), "cert-file", "needs key-file too")
+        _check(
+            not self.trusted_ca_file or bool(self.cert_file),
+            "trusted-ca-file",
+            "RPC over TLS needs cert-file and key-file too",
+        )
+        _check(
+            not self.client_cert_auth or bool(self.trusted_ca_file),
+            "client-cert-auth",
+            "needs trusted-ca-file to check peers against",
         )
         if self.advertise_addr is not None:
             _check(

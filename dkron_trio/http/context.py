@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import attrs
 
 from dkron_trio.clock import WallClock
-from dkron_trio.config import DEFAULT_BODY_LIMIT
+from dkron_trio.config import DEFAULT_BODY_LIMIT, DEFAULT_MAX_JOBS_PER_REQUEST
 from dkron_trio.gossip.keyring_query import KeyringReport
 from dkron_trio.gossip.messages import KeyOp
 from dkron_trio.runs import RunManager
@@ -128,6 +128,12 @@ class ApiDeps:
     None on a node that keeps no state."""
     body_limit: int = DEFAULT_BODY_LIMIT
     """Largest accepted request body in bytes; larger ones get 413."""
+    max_jobs_per_request: int = DEFAULT_MAX_JOBS_PER_REQUEST
+    """Most jobs one request may carry (POST /v1/restore); more get 413."""
+    rate_limit: float = 0.0
+    """Requests per second each client address may make (0: no limit); more get 429."""
+    rate_burst: int = 0
+    """Requests a client may make at once before `rate_limit` applies (0: twice the rate)."""
     gossip: GossipKeyring | None = None
     """Gossip keyring operations; None when this agent runs without gossip (keyring routes
     then answer 501)."""

@@ -34,6 +34,7 @@ from dkron_trio.logs import get_logger
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
 from dkron_trio.store.base import Store
+from dkron_trio.tls import HttpTls, http_tls
 
 log = get_logger(__name__)
 
@@ -78,6 +79,8 @@ class HttpServer:
     _addr: HostPort
     _stopped: trio.Event = attrs.field(factory=trio.Event)
     bound: list[str] = attrs.field(factory=list)
+    _tls: HttpTls | None = None
+    """Serve HTTPS with this certificate (`cert-file`/`key-file`); None serves HTTP."""
 
     @classmethod
     def for_agent(
@@ -112,10 +115,13 @@ class HttpServer:
             node_tags=dict(tags),
             request_leave=request_leave,
             body_limit=config.body_limit,
+            max_jobs_per_request=config.max_jobs_per_request,
+            rate_limit=config.http_rate_limit,
+            rate_burst=config.http_rate_burst,
             gossip=gossip,
             state_image=state_image,
         )
-        return cls(create_app(deps), config.http_addr)
+        return cls(create_app(deps), config.http_addr, tls=http_tls(config))
 
     async def run(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
@@ -125,6 +131,9 @@ class HttpServer:
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")
         config.graceful_timeout = GRACEFUL_SECONDS
+        if self._tls is not None:
+            config.certfile = self._tls.cert_file
+            config.keyfile = self._tls.key_file
         stopping = self._app.state.stopping
 
         async def started(*, task_status: trio.TaskStatus[list[str]]) -> None:
