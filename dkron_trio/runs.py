@@ -84,6 +84,8 @@ class RunManager:
     _active: dict[str, _Active] = attrs.field(factory=dict)
     _running_per_job: dict[str, int] = attrs.field(factory=dict)
     """How many of `_active` belong to each job (asked for every tick: no scan)."""
+    _running_per_node: dict[str, int] = attrs.field(factory=dict)
+    """How many of `_active` run on each node (target selection, every tick: no scan)."""
     _listeners: list[OutputListener] = attrs.field(factory=list)
     _job_listeners: list[JobListener] = attrs.field(factory=list)
     _finished_listeners: list[FinishedListener] = attrs.field(factory=list)
@@ -186,12 +188,27 @@ class RunManager:
         chosen = select_targets(job.tags, others)
         return chosen[0].name if chosen else failed
 
+    def _track(self, active: _Active) -> None:
+        self._active[active.execution.id] = active
+        for tally, key in (
+            (self._running_per_job, active.job_name),
+            (self._running_per_node, active.execution.node_name),
+        ):
+            tally[key] = tally.get(key, 0) + 1
+
+    def _untrack(self, active: _Active) -> None:
+        del self._active[active.execution.id]
+        for tally, key in (
+            (self._running_per_job, active.job_name),
+            (self._running_per_node, active.execution.node_name),
+        ):
+            left = tally.pop(key) - 1
+            if left:
+                tally[key] = left
+
     def _candidates(self) -> list[Node]:
         """The nodes a run may go to, each with how many executions it runs for us now."""
-        busy: dict[str, int] = {}
-        for active in self._active.values():
-            node = active.execution.node_name
-            busy[node] = busy.get(node, 0) + 1
+        busy = self._running_per_node
         if self._remote is None or self._nodes is None:
             return [Node(self._node_name, self._node_tags, busy.get(self._node_name, 0))]
         return [Node(name, tags, busy.get(name, 0)) for name, tags in self._nodes()]
@@ -349,8 +366,7 @@ class RunManager:
         started = execution.started_at
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
-        self._active[execution.id] = active
-        self._running_per_job[job.name] = self._running_per_job.get(job.name, 0) + 1
+        self._track(active)
 
         def on_output(chunk: bytes) -> None:
             output.append(chunk)
@@ -378,10 +394,7 @@ class RunManager:
             with trio.CancelScope(shield=True):  # an outcome is recorded even at shutdown
                 await self._store.put_execution(done)
         finally:
-            del self._active[execution.id]
-            left = self._running_per_job.pop(job.name) - 1
-            if left:
-                self._running_per_job[job.name] = left
+            self._untrack(active)
         active.finished.set()
         for finished in self._finished_listeners:
             finished(job, done)
@@ -399,8 +412,7 @@ class RunManager:
     ) -> Execution:
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
-        self._active[execution.id] = active
-        self._running_per_job[job.name] = self._running_per_job.get(job.name, 0) + 1
+        self._track(active)
 
         def on_output(chunk: bytes) -> None:
             output.append(chunk)
@@ -419,10 +431,7 @@ class RunManager:
                 with trio.CancelScope(shield=True):
                     await self._store.put_execution(done)
         finally:
-            del self._active[execution.id]
-            left = self._running_per_job.pop(job.name) - 1
-            if left:
-                self._running_per_job[job.name] = left
+            self._untrack(active)
         active.finished.set()
         for finished in self._finished_listeners:
             finished(job, done)
