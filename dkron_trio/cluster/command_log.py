@@ -82,17 +82,40 @@ class RaftCommandLog:
         leader = node.leader_id
         if leader in (NONE, node.node_id):
             return _RETRY
-        try:
-            with trio.fail_after(self._config.forward_timeout):
-                reply = await self._transport.call(leader, wire.APPLY, data)
-        except (trio.TooSlowError, RpcError) as exc:
-            raise ClusterUnavailable(f"forwarding to the leader failed: {exc}") from None
+        reply = await self._forward(leader, data)
         result, applied = wire.decode_reply(reply)
         if isinstance(result, ClusterUnavailable) and str(result) == "not the leader":
             return _RETRY
         with trio.move_on_after(self._config.forward_timeout):
             await node.wait_applied(applied)
         return result
+
+    async def _forward(self, leader: int, data: bytes) -> bytes:
+        """The leader's reply; ClusterUnavailable when it fails, times out, or leadership
+        changes meanwhile (a dead leader would otherwise hold the write until the timeout)."""
+        version, _ = await self._node.next_leadership(-1)
+        outcome: list[bytes | BaseException] = []
+        async with trio.open_nursery() as nursery:
+
+            async def forward() -> None:
+                try:
+                    with trio.fail_after(self._config.forward_timeout):
+                        outcome.append(await self._transport.call(leader, wire.APPLY, data))
+                except (trio.TooSlowError, RpcError) as exc:
+                    outcome.append(exc)
+                nursery.cancel_scope.cancel()
+
+            async def watch() -> None:
+                await self._node.next_leadership(version)
+                outcome.append(ClusterUnavailable("the leader changed while forwarding"))
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(forward)
+            nursery.start_soon(watch)
+        first = outcome[0]
+        if isinstance(first, bytes):
+            return first
+        raise ClusterUnavailable(f"forwarding to the leader failed (outcome unknown): {first}")
 
     async def _await_leader_change(self) -> None:
         """Until the leadership this node sees changes, or a short while: the leader it
