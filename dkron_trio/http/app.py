@@ -2,9 +2,13 @@
 
 Cross-cutting, for every answer: ``X-Whom: <node name>``, open CORS (preflight ``OPTIONS``
 answered for any path), ``?pretty`` indentation, trailing slashes tolerated, bodies over the
-limit refused with 413.
+limit refused with 413, and (with a rate limit set) a client address over its rate answered
+429 with ``Retry-After``.
 """
 
+import math
+
+import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
@@ -17,8 +21,9 @@ from dkron_trio.http import (
     routes_keyring,
 )
 from dkron_trio.http.context import ApiDeps
-from dkron_trio.http.errors import install_error_handlers
+from dkron_trio.http.errors import error_response, install_error_handlers
 from dkron_trio.http.openapi import build_openapi
+from dkron_trio.http.ratelimit import RateLimiter
 from dkron_trio.http.router import ApiState, Route, install
 from dkron_trio.http.ui.routes import install_ui
 
@@ -64,6 +69,8 @@ def create_app(deps: ApiDeps) -> ApiApp:
     install_ui(app, state)
     install_error_handlers(app, deps.body_limit)
     whom = deps.node_name
+    if deps.rate_limit > 0:
+        install_rate_limit(app, deps.rate_limit, deps.rate_burst or 2 * deps.rate_limit)
 
     @app.before_request
     async def preflight() -> Response | None:
@@ -82,3 +89,19 @@ def create_app(deps: ApiDeps) -> ApiApp:
         return response
 
     return app
+
+
+def install_rate_limit(app: QuartTrio, rate: float, burst: float) -> None:
+    """Answer 429 to a client address over `rate` requests per second (after `burst`)."""
+    limiter = RateLimiter(rate, max(1.0, burst))
+
+    @app.before_request
+    async def rate_limit() -> Response | None:
+        wait = limiter.admit(request.remote_addr or "", trio.current_time())
+        if not wait:
+            return None
+        response = error_response(
+            429, f"rate limit exceeded: {rate:g} requests per second per client address"
+        )
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response

@@ -21,7 +21,8 @@ dkron-trio server. Where Dkron is loose this API is precise:
   executor, illegal name characters, bad query parameters), 404 unknown job or execution
   (and unknown paths), 405 wrong method, 409 conflicts (deleting a job that has dependent
   jobs; a run refused by `forbid`), 413 a body over the body limit (1 MiB by default),
-  503 paused or no cluster leader. A rejected request stores nothing.
+  429 a client address over `http-rate-limit` (when set; with `Retry-After`), 503 paused
+  or no cluster leader. A rejected request stores nothing.
 * Running a job answers 202 at once; the execution appears under `/executions` and can be
   followed live over a WebSocket, and cancelled.
 * Create/update answers with the job as stored (after the merge rules), not as submitted.
