@@ -265,7 +265,9 @@ class JobCache:
 
     _jobs: dict[str, Job] = attrs.field(factory=dict)
     _limit: int = JOB_CACHE_SIZE
-    _executions: dict[_ExecutionKey, Execution | None] = attrs.field(factory=dict)
+    _executions: dict[str, dict[str, Execution | None]] = attrs.field(factory=dict)
+    """By job, then execution id; a job's entries are forgotten together."""
+    _known: int = 0
     _counts: dict[str, int] = attrs.field(factory=dict)
 
     def get(self, name: str) -> Job | None:
@@ -283,26 +285,35 @@ class JobCache:
         self._counts.pop(name, None)
 
     def forget_executions(self, job_name: str) -> None:
-        """Drop what is known of one job's executions (rare: a scan is fine)."""
-        self._executions = {k: v for k, v in self._executions.items() if k[0] != job_name}
+        """Drop what is known of one job's executions."""
+        self._known -= len(self._executions.pop(job_name, ()))
 
     def clear(self) -> None:
         self._jobs.clear()
         self._executions.clear()
+        self._known = 0
         self._counts.clear()
 
     def execution(self, key: _ExecutionKey) -> "Execution | _Unknown | None":
         """The stored execution, None if known absent, UNKNOWN if not known."""
-        return self._executions.get(key, UNKNOWN)
+        return self._executions.get(key[0], {}).get(key[1], UNKNOWN)
 
     def know_execution(self, key: _ExecutionKey, ex: Execution | None) -> None:
-        known = self._executions
-        if key not in known and len(known) >= EXECUTION_CACHE_SIZE:
-            del known[next(iter(known))]
-        known[key] = ex
+        job_name, execution_id = key
+        of_job = self._executions.get(job_name)
+        if of_job is None or execution_id not in of_job:
+            if self._known >= EXECUTION_CACHE_SIZE:  # the job known longest gives way
+                self._known -= len(self._executions.pop(next(iter(self._executions))))
+                of_job = self._executions.get(job_name)
+            self._known += 1
+        if of_job is None:
+            of_job = self._executions[job_name] = {}
+        of_job[execution_id] = ex
 
     def forget_execution(self, key: _ExecutionKey) -> None:
-        self._executions.pop(key, None)
+        of_job = self._executions.get(key[0])
+        if of_job is not None and of_job.pop(key[1], UNKNOWN) is not UNKNOWN:
+            self._known -= 1
 
     def count(self, job_name: str) -> int | None:
         return self._counts.get(job_name)
@@ -435,7 +446,7 @@ class SqliteTx:
             (job_name, _opt_micros(before), job_name, keep),
         ).fetchall()
         for (execution_id,) in deleted:
-            self._cache.know_execution((job_name, execution_id), None)
+            self._cache.forget_execution((job_name, execution_id))
         self._cache.set_count(job_name, count - len(deleted))
 
     def clear_executions(self, job_name: str) -> int:
