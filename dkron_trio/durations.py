@@ -13,6 +13,9 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
+_MAX_SECONDS = ((1 << 63) - 1) / 1e9
+"""Go's longest duration (int64 nanoseconds, about 2562047h); longer ones are errors, as in
+Go, which also keeps timedelta arithmetic from overflowing."""
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -41,6 +44,8 @@ def parse_go_duration(text: str) -> timedelta:
         pos = m.end()
     if pos == 0:
         raise DurationError(f"invalid duration {text!r}")
+    if total > _MAX_SECONDS:
+        raise DurationError(f"duration {text!r} out of range (at most 2562047h47m16s)")
     return timedelta(seconds=sign * total)
 
 

@@ -303,6 +303,7 @@ _SCHEDULE_SEEDS = [
     "0 0 9-17/2 * JAN-MAR mon-fri",
     "0 ~ ~ * * *",
     "@every 1h30m",
+    "@every 1099999999999999999999999999999999999999999999999h",  # was OverflowError
     "@at 2025-12-31T23:59:00+01:00",
     "@daily",
     "@manually",
