@@ -39,6 +39,7 @@ from dkron_trio.rpc.server import RpcServer
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
 from dkron_trio.store.sqlite import open_sqlite_store
+from dkron_trio.tls import TlsError, rpc_client_context, rpc_server_context
 
 log = get_logger(__name__)
 
@@ -107,17 +108,32 @@ class Agent:
                     remote.executions_applied(executions)
 
             cluster_config = ClusterConfig.from_agent(self.config)
+            server_tls, client_tls = (
+                rpc_server_context(self.config),
+                rpc_client_context(self.config),
+            )
+            rpc_config = RpcConfig(max_frame_size=self.config.rpc_max_frame_size)
             raft = RaftServer(
                 cluster_config,
                 local,
+                rpc_config=rpc_config,
+                server_tls=server_tls,
+                client_tls=client_tls,
                 on_jobs=on_jobs,
                 on_executions=on_executions,
                 seeds=lambda: alive_servers(gossip, name),
             )
             self.raft = raft
-            pool = PeerPool()
+            pool = PeerPool(rpc_config, ssl_context=client_tls)
             journal = await Journal.open(data_dir / "agent.db")
-            worker = Worker(name, journal, clock, pool, lambda: alive_servers(gossip, name))
+            worker = Worker(
+                name,
+                journal,
+                clock,
+                pool,
+                lambda: alive_servers(gossip, name),
+                max_concurrent=self.config.max_concurrent_executions,
+            )
             worker.register(raft.rpc)
             async with trio.open_nursery() as nursery:
                 await nursery.start(gossip.run)
@@ -141,6 +157,7 @@ class Agent:
                     tags,
                     remote=remote,
                     nodes=lambda: alive_nodes(gossip, region),
+                    max_concurrent=self.config.max_concurrent_executions,
                 )
                 _serve_reports(raft.rpc, store, runs)
                 await nursery.start(worker.run)
@@ -209,10 +226,18 @@ class Agent:
         name = self.config.node_name
         gossip = GossipService(_with_advertise(self.config), node_tags(self.config))
         self.gossip = gossip
-        rpc = RpcServer(RpcConfig())
-        pool = PeerPool()
+        rpc_config = RpcConfig(max_frame_size=self.config.rpc_max_frame_size)
+        rpc = RpcServer(rpc_config, ssl_context=rpc_server_context(self.config))
+        pool = PeerPool(rpc_config, ssl_context=rpc_client_context(self.config))
         journal = await Journal.open(data_dir / "agent.db")
-        worker = Worker(name, journal, clock, pool, lambda: alive_servers(gossip, name))
+        worker = Worker(
+            name,
+            journal,
+            clock,
+            pool,
+            lambda: alive_servers(gossip, name),
+            max_concurrent=self.config.max_concurrent_executions,
+        )
         worker.register(rpc)
         try:
             async with trio.open_nursery() as nursery:
@@ -294,4 +319,7 @@ def _with_advertise(config: AgentConfig) -> AgentConfig:
 def run_agent(config: AgentConfig) -> None:
     """Entry point of ``dkron-trio agent``."""
     setup_logging(config.log_level, config.log_format)
-    trio.run(Agent(config).run)
+    try:
+        trio.run(Agent(config).run)
+    except TlsError as exc:
+        raise SystemExit(f"dkron-trio agent: {exc}") from None

@@ -22,6 +22,7 @@ with the replicated state in `state.db` (a `ReplicaStore`):
 """
 
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
@@ -73,6 +74,9 @@ class RaftServer:
     _seeds: Callable[[], Sequence[HostPort]] | None = None
     """RPC addresses of other servers as gossip knows them now (besides `config.join`)."""
     _on_executions: Callable[[list[Execution]], None] | None = None
+    _server_tls: ssl.SSLContext | None = None
+    _client_tls: ssl.SSLContext | None = None
+    """RPC over mutual TLS when set (`dkron_trio.tls`); plain TCP otherwise."""
     """Told the execution records each applied batch wrote (outcome waiters)."""
     """Told the names of jobs set or deleted by each applied batch (the scheduler's feed)."""
     _rpc: RpcServer = attrs.field(init=False)
@@ -88,7 +92,7 @@ class RaftServer:
     rpc_port: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
-        self._rpc = RpcServer(self._rpc_config)
+        self._rpc = RpcServer(self._rpc_config, ssl_context=self._server_tls)
         self._known[self.me.node_id] = self.me
 
     # -- what the agent uses ----------------------------------------------------------------
@@ -199,7 +203,12 @@ class RaftServer:
                 await self._catch_up(storage)
                 await self._load_members()
                 transport = RaftRpcTransport(
-                    config.node_id, self._rpc, self._addresses(), self._rpc_config, self._rng
+                    config.node_id,
+                    self._rpc,
+                    self._addresses(),
+                    self._rpc_config,
+                    self._rng,
+                    ssl_context=self._client_tls,
                 )
                 node = RaftNode(
                     config.node_id,
@@ -343,6 +352,7 @@ class RaftServer:
             config=self._rpc_config,
             rng=self._rng,
             reply_within=_GREETING_TIMEOUT,
+            ssl_context=self._client_tls,
         )
 
     # -- membership -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """One RPC connection per remote address, kept for reuse (orders, reports, output)."""
 
 import random
+import ssl
 
 import attrs
 import trio
@@ -16,6 +17,8 @@ class PeerPool:
 
     _config: RpcConfig = attrs.Factory(RpcConfig)
     _rng: random.Random = attrs.Factory(random.Random)
+    _ssl_context: ssl.SSLContext | None = None
+    """Client TLS for every connection (RPC with mutual TLS), None for plain TCP."""
     _peers: dict[HostPort, Peer] = attrs.field(init=False, factory=dict)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
 
@@ -30,7 +33,9 @@ class PeerPool:
         if peer is None:
             if self._nursery is None:
                 raise RuntimeError("PeerPool.run() must be started first")
-            peer = self._peers[address] = Peer(address, self._config, self._rng)
+            peer = self._peers[address] = Peer(
+                address, self._config, self._rng, ssl_context=self._ssl_context
+            )
             self._nursery.start_soon(peer.run)
         return peer
 

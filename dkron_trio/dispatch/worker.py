@@ -9,6 +9,7 @@ it (the report is committed through Raft wherever it lands). After a crash, atte
 journal shows unfinished are reported `lost`.
 """
 
+import math
 from collections.abc import Callable
 
 import attrs
@@ -57,6 +58,14 @@ class Worker:
     _servers: Callable[[], list[HostPort]]
     """RPC addresses of the servers gossip knows alive (where reports may go)."""
     _executors: Callable[[str], Executor] = get_executor
+    _max_concurrent: int = 0
+    """Executions running at once here (`max-concurrent-executions`; 0 = no limit)."""
+    _slots: trio.CapacityLimiter = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: trio.CapacityLimiter(self._max_concurrent or math.inf), takes_self=True
+        ),
+    )
     _highest_term: int = attrs.field(init=False, default=0)
     _running: dict[str, _Attempt] = attrs.field(init=False, factory=dict)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
@@ -144,7 +153,8 @@ class Worker:
         result = None
         try:
             with attempt.scope:
-                result = await self._executors(job.executor).run(request, on_output)
+                async with self._slots:
+                    result = await self._executors(job.executor).run(request, on_output)
         finally:
             finished = self._clock.now()
             if result is None:

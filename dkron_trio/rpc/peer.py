@@ -196,12 +196,13 @@ async def call_address(
     config: RpcConfig,
     rng: random.Random,
     reply_within: float,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> bytes:
     """One request to an address with a connection of its own (greetings, joins, the CLI).
 
     Raises RpcError, or RpcTimeout when no reply came within `reply_within` seconds (a
     server that is down shows as a timeout: the peer keeps redialling until then)."""
-    peer = Peer(address, config, rng)
+    peer = Peer(address, config, rng, ssl_context=ssl_context)
     outcome: bytes | RpcError
     async with trio.open_nursery() as nursery:
         await nursery.start(peer.run)
