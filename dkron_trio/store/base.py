@@ -91,6 +91,8 @@ class JobQuery:
     substring of name or displayname; ``end`` is exclusive (json-server's ``_end``)."""
 
     metadata: Mapping[str, str] = attrs.field(factory=dict)
+    tags: Mapping[str, str] = attrs.field(factory=dict)
+    """Only jobs whose ``tags`` hold every one of these pairs exactly (the UI's tag filter)."""
     q: str = ""
     status: JobStatus | None = None
     disabled: bool | None = None

@@ -149,6 +149,8 @@ def job_matches(job: Job, q: JobQuery) -> bool:
         return False
     if any(job.metadata.get(k) != v for k, v in q.metadata.items()):
         return False
+    if any(job.tags.get(k) != v for k, v in q.tags.items()):
+        return False
     if q.q:
         needle = search_text(q.q)
         return needle in search_text(job.name) or needle in search_text(job.displayname)

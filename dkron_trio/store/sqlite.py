@@ -408,6 +408,12 @@ def _job_filter(conn: sqlite3.Connection, q: JobQuery) -> tuple[str, list[Any]]:
         clauses.append("(instr(name_fold, ?) > 0 OR instr(display_fold, ?) > 0)")
         needle = rules.search_text(q.q)
         params += [needle, needle]
+    for key, value in sorted(q.tags.items()):  # rare filter: read from the job's document
+        clauses.append(
+            "EXISTS (SELECT 1 FROM job_docs AS d WHERE d.name = jobs.name"
+            " AND json_extract(d.doc, ?) = ?)"
+        )
+        params += ['$.tags."' + key.replace('"', '""') + '"', value]
     pairs = sorted(q.metadata.items(), key=lambda pair: _pair_count(conn, *pair))
     for n, (key, value) in enumerate(pairs):
         if n == 0:

@@ -225,6 +225,18 @@ async def test_metadata_filter_follows_updates(store: Store) -> None:
     assert await names(store, JobQuery(metadata={"env": "prod"})) == []
 
 
+async def test_tag_filter_needs_every_pair_exactly(store: Store) -> None:
+    await store.set_job(job("a", tags={"kind": "worker:1", "zone": "eu"}))
+    await store.set_job(job("b", tags={"kind": "worker:1"}))
+    await store.set_job(job("c", tags={'we"ird': "x"}))
+    await store.set_job(job("d"))
+    assert await names(store, JobQuery(tags={"kind": "worker:1"})) == ["a", "b"]
+    assert await names(store, JobQuery(tags={"kind": "worker:1", "zone": "eu"})) == ["a"]
+    assert await names(store, JobQuery(tags={"kind": "worker"})) == []
+    page = await store.list_jobs(JobQuery(tags={"kind": "worker:1"}, start=1, end=2))
+    assert ([j.name for j in page.jobs], page.total) == (["b"], 2)
+
+
 async def test_q_matches_name_or_displayname_ignoring_case(store: Store) -> None:
     await _fill(store)
     assert await names(store, JobQuery(q="job")) == ["alpha", "delta-job"]

@@ -150,3 +150,14 @@ def test_run_span() -> None:
     assert run_span(ex, T0 + timedelta(seconds=2.25)) == "2.2s"
     assert run_span(ex, T0 + timedelta(seconds=125)) == "2m05s"
     assert run_span(ex, T0 + timedelta(hours=2, seconds=5)) == "2h00m05s"
+
+
+def test_the_tag_filter_reaches_the_store_query() -> None:
+    params = ListParams.from_args({"tags": "kind=worker:1, zone=eu", "meta": "env=prod"})
+    query = params.job_query()
+    assert dict(query.tags) == {"kind": "worker:1", "zone": "eu"}
+    assert dict(query.metadata) == {"env": "prod"}
+    assert "tags=kind" in params.to_args()
+    assert ListParams.from_args({"tags": "oops"}).problems == (
+        "tag filter 'oops' ignored: write key=value",
+    )

@@ -73,9 +73,13 @@ async def test_jobs_list_filters_pages_and_names_ignored_values(api: Api) -> Non
     assert "Jobs 1\N{EN DASH}5 of 5" in page
     assert page.index('value="job4"') < page.index('value="job0"')
     assert "job5" not in page
+    await api.put(name="tagged", tags={"kind": "worker:1"})
+    page = await _page(api, "/ui/jobs?tags=kind%3Dworker%3A1")
+    assert "Jobs 1\N{EN DASH}1 of 1" in page
+    assert 'value="tagged"' in page
     page = await _page(api, "/ui/jobs?status=nope&page=zero")
     assert "unknown status &#39;nope&#39; ignored" in page
-    assert "Jobs 1\N{EN DASH}7 of 7" in page
+    assert "Jobs 1\N{EN DASH}8 of 8" in page
 
 
 async def test_job_page_shows_fields_fire_times_executions_and_missed_ticks(api: Api) -> None:

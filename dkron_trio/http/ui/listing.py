@@ -44,6 +44,8 @@ class ListParams:
     """"" for any, "true" for disabled jobs only, "false" for enabled ones only."""
     meta: str = ""
     """Metadata filter as typed: ``key=value`` pairs separated by commas."""
+    tags: str = ""
+    """Tag filter as typed, like ``meta`` (a job matches when its tags hold every pair)."""
     sort: str = "name"
     order: SortOrder = SortOrder.ASC
     page: int = 1
@@ -64,6 +66,8 @@ class ListParams:
         meta = args.get("meta", "").strip()
         _, meta_problems = parse_metadata(meta)
         problems += meta_problems
+        tags = args.get("tags", "").strip()
+        problems += parse_metadata(tags, "tag")[1]
         sort = args.get("sort", "name")
         if sort not in SORT_FIELDS:
             problems.append(f"cannot sort by {sort!r}: sorted by name")
@@ -78,6 +82,7 @@ class ListParams:
             status=status,
             disabled=disabled,
             meta=meta,
+            tags=tags,
             sort=sort,
             order=order,
             page=page,
@@ -96,6 +101,7 @@ class ListParams:
             status = JobStatus.UNTRIGGERED if self.status == UNTRIGGERED else JobStatus(self.status)
         return JobQuery(
             metadata=metadata,
+            tags=parse_metadata(self.tags, "tag")[0],
             q=self.q,
             status=status,
             disabled=None if not self.disabled else self.disabled == "true",
@@ -112,6 +118,7 @@ class ListParams:
             "status": self.status,
             "disabled": self.disabled,
             "meta": self.meta,
+            "tags": self.tags,
             "sort": self.sort,
             "order": self.order.value,
             "page": self.page,
@@ -128,7 +135,7 @@ class ListParams:
         return self.to_args(sort=field, order="desc" if flip else "asc", page=1)
 
 
-def parse_metadata(text: str) -> tuple[dict[str, str], list[str]]:
+def parse_metadata(text: str, what: str = "metadata") -> tuple[dict[str, str], list[str]]:
     """``k=v, k2=v2`` as a dict, and a problem for each piece without ``=`` or key."""
     pairs: dict[str, str] = {}
     problems = []
@@ -138,7 +145,7 @@ def parse_metadata(text: str) -> tuple[dict[str, str], list[str]]:
             continue
         key, sep, value = piece.partition("=")
         if not sep or not key.strip():
-            problems.append(f"metadata filter {piece!r} ignored: write key=value")
+            problems.append(f"{what} filter {piece!r} ignored: write key=value")
             continue
         pairs[key.strip()] = value.strip()
     return pairs, problems
