@@ -31,6 +31,7 @@ import trio
 from dkron_trio.cluster import wire
 from dkron_trio.cluster.command_log import RaftCommandLog
 from dkron_trio.cluster.config import ClusterConfig
+from dkron_trio.cluster.recovery import ingest_peers
 from dkron_trio.commands import SetMember, encode_command, encode_member
 from dkron_trio.config import HostPort, parse_host_port
 from dkron_trio.execution import Execution
@@ -201,6 +202,15 @@ class RaftServer:
                 if storage.repair is not None:
                     log.warning("raft log tail cut", **attrs.asdict(storage.repair))
                 await self._catch_up(storage)
+                recovery = await ingest_peers(config.data_dir, storage, self._store)
+                if recovery is not None:
+                    log.warning(
+                        "raft configuration recovered from peers.json",
+                        servers=[m.name for m in recovery.members],
+                        index=recovery.index,
+                    )
+                    for member in recovery.members:
+                        self._known[member.node_id] = member
                 await self._load_members()
                 transport = RaftRpcTransport(
                     config.node_id,

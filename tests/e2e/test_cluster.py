@@ -1,5 +1,6 @@
 """Three real servers: election, forwarding, failover, catch-up, and no lost writes."""
 
+import json
 import subprocess
 import sys
 import time
@@ -149,3 +150,30 @@ def _raft_cli(*args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+async def test_peers_json_recovers_a_lost_quorum(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path, 3)
+    cluster.start()
+    try:
+        await wait_for_leader(cluster.servers)
+        for i in range(5):
+            response = await post_job(cluster.servers[i % 3], _job(f"kept-{i}"))
+            assert response is not None and response.status_code == 201
+        for server in cluster:
+            server.kill()
+        # s2 and s3 are gone for good; s1 alone cannot elect a leader without recovery.
+        survivor = cluster.servers[0]
+        peers = [{"id": "s1", "address": survivor.rpc_address}]
+        (survivor.data_dir / "peers.json").write_text(json.dumps(peers))
+        survivor.start()
+        await wait_for_leader([survivor])
+        for i in range(5):
+            assert await _has_job(survivor, f"kept-{i}")
+        response = await post_job(survivor, _job("after-recovery"))
+        assert response is not None and response.status_code == 201, response
+        assert (survivor.data_dir / "peers.json.ingested").exists()
+        peers_text = _raft_cli("list-peers", "--rpc-addr", survivor.rpc_address)
+        assert [line.split()[0] for line in peers_text.splitlines()[1:]] == ["s1"]
+    finally:
+        cluster.stop()
