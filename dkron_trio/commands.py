@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import attrs
 import msgpack
 
+from dkron_trio.acl import AclToken
 from dkron_trio.execution import Execution, MissedTick, MissReason
 from dkron_trio.job import Job, format_time, parse_time
 
@@ -55,6 +56,8 @@ class CommandKind(Enum):
     SET_CURSOR = "set_cursor"
     RECORD_PLAN = "record_plan"
     SET_MEMBER = "set_member"
+    SET_TOKEN = "set_token"
+    DELETE_TOKEN = "delete_token"
 
 
 def _missed_tuple(value: Iterable[MissedTick]) -> tuple[MissedTick, ...]:
@@ -115,6 +118,23 @@ class SetMember:
 
 
 @attrs.frozen
+class SetToken:
+    """Store an ACL token (its hash). With ``bootstrap`` the state machine stores it only
+    while no token exists at all, so of concurrent bootstraps through any servers exactly
+    one wins, decided by log order."""
+
+    kind: ClassVar[CommandKind] = CommandKind.SET_TOKEN
+    token: AclToken
+    bootstrap: bool = False
+
+
+@attrs.frozen
+class DeleteToken:
+    kind: ClassVar[CommandKind] = CommandKind.DELETE_TOKEN
+    token_id: str
+
+
+@attrs.frozen
 class RecordPlan:
     """One scheduler decision for one job: missed ticks, started executions and the cursor,
     at once. Every tick and execution must belong to ``job_name`` (CommandError otherwise):
@@ -146,11 +166,17 @@ Command = (
     | SetCursor
     | RecordPlan
     | SetMember
+    | SetToken
+    | DeleteToken
 )
 
 
-def encode_command(cmd: Command) -> bytes:
-    """The command's canonical bytes; CommandError if it would not survive the trip."""
+def encode_command(cmd: Command, *, verify: bool = True) -> bytes:
+    """The command's canonical bytes; CommandError if it would not survive the trip.
+
+    ``verify=False`` skips decoding the bytes again to compare: for values that came out of
+    the state machine (a reply's job), which were decoded from canonical bytes already and
+    are decoded strictly again by whoever receives them."""
     try:
         _check_fields(cmd)
         data = _pack(cmd)
@@ -159,7 +185,7 @@ def encode_command(cmd: Command) -> bytes:
     except _DECODE_ERRORS as exc:
         raise CommandError(f"cannot encode {type(cmd).__name__}: {exc}") from None
     _check_size(data)
-    if _unpack(data) != cmd:
+    if verify and _unpack(data) != cmd:
         raise CommandError(
             f"{type(cmd).__name__} does not survive encoding (sub-millisecond "
             "duration or a value its record form cannot hold)"
@@ -222,6 +248,10 @@ def _body(cmd: Command) -> dict[str, Any]:
             }
         case SetMember(node_id, name, address):
             return {"node_id": node_id, "name": name, "address": address}
+        case SetToken(token, bootstrap):
+            return {"token": token.to_record(), "bootstrap": bootstrap}
+        case DeleteToken(token_id):
+            return {"token_id": token_id}
 
 
 def _unpack(data: bytes) -> Command:
@@ -280,6 +310,12 @@ def _job(obj: object) -> Job:
     return Job.from_record(obj)
 
 
+def _token(obj: object) -> AclToken:
+    if not isinstance(obj, dict):
+        raise CommandError("a token must be a map")
+    return AclToken.from_record(obj)
+
+
 def _list(value: object, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise CommandError(f"{what} must be an array")
@@ -294,6 +330,8 @@ _DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
     CommandKind.DELETE_EXECUTIONS: lambda b: DeleteExecutions(b["job_name"]),
     CommandKind.RECORD_MISSED: lambda b: RecordMissed(_missed(b["missed"])),
     CommandKind.SET_CURSOR: lambda b: SetCursor(b["job_name"], _time(b["t"])),
+    CommandKind.SET_TOKEN: lambda b: SetToken(_token(b["token"]), b["bootstrap"]),
+    CommandKind.DELETE_TOKEN: lambda b: DeleteToken(b["token_id"]),
     CommandKind.RECORD_PLAN: lambda b: RecordPlan(
         b["job_name"],
         _time(b["cursor"]),
@@ -308,7 +346,7 @@ _DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
 
 _HINTS: Mapping[type, Mapping[str, Any]] = {
     cls: typing.get_type_hints(cls)
-    for cls in (Job, Execution, MissedTick, *typing.get_args(Command))
+    for cls in (Job, Execution, MissedTick, AclToken, *typing.get_args(Command))
 }
 """Field types of every class a command holds (resolved once)."""
 

@@ -67,7 +67,7 @@ def _result(result: object) -> list[Any]:
         case bool() | int():
             return ["int", int(result)]
         case Job():
-            return ["job", encode_command(SetJob(result))]
+            return ["job", encode_command(SetJob(result), verify=False)]
         case ValidationError():
             return ["invalid", result.field, result.message]
         case JobNotFound():
