@@ -16,8 +16,9 @@ import trio
 from dkron_trio import __version__, backup_cli
 from dkron_trio.cli_client import ADDRESS_ENV, DEFAULT_ADDRESS, run_client_command
 from dkron_trio.cluster import raft_cli
+from dkron_trio.cluster.config import ClusterConfig, ClusterConfigError
 from dkron_trio.completion import Shell, completion_script
-from dkron_trio.config import ConfigError, load_config
+from dkron_trio.config import AgentConfig, ConfigError, load_config
 from dkron_trio.config_keys import KEYS, KeyKind, KeyStatus
 
 EXIT_OK = 0
@@ -87,6 +88,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "backup", parents=[remote], help="save a server's whole state (jobs, executions) to FILE"
     )
     backup.add_argument("file", type=Path, metavar="FILE")
+    restore = commands.add_parser(
+        "restore",
+        help="write a new single server's data dir from a backup FILE (offline; the agent's "
+        "flags name the server: --data-dir, --node-name, ...)",
+    )
+    restore.add_argument("file", type=Path, metavar="FILE")
+    _add_agent_flags(restore)
     keyring = commands.add_parser(
         "keyring",
         parents=[remote, output],
@@ -141,16 +149,37 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _agent(args: argparse.Namespace) -> int:
+def _agent_config(args: argparse.Namespace) -> AgentConfig | None:
+    """The agent configuration from flags, env and file; None (reported) when invalid."""
     values = {
         dest[len(_KEY_DEST) :]: value
         for dest, value in vars(args).items()
         if dest.startswith(_KEY_DEST)
     }
     try:
-        config = load_config(values, os.environ, args.config)
+        return load_config(values, os.environ, args.config)
     except ConfigError as exc:
-        print(f"dkron-trio agent: {exc}", file=sys.stderr)
+        print(f"dkron-trio {args.command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _restore(args: argparse.Namespace) -> int:
+    config = _agent_config(args)
+    if config is None:
+        return EXIT_USAGE
+    try:
+        cluster = ClusterConfig.from_agent(config)
+    except ClusterConfigError as exc:
+        print(f"dkron-trio restore: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from dkron_trio import restore_cli  # noqa: PLC0415  (raft storage loads only when used)
+
+    return restore_cli.restore(args.file, cluster)
+
+
+def _agent(args: argparse.Namespace) -> int:
+    config = _agent_config(args)
+    if config is None:
         return EXIT_USAGE
     from dkron_trio.agent import run_agent  # noqa: PLC0415  (the agent loads only when run)
 
@@ -187,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _keygen(args.bytes)
     if args.command == "backup":
         return backup_cli.backup(args.address, args.file)
+    if args.command == "restore":
+        return _restore(args)
     if args.command == "completion":
         print(completion_script(parser, Shell(args.shell)), end="")
         return EXIT_OK
