@@ -6,8 +6,9 @@ the state and its applied index never disagree and a SQLite store fsyncs once pe
 Each entry gets one result:
 
 * a normal entry holding a command: the store's return value (`SetJob`/`DeleteJob` -> the
-  `Job`, `DeleteExecutions` -> the count, the others -> None), or the exception the store's
-  rules refused it with (`REFUSALS`), returned as a value, not raised. A refusal is a
+  `Job`, `DeleteExecutions` -> the count, `DeleteToken` -> the `AclToken`, the others ->
+  None), or the exception the store's rules refused it with (`REFUSALS`), returned as a
+  value, not raised. A refusal is a
   deterministic outcome every server reaches alike and the store is left unchanged; the
   proposer receives it from `RaftNode.propose` and decides what to tell its caller.
 * a membership change: None; the member's name and RPC address (the change's context) are
@@ -31,12 +32,14 @@ from dkron_trio.commands import (
     CommandError,
     DeleteExecutions,
     DeleteJob,
+    DeleteToken,
     PutExecution,
     RecordMissed,
     RecordPlan,
     SetCursor,
     SetJob,
     SetMember,
+    SetToken,
     decode_command,
     decode_member,
 )
@@ -47,19 +50,31 @@ from dkron_trio.raft.codec import CodecError, decode_conf_change
 from dkron_trio.raft.types import ConfChangeType, Entry, EntryType, Snapshot
 from dkron_trio.store import rules
 from dkron_trio.store.base import (
+    AclBootstrapDone,
     DependencyCycle,
     JobHasChildren,
     JobNotFound,
     ParentNotFound,
     RaftMember,
     StoreError,
+    TokenExists,
+    TokenNotFound,
 )
 from dkron_trio.store.replica import Mutation, ReplicaStore
 from dkron_trio.store.rules import StoreTx
 
 log = get_logger(__name__)
 
-REFUSALS = (ValidationError, JobNotFound, ParentNotFound, DependencyCycle, JobHasChildren)
+REFUSALS = (
+    ValidationError,
+    JobNotFound,
+    ParentNotFound,
+    DependencyCycle,
+    JobHasChildren,
+    TokenExists,
+    TokenNotFound,
+    AclBootstrapDone,
+)
 """The errors the store's rules refuse a mutation with, before writing anything."""
 
 
@@ -200,6 +215,10 @@ def _apply_command(tx: StoreTx, cmd: Command) -> object:
                 rules.apply_record_plan(tx, job_name, cursor, missed, started)
             case SetMember(node_id, name, address):
                 rules.apply_add_member(tx, RaftMember(node_id, name, address))
+            case SetToken(token, bootstrap):
+                rules.apply_set_token(tx, token, bootstrap)
+            case DeleteToken(token_id):
+                return rules.apply_delete_token(tx, token_id)
     except REFUSALS as exc:
         return exc
     return None

@@ -12,15 +12,18 @@ from typing import Protocol
 
 import attrs
 
+from dkron_trio.acl import AclToken
 from dkron_trio.commands import (
     Command,
     DeleteExecutions,
     DeleteJob,
+    DeleteToken,
     PutExecution,
     RecordMissed,
     RecordPlan,
     SetCursor,
     SetJob,
+    SetToken,
 )
 from dkron_trio.execution import Execution, MissedTick
 from dkron_trio.job import Job
@@ -117,6 +120,21 @@ class ReplicatedStore:
     ) -> int | None:
         result = await self._apply(RecordPlan(job_name, cursor, tuple(missed), tuple(started)))
         return result if isinstance(result, int) else None
+
+    async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
+        await self._apply(SetToken(token, bootstrap))
+
+    async def delete_token(self, token_id: str) -> AclToken:
+        result = await self._apply(DeleteToken(token_id))
+        if not isinstance(result, AclToken):
+            raise StoreError(f"delete_token returned {type(result).__name__}")
+        return result
+
+    async def list_tokens(self) -> list[AclToken]:
+        return await self._local.list_tokens()
+
+    async def find_token(self, secret_hash: str) -> AclToken | None:
+        return await self._local.find_token(secret_hash)
 
     async def close(self) -> None:
         """The local replica belongs to the agent, which closes it."""

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import attrs
 
+from dkron_trio.acl import AclToken
 from dkron_trio.execution import Execution, MissedTick
 from dkron_trio.job import Job, JobStatus
 
@@ -57,6 +58,27 @@ class DependencyCycle(StoreError):
         super().__init__(f"parent_job {parent!r} of job {name!r} would form a dependency cycle")
         self.name = name
         self.parent = parent
+
+
+class TokenNotFound(StoreError):
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"ACL token {token_id!r} not found")
+        self.token_id = token_id
+
+
+class TokenExists(StoreError):
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"ACL token {token_id!r} exists already")
+        self.token_id = token_id
+
+
+class AclBootstrapDone(StoreError):
+    """A bootstrap asked for after the first token exists (answered 409)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "ACL bootstrap refused: tokens exist already (an admin token creates more)"
+        )
 
 
 @attrs.frozen
@@ -179,6 +201,23 @@ class Store(Protocol):
 
         A replicated store returns the plan's log index, which it also records as the fence
         of every started execution; a local store returns None and keeps their fences."""
+        ...
+
+    async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
+        """Store a new ACL token; TokenExists if its id is taken, AclBootstrapDone if
+        ``bootstrap`` and any token exists."""
+        ...
+
+    async def delete_token(self, token_id: str) -> AclToken:
+        """Remove a token (TokenNotFound if unknown); returns it."""
+        ...
+
+    async def list_tokens(self) -> list[AclToken]:
+        """Every token, oldest first (then by id)."""
+        ...
+
+    async def find_token(self, secret_hash: str) -> AclToken | None:
+        """The token stored under this hash, if any (how a request's token is checked)."""
         ...
 
     async def close(self) -> None: ...

@@ -10,6 +10,7 @@ from datetime import datetime
 import attrs
 import trio
 
+from dkron_trio.acl import AclToken
 from dkron_trio.execution import Execution, MissedTick, output_tail
 from dkron_trio.job import Job
 from dkron_trio.store import memory_image, rules
@@ -34,6 +35,7 @@ class _MemoryTx:
     _cursors: dict[str, datetime] = attrs.field(factory=dict)
     _applied: int = 0
     _members: dict[int, RaftMember] = attrs.field(factory=dict)
+    _tokens: dict[str, AclToken] = attrs.field(factory=dict)
 
     def load_job(self, name: str) -> Job | None:
         return self._jobs.get(name)
@@ -101,6 +103,18 @@ class _MemoryTx:
     def remove_member(self, node_id: int) -> None:
         self._members.pop(node_id, None)
 
+    def load_tokens(self) -> list[AclToken]:
+        return sorted(self._tokens.values(), key=rules.token_order)
+
+    def load_token(self, token_id: str) -> AclToken | None:
+        return self._tokens.get(token_id)
+
+    def save_token(self, token: AclToken) -> None:
+        self._tokens[token.id] = token
+
+    def remove_token(self, token_id: str) -> None:
+        self._tokens.pop(token_id, None)
+
     def clone(self) -> "_MemoryTx":
         """A copy whose dicts are its own (the records are frozen and shared)."""
         return _MemoryTx(
@@ -110,6 +124,7 @@ class _MemoryTx:
             dict(self._cursors),
             self._applied,
             dict(self._members),
+            dict(self._tokens),
         )
 
     def cursors(self) -> dict[str, datetime]:
@@ -219,6 +234,22 @@ class MemoryStore:
     ) -> None:
         await trio.lowlevel.checkpoint()
         rules.apply_record_plan(self._tx, job_name, cursor, missed, started)
+
+    async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
+        await trio.lowlevel.checkpoint()
+        rules.apply_set_token(self._tx, token, bootstrap)
+
+    async def delete_token(self, token_id: str) -> AclToken:
+        await trio.lowlevel.checkpoint()
+        return rules.apply_delete_token(self._tx, token_id)
+
+    async def list_tokens(self) -> list[AclToken]:
+        await trio.lowlevel.checkpoint()
+        return self._tx.load_tokens()
+
+    async def find_token(self, secret_hash: str) -> AclToken | None:
+        await trio.lowlevel.checkpoint()
+        return rules.find_token(self._tx, secret_hash)
 
     async def close(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -15,6 +15,7 @@ from dkron_trio.commands import (
     RecordMissed,
     SetCursor,
     SetJob,
+    SetToken,
     decode_command,
     encode_command,
 )
@@ -22,7 +23,8 @@ from dkron_trio.store.base import RaftMember
 from dkron_trio.store.replica import ImageError
 from dkron_trio.store.rules import StoreTx
 
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
+"""2: adds the ACL tokens."""
 
 T = TypeVar("T")
 
@@ -38,6 +40,7 @@ def encode(tx: Any) -> bytes:
         "executions": [encode_command(PutExecution(ex)) for ex in tx.executions(None)],
         "missed": [encode_command(RecordMissed(m)) for job in jobs for m in tx.missed(job.name)],
         "cursors": [encode_command(SetCursor(name, t)) for name, t in tx.cursors().items()],
+        "tokens": [encode_command(SetToken(token)) for token in tx.load_tokens()],
     }
     data: bytes = msgpack.packb(body, use_bin_type=True)
     return data
@@ -61,6 +64,8 @@ def decode(image: bytes, tx: StoreTx) -> None:
         for data in body["cursors"]:
             cursor = _expect(decode_command(data), SetCursor)
             tx.save_cursor(cursor.job_name, cursor.t)
+        for data in body["tokens"]:
+            tx.save_token(_expect(decode_command(data), SetToken).token)
     except (CommandError, KeyError, TypeError, ValueError, msgpack.UnpackException) as exc:
         raise ImageError(f"not a memory store image: {exc}") from exc
 

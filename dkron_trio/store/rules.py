@@ -11,15 +11,18 @@ microseconds, booleans 0/1, enums by value) — the same values `SqliteStore` ke
 so that both stores sort identically (None first in ascending order, then by name).
 """
 
+import hmac
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import attrs
 
+from dkron_trio.acl import ID_CHARS, AclToken
 from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, run_status
 from dkron_trio.job import EPOCH, Job, JobStatus, require_aware
 from dkron_trio.store.base import (
+    AclBootstrapDone,
     DependencyCycle,
     ExecutionQuery,
     InvalidQuery,
@@ -28,6 +31,8 @@ from dkron_trio.store.base import (
     JobQuery,
     ParentNotFound,
     RaftMember,
+    TokenExists,
+    TokenNotFound,
 )
 
 Column = int | str | None
@@ -204,6 +209,16 @@ class StoreTx(Protocol):
         """Insert or replace the member with this node id."""
 
     def remove_member(self, node_id: int) -> None: ...
+
+    def load_tokens(self) -> list[AclToken]:
+        """Every ACL token, oldest first (then by id)."""
+        ...
+
+    def load_token(self, token_id: str) -> AclToken | None: ...
+
+    def save_token(self, token: AclToken) -> None: ...
+
+    def remove_token(self, token_id: str) -> None: ...
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -383,3 +398,34 @@ def apply_add_member(tx: StoreTx, member: RaftMember) -> None:
 
 def apply_remove_member(tx: StoreTx, node_id: int) -> None:
     tx.remove_member(node_id)
+
+
+def apply_set_token(tx: StoreTx, token: AclToken, bootstrap: bool) -> None:
+    """Store a new token. Tokens are never overwritten (a new secret is a new token), and a
+    bootstrap is refused once any token exists: the first admin token is made once."""
+    if bootstrap and tx.load_tokens():
+        raise AclBootstrapDone()
+    if tx.load_token(token.id) is not None:
+        raise TokenExists(token.id)
+    tx.save_token(token)
+
+
+def apply_delete_token(tx: StoreTx, token_id: str) -> AclToken:
+    token = tx.load_token(token_id)
+    if token is None:
+        raise TokenNotFound(token_id)
+    tx.remove_token(token_id)
+    return token
+
+
+def find_token(tx: StoreTx, secret_hash: str) -> AclToken | None:
+    """The token stored under this hash (its id is the hash's prefix, so no second index)."""
+    token = tx.load_token(secret_hash[:ID_CHARS])
+    if token is None or not hmac.compare_digest(token.secret_hash, secret_hash):
+        return None
+    return token
+
+
+def token_order(token: AclToken) -> tuple[int, str]:
+    """Listing order of tokens in both stores."""
+    return micros(token.created_at), token.id

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar, cast
 import attrs
 import trio
 
+from dkron_trio.acl import AclToken
 from dkron_trio.execution import (
     Execution,
     MissedTick,
@@ -322,6 +323,18 @@ class SqliteStore:
         started: Sequence[Execution],
     ) -> None:
         await self._write(lambda tx: rules.apply_record_plan(tx, job_name, cursor, missed, started))
+
+    async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
+        await self._write(lambda tx: rules.apply_set_token(tx, token, bootstrap))
+
+    async def delete_token(self, token_id: str) -> AclToken:
+        return await self._write(lambda tx: rules.apply_delete_token(tx, token_id))
+
+    async def list_tokens(self) -> list[AclToken]:
+        return await self._read(lambda tx: tx.load_tokens())
+
+    async def find_token(self, secret_hash: str) -> AclToken | None:
+        return await self._read(lambda tx: rules.find_token(tx, secret_hash))
 
     async def applied_index(self) -> int:
         return await self._read(lambda tx: tx.load_applied())

@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from dkron_trio.acl import AclToken, Role
 from dkron_trio.execution import (
     Execution,
     ExecutionStatus,
@@ -34,8 +35,9 @@ from dkron_trio.store import rules
 from dkron_trio.store.base import RaftMember, StoreError
 from dkron_trio.store.replica import ImageError
 
-SCHEMA_VERSION = 2
-"""1: jobs, executions, missed ticks. 2: adds the replica tables (applied index, members)."""
+SCHEMA_VERSION = 3
+"""1: jobs, executions, missed ticks. 2: adds the replica tables (applied index, members).
+3: adds the ACL tokens table."""
 
 _REPLICA_SCHEMA = (
     "CREATE TABLE replica (id INTEGER PRIMARY KEY CHECK (id = 0), applied INTEGER NOT NULL)",
@@ -43,6 +45,22 @@ _REPLICA_SCHEMA = (
     "CREATE TABLE raft_members ("
     " node_id INTEGER PRIMARY KEY, name TEXT NOT NULL, address TEXT NOT NULL)",
 )
+
+_TOKEN_SCHEMA = (
+    "CREATE TABLE acl_tokens ("
+    " id TEXT NOT NULL PRIMARY KEY, hash TEXT NOT NULL, role TEXT NOT NULL,"
+    " description TEXT NOT NULL, created_at INTEGER NOT NULL)",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: _REPLICA_SCHEMA + _TOKEN_SCHEMA,
+    2: _TOKEN_SCHEMA,
+}
+"""From each older schema version: the statements that bring it to `SCHEMA_VERSION`."""
+
+_OLDEST_IMAGE_VERSION = 2
+"""Images (snapshots, backups) start at version 2, the first with replica state; older
+versions are migrated as they are restored."""
 
 _INDEXED_JOB_FIELDS = (
     "displayname",
@@ -108,6 +126,7 @@ def _schema() -> list[str]:
     ]
     statements += [f'CREATE INDEX jobs_by_{f} ON jobs ("{f}", name)' for f in _INDEXED_JOB_FIELDS]
     statements += _REPLICA_SCHEMA
+    statements += _TOKEN_SCHEMA
     statements.append(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return statements
 
@@ -507,6 +526,46 @@ class SqliteTx:
     def remove_member(self, node_id: int) -> None:
         self._conn.execute("DELETE FROM raft_members WHERE node_id = ?", (node_id,))
 
+    def load_tokens(self) -> list[AclToken]:
+        rows = self._conn.execute(
+            f"SELECT {_TOKEN_FIELDS} FROM acl_tokens ORDER BY created_at, id"
+        ).fetchall()
+        return [_token_from_row(row) for row in rows]
+
+    def load_token(self, token_id: str) -> AclToken | None:
+        row = self._conn.execute(
+            f"SELECT {_TOKEN_FIELDS} FROM acl_tokens WHERE id = ?", (token_id,)
+        ).fetchone()
+        return None if row is None else _token_from_row(row)
+
+    def save_token(self, token: AclToken) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO acl_tokens ({_TOKEN_FIELDS}) VALUES (?, ?, ?, ?, ?)",
+            (
+                token.id,
+                token.secret_hash,
+                token.role.value,
+                token.description,
+                rules.micros(token.created_at),
+            ),
+        )
+
+    def remove_token(self, token_id: str) -> None:
+        self._conn.execute("DELETE FROM acl_tokens WHERE id = ?", (token_id,))
+
+
+_TOKEN_FIELDS = "id, hash, role, description, created_at"
+
+
+def _token_from_row(row: Sequence[Any]) -> AclToken:
+    return AclToken(
+        id=row[0],
+        secret_hash=row[1],
+        role=Role(row[2]),
+        description=row[3],
+        created_at=rules.from_micros(row[4]),
+    )
+
 
 def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -522,9 +581,9 @@ def connect(path: str) -> sqlite3.Connection:
             for statement in _schema():
                 conn.execute(statement)
             conn.execute("COMMIT")
-        elif version == 1:
+        elif version in _MIGRATIONS:
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _REPLICA_SCHEMA:
+            for statement in _MIGRATIONS[version]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -554,13 +613,18 @@ def stage_image(path: str, image: bytes) -> int:
         conn = sqlite3.connect(path, isolation_level=None)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                raise ImageError(f"image has schema version {version}, not {SCHEMA_VERSION}")
+            if not _OLDEST_IMAGE_VERSION <= version <= SCHEMA_VERSION:
+                raise ImageError(
+                    f"image has schema version {version}; this build reads versions "
+                    f"{_OLDEST_IMAGE_VERSION} to {SCHEMA_VERSION}"
+                )
             if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise ImageError("image fails SQLite's integrity check")
             applied: int = conn.execute("SELECT applied FROM replica").fetchone()[0]
         finally:
             conn.close()
+        if version != SCHEMA_VERSION:
+            connect(path).close()  # an image of an older build: migrated like a database
     except (ImageError, sqlite3.DatabaseError) as exc:
         for leftover in (path, path + "-wal", path + "-shm"):
             with contextlib.suppress(FileNotFoundError):

@@ -5,16 +5,19 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
+from dkron_trio.acl import AclToken, Role, issue
 from dkron_trio.commands import (
     Command,
     DeleteExecutions,
     DeleteJob,
+    DeleteToken,
     PutExecution,
     RecordMissed,
     RecordPlan,
     SetCursor,
     SetJob,
     SetMember,
+    SetToken,
 )
 from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Concurrency, Job, JobStatus, MisfirePolicy
@@ -109,6 +112,12 @@ def record_plans(draw: st.DrawFn) -> RecordPlan:
     )
 
 
+@st.composite
+def tokens(draw: st.DrawFn) -> AclToken:
+    secret = draw(st.binary(min_size=32, max_size=32))
+    return issue(secret, draw(st.sampled_from(Role)), draw(texts), draw(times))[1]
+
+
 commands: st.SearchStrategy[Command] = st.one_of(
     st.builds(SetJob, jobs),
     st.builds(DeleteJob, names),
@@ -123,4 +132,6 @@ commands: st.SearchStrategy[Command] = st.one_of(
         names,
         st.sampled_from(["127.0.0.1:6868", "[::1]:7000"]),
     ),
+    st.builds(SetToken, tokens(), st.booleans()),
+    st.builds(DeleteToken, st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)),
 )

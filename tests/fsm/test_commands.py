@@ -51,6 +51,8 @@ def test_every_kind_is_covered_and_tagged() -> None:
         "set_cursor",
         "record_plan",
         "set_member",
+        "set_token",
+        "delete_token",
     }
 
 

@@ -9,16 +9,19 @@ from pathlib import Path
 import attrs
 import pytest
 
+from dkron_trio.acl import Role
 from dkron_trio.commands import (
     Command,
     CommandError,
     DeleteExecutions,
     DeleteJob,
+    DeleteToken,
     PutExecution,
     RecordMissed,
     RecordPlan,
     SetCursor,
     SetJob,
+    SetToken,
     encode_command,
     encode_member,
 )
@@ -36,16 +39,19 @@ from dkron_trio.raft.types import (
     SnapshotMeta,
 )
 from dkron_trio.store.base import (
+    AclBootstrapDone,
     JobHasChildren,
     JobNotFound,
     JobQuery,
     ParentNotFound,
     RaftMember,
+    TokenExists,
+    TokenNotFound,
 )
 from dkron_trio.store.memory import MemoryStore
 from dkron_trio.store.replica import ReplicaStore
 from dkron_trio.store.sqlite import open_sqlite_store
-from tests.store.helpers import T0, execution, job
+from tests.store.helpers import T0, execution, job, token
 
 from .helpers import contents
 
@@ -93,8 +99,14 @@ def random_commands(rng: random.Random, n: int) -> list[Command]:
             cmds.append(DeleteExecutions(name))
         elif roll < 0.7:
             cmds.append(RecordMissed(MissedTick(name, t, rng.choice(list(MissReason)), t)))
-        elif roll < 0.8:
+        elif roll < 0.75:
             cmds.append(SetCursor(name, t))
+        elif roll < 0.8:
+            record = token(rng.randrange(1, 4), Role.ADMIN)
+            if rng.random() < 0.3:
+                cmds.append(DeleteToken(record.id))
+            else:
+                cmds.append(SetToken(record, bootstrap=rng.random() < 0.5))
         else:
             started = [execution(name, step, ExecutionStatus.RUNNING, group=step)]
             missed = [MissedTick(name, t - timedelta(seconds=1), MissReason.OVERLAP, t)]
@@ -145,6 +157,14 @@ async def test_results_are_the_store_return_values(store: ReplicaStore) -> None:
     assert results[5] == attrs.evolve(a, status=JobStatus.PARTIALLY_FAILED)
 
 
+async def test_a_deleted_token_is_the_result(store: ReplicaStore) -> None:
+    machine = StoreStateMachine(store)
+    first = token(1, Role.OPERATOR)
+    results = await machine.apply(entries([SetToken(first), DeleteToken(first.id)]))
+    assert results == [None, first]
+    assert await store.list_tokens() == []
+
+
 @pytest.mark.parametrize(
     ("cmd", "error"),
     [
@@ -156,6 +176,9 @@ async def test_results_are_the_store_return_values(store: ReplicaStore) -> None:
         (DeleteExecutions("missing"), JobNotFound),
         (RecordMissed(MissedTick("missing", T0, MissReason.PAUSED, T0)), JobNotFound),
         (SetCursor("missing", T0), JobNotFound),
+        (SetToken(token(2, Role.ADMIN), bootstrap=True), AclBootstrapDone),
+        (SetToken(token(1, Role.READ_ONLY)), TokenExists),
+        (DeleteToken(token(2, Role.ADMIN).id), TokenNotFound),
         (
             RecordPlan(
                 "missing",
@@ -176,6 +199,7 @@ async def test_refused_commands_return_the_error_and_change_nothing(
         SetJob(job("child", parent_job="parent")),
         PutExecution(execution("parent", 1)),
         SetCursor("parent", T0),
+        SetToken(token(1, Role.ADMIN), bootstrap=True),
     ]
     assert not any(isinstance(r, Exception) for r in await machine.apply(entries(setup)))
     before = await contents(store)

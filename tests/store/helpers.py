@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dkron_trio.acl import AclToken, Role, issue
 from dkron_trio.execution import Execution, ExecutionStatus
 from dkron_trio.job import Job
 
@@ -48,3 +49,8 @@ def execution(
         status=status,
         exit_code=(0 if status is ExecutionStatus.SUCCESS else 1) if finished else None,
     )
+
+
+def token(n: int, role: Role, description: str = "") -> AclToken:
+    """Token number ``n`` (its secret is ``n`` repeated), created n seconds after T0."""
+    return issue(bytes([n]) * 32, role, description, T0 + timedelta(seconds=n))[1]

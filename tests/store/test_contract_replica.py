@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from dkron_trio.acl import Role
 from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Job
 from dkron_trio.store import rules
 from dkron_trio.store.base import ExecutionQuery, JobNotFound, RaftMember, StoreError
 from dkron_trio.store.replica import ImageError, ReplicaStore
 from dkron_trio.store.sqlite import open_sqlite_store
-from tests.store.helpers import T0, execution, job
+from tests.store.helpers import T0, execution, job, token
 
 
 async def test_a_batch_applies_in_order_and_records_its_index(store: ReplicaStore) -> None:
@@ -77,6 +78,7 @@ async def _fill(store: ReplicaStore) -> None:
                 tx, "a", T0, [missed], [execution("a", 2, ExecutionStatus.RUNNING)]
             ),
             lambda tx: rules.apply_add_member(tx, RaftMember(1, "s1", "127.0.0.1:6868")),
+            lambda tx: rules.apply_set_token(tx, token(1, Role.ADMIN), True),
         ],
     )
 
@@ -89,6 +91,7 @@ async def _contents(store: ReplicaStore) -> object:
         await store.list_missed("a"),
         await store.get_cursor("a"),
         await store.raft_members(),
+        await store.list_tokens(),
     )
 
 
@@ -129,7 +132,10 @@ async def test_a_version_1_file_gains_the_replica_tables(tmp_path: Path) -> None
     async with open_sqlite_store(path) as store:
         await store.set_job(job("a"))
     conn = sqlite3.connect(path)
-    conn.executescript("DROP TABLE replica; DROP TABLE raft_members; PRAGMA user_version = 1;")
+    conn.executescript(
+        "DROP TABLE replica; DROP TABLE raft_members; DROP TABLE acl_tokens;"
+        " PRAGMA user_version = 1;"
+    )
     conn.close()
     async with open_sqlite_store(path) as store:
         assert (await store.get_job("a")).name == "a"
