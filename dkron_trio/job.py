@@ -24,8 +24,8 @@ import attrs
 
 from dkron_trio.durations import DurationError, format_go_duration, parse_go_duration
 from dkron_trio.executors.registry import (
-    KNOWN_EXECUTORS,
     UnknownExecutorError,
+    known_executors,
     validate_executor_config,
 )
 from dkron_trio.schedule import Schedule, ScheduleError, parse_schedule
@@ -381,7 +381,7 @@ def _validate_timezone(tz: str) -> None:
 
 
 def _validate_executor(executor: str, config: Mapping[str, str]) -> None:
-    known = ", ".join(sorted(KNOWN_EXECUTORS))
+    known = ", ".join(sorted(known_executors()))
     if not executor:
         raise ValidationError("executor", f"is required (one of: {known})")
     try:

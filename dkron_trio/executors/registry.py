@@ -24,12 +24,34 @@ _VALIDATORS: Mapping[ExecutorKind, Callable[[Mapping[str, str]], list[Problem]]]
 }
 
 
+_PLUGINS: dict[
+    str, tuple[Callable[[], Executor], Callable[[Mapping[str, str]], list[Problem]]]
+] = {}
+"""Executors added at run time by `register_executor` (a benchmark's no-op executor)."""
+
+
+def register_executor(
+    name: str,
+    factory: Callable[[], Executor],
+    validate: Callable[[Mapping[str, str]], list[Problem]] = lambda config: [],
+) -> None:
+    """Make executor `name` known in this process: jobs naming it validate and run here.
+    Every server and agent of a cluster must register it alike (servers validate jobs)."""
+    if name in KNOWN_EXECUTORS:
+        raise ValueError(f"executor {name!r} is built in")
+    _PLUGINS[name] = (factory, validate)
+
+
+def known_executors() -> frozenset[str]:
+    return KNOWN_EXECUTORS | _PLUGINS.keys()
+
+
 class UnknownExecutorError(LookupError):
     """A job names an executor this agent does not have."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        known = ", ".join(sorted(KNOWN_EXECUTORS))
+        known = ", ".join(sorted(known_executors()))
         super().__init__(f"unknown executor {name!r} (known: {known})")
 
 
@@ -45,12 +67,18 @@ def validate_executor_config(name: str, config: Mapping[str, str]) -> list[Probl
 
     Raises UnknownExecutorError for an executor not in KNOWN_EXECUTORS.
     """
+    plugin = _PLUGINS.get(name)
+    if plugin is not None:
+        return plugin[1](config)
     return _VALIDATORS[_kind(name)](config)
 
 
 @functools.cache
 def get_executor(name: str) -> Executor:
     """The agent-wide executor for `name` (shared, so the http executor's TLS cache is too)."""
+    plugin = _PLUGINS.get(name)
+    if plugin is not None:
+        return plugin[0]()
     kind = _kind(name)
     if kind is ExecutorKind.SHELL:
         from dkron_trio.executors.shell import ShellExecutor  # noqa: PLC0415

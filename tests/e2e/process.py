@@ -31,6 +31,8 @@ class AgentProcess:
     gossip_port: int = attrs.field(factory=free_port)
     env: dict[str, str] = attrs.field(factory=dict)
     server: bool = True
+    entry: tuple[str, ...] = ("-m", "dkron_trio")
+    """How Python starts the CLI (a benchmark's launcher registers a no-op executor first)."""
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,8 +45,7 @@ class AgentProcess:
         self._proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "dkron_trio",
+                *self.entry,
                 "agent",
                 *(["--server"] if self.server else []),
                 "--data-dir",

@@ -12,7 +12,7 @@ from quart import Blueprint, Response, redirect, render_template, request, url_f
 from quart_trio import QuartTrio
 
 from dkron_trio.execution import Execution
-from dkron_trio.executors.registry import KNOWN_EXECUTORS
+from dkron_trio.executors.registry import known_executors
 from dkron_trio.http.context import ApiDeps
 from dkron_trio.http.payload import job_json, job_path, with_live_output
 from dkron_trio.http.router import ApiState
@@ -141,7 +141,7 @@ def ui_blueprint(state: ApiState) -> Blueprint:
             title=f"Edit {job.name}" if job else "New job",
             job=job,
             values=present.form_values(job),
-            executors=sorted(KNOWN_EXECUTORS),
+            executors=sorted(known_executors()),
             concurrency=[c.value for c in Concurrency],
             misfire=[m.value for m in MisfirePolicy],
             zones=present.time_zones(),
