@@ -93,6 +93,11 @@ class Nemesis:
                 self.faults[fault.kind.value] += 1
                 healed_at = datetime.now(UTC)
                 took = await self.recover(http, healed_at)
+                print(
+                    f"[chaos]   recovered in {took:.1f}s"
+                    if took is not None
+                    else "[chaos]   NO RECOVERY"
+                )
                 if took is None:
                     self.problems.append(
                         f"no recovery within {self.recovery_bound}s after {fault.describe()} "
@@ -122,10 +127,13 @@ class Nemesis:
                 await trio.sleep(fault.hold)
                 self.proxy.heal()
 
-    async def recover(self, http: httpx.AsyncClient, since: datetime) -> float | None:
-        """Seconds until a leader is agreed and a scheduled run finished after `since`."""
+    async def recover(
+        self, http: httpx.AsyncClient, since: datetime, bound: float | None = None
+    ) -> float | None:
+        """Seconds until a leader is agreed and a scheduled run finished after `since`;
+        None past `bound` (default: the recovery bound)."""
         start = trio.current_time()
-        with trio.move_on_after(self.recovery_bound):
+        with trio.move_on_after(self.recovery_bound if bound is None else bound):
             while True:
                 leader = await agreed_leader(http, self.servers)
                 if leader is not None:

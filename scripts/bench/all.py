@@ -1,0 +1,135 @@
+"""Run every benchmark of scripts/bench/ with short settings, and the chaos run, then write
+docs/BENCHMARKS.md: per benchmark the command, the machine and the figures it printed.
+
+Usage: python scripts/bench/all.py [--only api,chaos,...] [--chaos-duration 120]
+                                   [--chaos-servers 3] [--out docs/BENCHMARKS.md]
+
+The helpers of raft_cluster.py (peers_etcd, peers_pysyncobj, rpc_load, trio_cluster) are
+not benchmarks of their own. A benchmark that fails is written to the document with its exit
+code and the end of its output, and makes this script exit 1.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "scripts" / "bench"
+
+SHORT: dict[str, list[str]] = {
+    "raft_core": ["--proposals", "5000", "--repeats", "2"],
+    "rpc": ["--calls", "2000", "--oneway", "20000", "--repeats", "2"],
+    "gossip": ["--sizes", "10", "50", "--seeds", "5"],
+    "schedule": ["--jobs", "20000", "--repeats", "2"],
+    "scheduler": ["--seconds", "15", "--jobs", "2000", "--repeats", "1"],
+    "api": ["--jobs", "2000", "--seconds", "3", "--repeats", "1"],
+    "ui": ["--jobs", "20000", "--repeats", "1"],
+    "raft_cluster": ["--quick"],
+}
+"""Each benchmark's short settings, in the order they run."""
+
+
+def _machine() -> str:
+    cpu = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu or 'unknown'}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def _run(command: list[str], timeout: float) -> tuple[int, str, float]:
+    start = time.monotonic()
+    try:
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout if isinstance(exc.stdout, str) else ""
+        return -1, f"{out}\n(timed out after {timeout:.0f}s)", time.monotonic() - start
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - start
+
+
+def _section(name: str, command: list[str], code: int, output: str, took: float) -> str:
+    shown = " ".join(c if c != sys.executable else "python" for c in command)
+    shown = shown.replace(str(ROOT) + "/", "")
+    status = "" if code == 0 else f"\n**Failed with exit code {code}.**\n"
+    text = output.strip()
+    if len(text) > 12000:
+        text = "...\n" + text[-12000:]
+    return f"## {name}\n\n`{shown}` ({took:.0f} s)\n{status}\n```\n{text}\n```\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="comma-separated names (chaos included)")
+    parser.add_argument("--chaos-duration", type=float, default=120.0)
+    parser.add_argument("--chaos-servers", type=int, default=3)
+    parser.add_argument("--chaos-faults", default="kill,pause,crash-all,partition")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    args = parser.parse_args()
+    only = {n.strip() for n in args.only.split(",") if n.strip()}
+    sections: list[str] = []
+    failed = 0
+    for name, settings in SHORT.items():
+        if only and name not in only:
+            continue
+        command = [sys.executable, str(BENCH / f"{name}.py"), *settings]
+        print(f"[all] {name}", flush=True)
+        code, output, took = _run(command, timeout=1800)
+        failed += code != 0
+        sections.append(_section(name, command, code, output, took))
+    if not only or "chaos" in only:
+        with tempfile.TemporaryDirectory(prefix="dkron-chaos-") as tmp:
+            figures = Path(tmp) / "chaos.json"
+            command = [
+                sys.executable,
+                str(ROOT / "scripts" / "chaos.py"),
+                "--duration",
+                f"{args.chaos_duration:g}",
+                "--servers",
+                str(args.chaos_servers),
+                "--faults",
+                args.chaos_faults,
+                "--root",
+                str(Path(tmp) / "run"),
+                "--json",
+                str(figures),
+            ]
+            print("[all] chaos", flush=True)
+            code, output, took = _run(command, timeout=args.chaos_duration + 1200)
+            failed += code != 0
+            if figures.exists():
+                output += "\n\n" + json.dumps(json.loads(figures.read_text()), indent=2)
+            sections.append(_section("chaos", command, code, output, took))
+    header = (
+        "# Benchmarks\n\n"
+        "Regenerated by `python scripts/bench/all.py` (short settings; each script's docstring "
+        "says what it measures and how; method in BENCHMARKING.md).\n\n"
+        f"Machine: {_machine()}. Run at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n\n"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(header + "\n".join(sections))
+    print(f"[all] wrote {args.out}; {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
