@@ -184,6 +184,9 @@ class AgentConfig:
     webhook_endpoint: str = ""
     webhook_payload: str = ""
     webhook_headers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    pre_webhook_endpoint: str = ""
+    pre_webhook_payload: str = ""
+    pre_webhook_headers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     def __attrs_post_init__(self) -> None:
         _check(bool(_NAME_RE.match(self.node_name)), "node-name", "must be non-empty, no spaces")
@@ -251,6 +254,9 @@ class AgentConfig:
                 mail_subject_prefix=self.mail_subject_prefix,
                 webhook_endpoint=self.webhook_endpoint, webhook_payload=self.webhook_payload,
                 webhook_headers=self.webhook_headers,
+                pre_webhook_endpoint=self.pre_webhook_endpoint,
+                pre_webhook_payload=self.pre_webhook_payload,
+                pre_webhook_headers=self.pre_webhook_headers,
             )  # fmt: skip
         except NotifyConfigError as exc:
             raise ConfigError(f"config {exc.key}", str(exc), key=exc.key) from None

@@ -117,4 +117,3 @@ def restore(image_path: Path, cluster: ClusterConfig) -> int:
         f"for server {cluster.node_name}; start it with the same --data-dir and --node-name"
     )
     return 0
-

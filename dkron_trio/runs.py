@@ -47,6 +47,9 @@ JobListener = Callable[[str], Awaitable[None]]
 FinishedListener = Callable[[Job, Execution], None]
 """Told of every finished execution once its outcome is stored; must only queue, not block."""
 
+StartedListener = Callable[[Job, Execution], None]
+"""Told of every execution as it starts (its running record is stored); must only queue."""
+
 
 class RunRefused(Exception):
     """A manual run that the job's rules forbid (``forbid`` while running, disabled job)."""
@@ -89,6 +92,7 @@ class RunManager:
     _listeners: list[OutputListener] = attrs.field(factory=list)
     _job_listeners: list[JobListener] = attrs.field(factory=list)
     _finished_listeners: list[FinishedListener] = attrs.field(factory=list)
+    _started_listeners: list[StartedListener] = attrs.field(factory=list)
     _inflight: int = 0
     _last_start: datetime | None = None
     _idle: trio.Event = attrs.field(factory=trio.Event)
@@ -153,6 +157,10 @@ class RunManager:
     def add_finished_listener(self, listener: FinishedListener) -> None:
         """Processors and notifications (notify/service.py) hear of every outcome here."""
         self._finished_listeners.append(listener)
+
+    def add_started_listener(self, listener: StartedListener) -> None:
+        """The pre-webhook (notify/service.py) and metrics hear of every start here."""
+        self._started_listeners.append(listener)
 
     def add_output_listener(self, listener: OutputListener) -> None:
         self._listeners.append(listener)
@@ -367,6 +375,8 @@ class RunManager:
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
         self._track(active)
+        for listener in self._started_listeners:
+            listener(job, execution)
 
         def on_output(chunk: bytes) -> None:
             output.append(chunk)
@@ -419,6 +429,9 @@ class RunManager:
             for listener in list(self._listeners):
                 listener(execution.id, chunk)
 
+        if not adopt:
+            for listener in self._started_listeners:
+                listener(job, execution)
         done: Execution | None = None
         try:
             with active.scope:

@@ -1,7 +1,8 @@
 """Notification settings: defaults and validation in one place.
 
-AgentConfig validates its ``mail-*`` and ``webhook-*`` keys through `notify_config`, so a
-bad value stops the agent at start with the key named, never at the first notification.
+AgentConfig validates its ``mail-*``, ``webhook-*`` and ``pre-webhook-*`` keys through
+`notify_config`, so a bad value stops the agent at start with the key named, never at the
+first notification.
 """
 
 from collections.abc import Sequence
@@ -57,6 +58,8 @@ class NotifyConfig:
 
     mail: MailConfig | None = None
     webhook: WebhookConfig | None = None
+    pre_webhook: WebhookConfig | None = None
+    """Posted as each execution starts (Dkron's pre-webhook; once per execution here)."""
     retry_delays: tuple[float, ...] = RETRY_DELAYS
     timeout: float = SEND_TIMEOUT
     queue_size: int = QUEUE_SIZE
@@ -102,18 +105,22 @@ def _mail(  # noqa: PLR0917  (one argument per key)
     return MailConfig(host, port, username, password, sender, prefix, body)
 
 
-def _webhook(endpoint: str, payload: str, headers: Sequence[str]) -> WebhookConfig | None:
+def _webhook(
+    prefix: str, endpoint: str, payload: str, headers: Sequence[str]
+) -> WebhookConfig | None:
+    """``{prefix}-endpoint``, ``-payload`` and ``-headers`` (prefix ``webhook`` or
+    ``pre-webhook``)."""
     if not endpoint:
         if payload or headers:
-            raise NotifyConfigError("webhook-payload", "needs webhook-endpoint")
+            raise NotifyConfigError(f"{prefix}-payload", f"needs {prefix}-endpoint")
         return None
     url = urlsplit(endpoint)
     if url.scheme not in {"http", "https"} or not url.netloc:
-        raise NotifyConfigError("webhook-endpoint", f"must be an http(s) URL, not {endpoint!r}")
+        raise NotifyConfigError(f"{prefix}-endpoint", f"must be an http(s) URL, not {endpoint!r}")
     if not payload:
-        raise NotifyConfigError("webhook-payload", "must be set together with webhook-endpoint")
-    template = _template("webhook-payload", payload, mode_for(payload))
-    return WebhookConfig(endpoint, template, parse_headers("webhook-headers", headers))
+        raise NotifyConfigError(f"{prefix}-payload", f"must be set together with {prefix}-endpoint")
+    template = _template(f"{prefix}-payload", payload, mode_for(payload))
+    return WebhookConfig(endpoint, template, parse_headers(f"{prefix}-headers", headers))
 
 
 def notify_config(
@@ -128,6 +135,9 @@ def notify_config(
     webhook_endpoint: str = "",
     webhook_payload: str = "",
     webhook_headers: Sequence[str] = (),
+    pre_webhook_endpoint: str = "",
+    pre_webhook_payload: str = "",
+    pre_webhook_headers: Sequence[str] = (),
 ) -> NotifyConfig:
     """Validate Dkron's notification keys; raise NotifyConfigError naming the bad key."""
     mail = _mail(
@@ -139,5 +149,8 @@ def notify_config(
         mail_payload,
         mail_subject_prefix,
     )
-    webhook = _webhook(webhook_endpoint, webhook_payload, webhook_headers)
-    return NotifyConfig(mail=mail, webhook=webhook)
+    webhook = _webhook("webhook", webhook_endpoint, webhook_payload, webhook_headers)
+    pre_webhook = _webhook(
+        "pre-webhook", pre_webhook_endpoint, pre_webhook_payload, pre_webhook_headers
+    )
+    return NotifyConfig(mail=mail, webhook=webhook, pre_webhook=pre_webhook)

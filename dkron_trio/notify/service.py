@@ -5,7 +5,9 @@ call only queues, so a slow webhook or SMTP server never delays the record, the 
 or the job's dependents. Deliveries are retried (`NotifyConfig.retry_delays`) and then
 dropped with an error log. Notifications follow Dkron: after the final attempt of a run
 (success or failure), an email to the job's ``owner_email`` when SMTP is configured and a
-POST of ``webhook-payload`` when a webhook is.
+POST of ``webhook-payload`` when a webhook is. With a pre-webhook, `on_started` queues a POST
+of ``pre-webhook-payload`` as each execution starts (once per execution, where Dkron posts
+it for every streamed message); the same queue and retries carry it.
 """
 
 from collections.abc import Awaitable, Callable
@@ -44,6 +46,9 @@ def notify_config_of(config: AgentConfig) -> NotifyConfig:
         webhook_endpoint=config.webhook_endpoint,
         webhook_payload=config.webhook_payload,
         webhook_headers=config.webhook_headers,
+        pre_webhook_endpoint=config.pre_webhook_endpoint,
+        pre_webhook_payload=config.pre_webhook_payload,
+        pre_webhook_headers=config.pre_webhook_headers,
     )
 
 
@@ -63,8 +68,18 @@ class ExecutionOutputs:
         send, receive = trio.open_memory_channel[tuple[Job, Execution]](config.queue_size)
         return cls(config, node_name, send, receive)
 
+    def on_started(self, job: Job, execution: Execution) -> None:
+        """RunManager's started listener: queue the pre-webhook (if any), never block."""
+        if self._config.pre_webhook is not None:
+            self._queue(job, execution)
+
     def on_finished(self, job: Job, execution: Execution) -> None:
         """RunManager's finished listener: queue, never block."""
+        self._queue(job, execution)
+
+    def _queue(self, job: Job, execution: Execution) -> None:
+        """Queue an execution: a running one for its pre-webhook, a finished one for its
+        processors and notifications."""
         try:
             self._send.send_nowait((job, execution))
         except trio.WouldBlock:
@@ -103,6 +118,9 @@ class ExecutionOutputs:
         execution: Execution,
     ) -> None:
         try:
+            if not execution.status.finished:
+                await self._pre_notify(client, job, execution)
+                return
             await self._process(job, execution)
             if is_final(job, execution):
                 await self._notify(client, job, execution)
@@ -147,6 +165,16 @@ class ExecutionOutputs:
 
                 nursery.start_soon(self._deliver, "webhook", job, post_once)
 
+    async def _pre_notify(self, client: httpx.AsyncClient, job: Job, execution: Execution) -> None:
+        hook = self._config.pre_webhook
+        assert hook is not None, "queued only with a pre-webhook"
+        payload = hook.payload.render(template_values(job, execution, self._node_name))
+
+        async def post_once() -> None:
+            await post_webhook(client, hook, payload)
+
+        await self._deliver("pre-webhook", job, post_once)
+
     async def _deliver(self, kind: str, job: Job, attempt: Callable[[], Awaitable[None]]) -> None:
         delays = self._config.retry_delays
         for tries, delay in enumerate((*delays, None), start=1):
@@ -174,4 +202,5 @@ async def run_execution_outputs(
     """The agent's hook: ``await nursery.start(run_execution_outputs, config, runs)``."""
     outputs = ExecutionOutputs.create(notify_config_of(config), config.node_name)
     runs.add_finished_listener(outputs.on_finished)
+    runs.add_started_listener(outputs.on_started)
     await outputs.run(task_status=task_status)

@@ -123,6 +123,7 @@ async def _world(config: NotifyConfig) -> AsyncIterator[World]:
     runs = RunManager(store, WallClock.system(), "node1", {}, executors)
     outputs = ExecutionOutputs.create(config, "node1")
     runs.add_finished_listener(outputs.on_finished)
+    runs.add_started_listener(outputs.on_started)
     async with trio.open_nursery() as nursery:
         await nursery.start(runs.run)
         await nursery.start(outputs.run)
@@ -169,6 +170,29 @@ async def test_webhook_and_mail_once_after_the_final_attempt(
     assert message["Subject"] == "[Dkron]Failed fail-job execution report"
     text = message.get_payload(decode=True).decode().replace("\r\n", "\n")
     assert text.rstrip("\n") == f"fail-job said {OUTPUT}".rstrip("\n")
+
+
+async def test_pre_webhook_once_per_execution_as_it_starts(receiver: Receiver) -> None:
+    config = notify_config(
+        pre_webhook_endpoint=receiver.url,
+        pre_webhook_payload='{"job": "{{.JobName}}", "node": "{{.NodeName}}", '
+        '"started": "{{.StartTime}}", "finished": "{{.FinishedAt}}"}',
+        pre_webhook_headers=["X-Phase:start"],
+    )
+    async with _world(attrs.evolve(config, retry_delays=(0.01,), timeout=5.0)) as world:
+        await world.job(name="fail-twice", retries=1)
+        await world.runs.start_manual_run(await world.store.get_job("fail-twice"))
+        await world.runs.wait_idle()
+        with trio.fail_after(20):
+            await world.outputs.wait_idle()
+        attempts = await world.store.list_executions("fail-twice", ExecutionQuery())
+    assert len(receiver.requests) == 2  # one per attempt, none after the finish
+    bodies = sorted((json.loads(body) for _, body in receiver.requests), key=str)
+    assert sorted(b["started"] for b in bodies) == sorted(
+        a.started_at.isoformat() for a in attempts
+    )
+    assert all(b == {**b, "job": "fail-twice", "node": "node1", "finished": ""} for b in bodies)
+    assert all(h["X-Phase"] == "start" for h, _ in receiver.requests)
 
 
 async def test_a_failing_webhook_is_retried_until_it_answers(receiver: Receiver) -> None:

@@ -54,6 +54,9 @@ def test_bad_templates_are_refused(text: str, message: str) -> None:
             {"webhook_endpoint": "http://h/", "webhook_payload": '{"a": {{.Nope}}}'},
             "webhook-payload",
         ),
+        ({"pre_webhook_endpoint": "x", "pre_webhook_payload": "x"}, "pre-webhook-endpoint"),
+        ({"pre_webhook_endpoint": "http://127.0.0.1:1/h"}, "pre-webhook-payload"),
+        ({"pre_webhook_headers": ["A:1"]}, "pre-webhook-payload"),
         ({"mail_host": "localhost"}, "mail-port"),
         ({"mail_host": "localhost", "mail_port": 25}, "mail-from"),
         (
