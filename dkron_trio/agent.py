@@ -9,6 +9,7 @@ the HTTP API. SIGTERM or SIGINT starts a graceful shutdown:
 stop scheduling, let running executions finish within a grace period, then cancel the rest.
 """
 
+import gc
 import signal
 from pathlib import Path
 
@@ -319,6 +320,10 @@ def _with_advertise(config: AgentConfig) -> AgentConfig:
 def run_agent(config: AgentConfig) -> None:
     """Entry point of ``dkron-trio agent``."""
     setup_logging(config.log_level, config.log_format)
+    # Many small, long-lived objects (jobs, executions, records): young-generation
+    # collections every 700 allocations cost seconds per minute under load; every 50,000
+    # keeps memory bounded at a fraction of the cost.
+    gc.set_threshold(50_000, 20, 1_000)
     try:
         trio.run(Agent(config).run)
     except TlsError as exc:
