@@ -418,7 +418,7 @@ class RunManager:
         return done
 
     async def _execute_remote(
-        self, job: Job, execution: Execution, remote: "RemoteRuns", *, adopt: bool = False
+        self, job: Job, execution: Execution, remote: "RemoteRuns", *, taking_over: bool = False
     ) -> Execution:
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
@@ -429,14 +429,14 @@ class RunManager:
             for listener in list(self._listeners):
                 listener(execution.id, chunk)
 
-        if not adopt:
+        if not taking_over:
             for listener in self._started_listeners:
                 listener(job, execution)
         done: Execution | None = None
         try:
             with active.scope:
-                if adopt:
-                    done = await remote.adopt(execution, on_output)
+                if taking_over:
+                    done = await self._resume_remote(job, execution, remote, on_output)
                 else:
                     done = await remote.run(job, execution, on_output)
             if done is None:
@@ -465,37 +465,31 @@ class RunManager:
                 status=ExecutionStatus.LOST,
                 output=execution.output + "\nexecution lost: the server restarted while it ran",
             )
-            await self._store.put_execution(lost)
+            try:
+                await self._store.put_execution(lost)
+            except JobNotFound:  # deleted meanwhile, its executions with it
+                return
             log.info("execution lost", job=execution.job_name, execution=execution.id)
             return
         try:
             job = await self._store.get_job(execution.job_name)
         except JobNotFound:
             return
-        try:
-            seen = await self._remote.status(execution)
-        except Unreachable:
-            seen = execution
-        if seen is not None and seen.status.finished:
-            await self._store.put_execution(seen)
-            return
         log.info(
-            "execution taken over",
-            job=job.name,
-            execution=execution.id,
-            node=execution.node_name,
-            ordered=seen is not None,
+            "execution taken over", job=job.name, execution=execution.id, node=execution.node_name
         )
-        self._spawn_execution(job, execution, adopt=seen is not None)
+        self._spawn_execution(job, execution)
 
-    def _spawn_execution(self, job: Job, execution: Execution, *, adopt: bool) -> None:
+    def _spawn_execution(self, job: Job, execution: Execution) -> None:
+        """Take over a remote execution in the background: it counts as running (for
+        ``forbid``) at once, while its worker is asked about it."""
         assert self._nursery is not None, "RunManager.run() must be started first"
         self._inflight += 1
 
         async def tracked() -> None:
             try:
                 assert self._remote is not None
-                await self._execute_remote(job, execution, self._remote, adopt=adopt)
+                await self._execute_remote(job, execution, self._remote, taking_over=True)
             except ClusterUnavailable as exc:
                 log.warning("take-over stopped", job=job.name, error=str(exc))
             finally:
@@ -504,6 +498,26 @@ class RunManager:
                     self._idle.set()
 
         self._nursery.start_soon(tracked)
+
+    async def _resume_remote(
+        self,
+        job: Job,
+        execution: Execution,
+        remote: "RemoteRuns",
+        on_output: Callable[[bytes], None],
+    ) -> Execution:
+        """Ask the worker: finished there → record it; never received → order it now;
+        running or unreachable → wait for its outcome (the lease decides)."""
+        try:
+            seen = await remote.status(execution)
+        except Unreachable:
+            seen = execution
+        if seen is None:
+            return await remote.run(job, execution, on_output)
+        if seen.status.finished:
+            await self._store.put_execution(seen)
+            return seen
+        return await remote.adopt(execution, on_output)
 
     def feed_output(self, execution_id: str, chunk: bytes) -> None:
         """Output a worker streamed here for an execution this server ordered."""

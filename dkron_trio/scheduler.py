@@ -129,12 +129,16 @@ class Scheduler:
             await self._runs.take_over(execution)
 
     async def _load(self, job: Job) -> None:
-        schedule = job.schedule_obj()
-        self._jobs[job.name] = (job, schedule)
         cursor = self._cursors.get(job.name)
         if cursor is None:
-            cursor = await self._store.get_cursor(job.name) or initial_cursor(job)
+            try:
+                cursor = await self._store.get_cursor(job.name) or initial_cursor(job)
+            except JobNotFound:  # deleted since it was listed
+                self._forget(job.name)
+                return
             self._cursors[job.name] = cursor
+        schedule = job.schedule_obj()
+        self._jobs[job.name] = (job, schedule)
         due = next_due(job, schedule, cursor)
         if due is None:
             self._due.pop(job.name, None)

@@ -316,3 +316,31 @@ async def test_a_plan_committed_after_the_run_manager_stopped_starts_nothing(
     runs.start_planned(job, planned)  # shutting down: refused quietly, nothing runs
     await runs.wait_idle()
     assert executor.calls == []
+
+
+async def test_a_job_deleted_while_the_scheduler_loads_is_skipped(
+    autojump_clock: MockClock,
+) -> None:
+    """A new leader lists the jobs, then reads each one's cursor: a job deleted in between
+    (through another server) is forgotten, not a crash of the scheduler."""
+
+    @attrs.define
+    class DeletingStore(MemoryStore):
+        async def get_cursor(self, job_name: str) -> datetime | None:
+            if job_name == "gone":
+                await self.delete_job(job_name)
+            return await super().get_cursor(job_name)
+
+    store = DeletingStore()
+    clock = WallClock.starting_at(T0)
+    for name in ("gone", "kept"):
+        body = {"name": name, "schedule": "@every 10s", "executor": "shell"}
+        await store.set_job(Job.from_json(body | {"executor_config": {"command": "true"}}, now=T0))
+    runs = RunManager(store, clock, "node1", {}, lambda name: FakeExecutor(clock))
+    scheduler = Scheduler(store, runs, clock)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(scheduler.run)
+        assert scheduler.next_fire("gone") is None
+        assert scheduler.next_fire("kept") is not None
+        nursery.cancel_scope.cancel()
