@@ -187,6 +187,7 @@ class AgentConfig:
     pre_webhook_endpoint: str = ""
     pre_webhook_payload: str = ""
     pre_webhook_headers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    enable_prometheus: bool = False
 
     def __attrs_post_init__(self) -> None:
         _check(bool(_NAME_RE.match(self.node_name)), "node-name", "must be non-empty, no spaces")

@@ -114,7 +114,7 @@ _TABLE: tuple[tuple[str, KeyKind, KeyStatus, str], ...] = (
     ("dog-statsd-addr", _S, _NOT_YET, "DogStatsD address"),
     ("dog-statsd-tags", _L, _NOT_YET, "DogStatsD tag (repeatable)"),
     ("statsd-addr", _S, _NOT_YET, "statsd address"),
-    ("enable-prometheus", _B, _NOT_YET, "serve Prometheus metrics"),
+    ("enable-prometheus", _B, _OK, "serve Prometheus metrics"),
     ("otel-endpoint", _S, _NOT_YET, "OpenTelemetry gRPC endpoint"),
     ("username", _S, _NOT_YET, "HTTP basic auth user"),
     ("password", _S, _NOT_YET, "HTTP basic auth password"),

@@ -43,7 +43,7 @@ from dkron_trio.commands import (
     decode_command,
     decode_member,
 )
-from dkron_trio.execution import Execution
+from dkron_trio.execution import Execution, MissedTick
 from dkron_trio.job import ValidationError
 from dkron_trio.logs import get_logger
 from dkron_trio.raft.codec import CodecError, decode_conf_change
@@ -98,6 +98,10 @@ class StoreStateMachine:
     _on_executions: Callable[[list[Execution]], None] | None = None
     """Called after a batch with the execution records it wrote (waiters for outcomes)."""
     _executions_touched: list[Execution] = attrs.field(factory=list)
+    _on_missed: Callable[[list[MissedTick]], None] | None = None
+    """Called after a batch with the missed ticks it recorded (metrics)."""
+    _missed_touched: list[tuple[int, tuple[MissedTick, ...]]] = attrs.field(factory=list)
+    """(position in the batch, ticks) of each command recording missed ticks."""
 
     @property
     def malformed(self) -> int:
@@ -110,7 +114,8 @@ class StoreStateMachine:
         self._members_touched = False
         self._jobs_touched = []
         self._executions_touched = []
-        mutations = [self._mutation(entry) for entry in entries]
+        self._missed_touched = []
+        mutations = [self._mutation(position, entry) for position, entry in enumerate(entries)]
         results = await self._store.apply_replicated(entries[-1].index, mutations)
         if self._members_touched and self._on_members is not None:
             self._on_members()
@@ -118,6 +123,15 @@ class StoreStateMachine:
             self._on_jobs(self._jobs_touched)
         if self._executions_touched and self._on_executions is not None:
             self._on_executions(self._executions_touched)
+        if self._missed_touched and self._on_missed is not None:
+            missed = [
+                tick
+                for position, ticks in self._missed_touched
+                if not isinstance(results[position], Exception)
+                for tick in ticks
+            ]
+            if missed:
+                self._on_missed(missed)
         return results
 
     async def restore(self, snapshot: Snapshot) -> None:
@@ -134,7 +148,7 @@ class StoreStateMachine:
         if self._on_members is not None:
             self._on_members()
 
-    def _mutation(self, entry: Entry) -> Mutation:
+    def _mutation(self, position: int, entry: Entry) -> Mutation:
         try:
             if entry.type is EntryType.CONF_CHANGE:
                 self._members_touched = True
@@ -158,7 +172,11 @@ class StoreStateMachine:
                 error=str(error),
             )
             return _outcome(error)
+        if isinstance(cmd, RecordMissed):
+            self._missed_touched.append((position, (cmd.missed,)))
         if isinstance(cmd, RecordPlan):
+            if cmd.missed:
+                self._missed_touched.append((position, tuple(cmd.missed)))
             return _plan(cmd, entry.index, self._executions_touched)
         if isinstance(cmd, PutExecution):
             self._executions_touched.append(cmd.execution)

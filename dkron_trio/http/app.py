@@ -19,6 +19,7 @@ from dkron_trio.http import (
     routes_executions,
     routes_jobs,
     routes_keyring,
+    routes_metrics,
 )
 from dkron_trio.http.context import ApiDeps
 from dkron_trio.http.errors import error_response, install_error_handlers
@@ -34,6 +35,7 @@ ROUTERS = (
     routes_keyring.router,
     routes_docs.router,
     routes_backup.router,
+    routes_metrics.router,
 )
 
 _CORS = {
@@ -68,6 +70,8 @@ def create_app(deps: ApiDeps) -> ApiApp:
     install(app, state, routes)
     install_ui(app, state)
     install_error_handlers(app, deps.body_limit)
+    if deps.metrics is not None:
+        routes_metrics.install_request_metrics(app, deps.metrics)
     whom = deps.node_name
     if deps.rate_limit > 0:
         install_rate_limit(app, deps.rate_limit, deps.rate_burst or 2 * deps.rate_limit)

@@ -8,7 +8,7 @@ provide the real one.
 
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -19,6 +19,9 @@ from dkron_trio.gossip.messages import KeyOp
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
 from dkron_trio.store.base import Store
+
+if TYPE_CHECKING:
+    from dkron_trio.metrics import Metrics
 
 
 class MemberStatus(Enum):
@@ -134,6 +137,9 @@ class ApiDeps:
     """Requests per second each client address may make (0: no limit); more get 429."""
     rate_burst: int = 0
     """Requests a client may make at once before `rate_limit` applies (0: twice the rate)."""
+    metrics: "Metrics | None" = None
+    """Prometheus metrics (``enable-prometheus``); None: ``/metrics`` answers 404 and
+    requests are not counted."""
     gossip: GossipKeyring | None = None
     """Gossip keyring operations; None when this agent runs without gossip (keyring routes
     then answer 501)."""
