@@ -31,6 +31,7 @@ from dkron_trio.http.context import (
     SingleNodeCluster,
 )
 from dkron_trio.logs import get_logger
+from dkron_trio.metrics import Metrics
 from dkron_trio.runs import RunManager
 from dkron_trio.scheduler import Scheduler
 from dkron_trio.store.base import Store
@@ -97,6 +98,7 @@ class HttpServer:
         cluster: ClusterView | None = None,
         gossip: GossipKeyring | None = None,
         state_image: Callable[[], Awaitable[tuple[int, bytes]]] | None = None,
+        metrics: Metrics | None = None,
     ) -> "HttpServer":
         """The agent's API server; without a cluster view this node is the whole cluster."""
         if cluster is None:
@@ -120,6 +122,7 @@ class HttpServer:
             rate_burst=config.http_rate_burst,
             gossip=gossip,
             state_image=state_image,
+            metrics=metrics,
         )
         return cls(create_app(deps), config.http_addr, tls=http_tls(config))
 
