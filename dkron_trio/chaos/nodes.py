@@ -7,6 +7,7 @@ its chaos proxy as its RPC port, so every RPC connection to it passes the proxy.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,8 @@ class Node:
     proxy_port: int = attrs.field(factory=free_port)
     gossip_port: int = attrs.field(factory=free_port)
     log_level: str = "info"
+    code: Path | None = None
+    """A snapshot of the package to run (`snapshot_code`); None runs the installed one."""
     _proc: subprocess.Popen[bytes] | None = None
     _paused: bool = False
 
@@ -90,9 +93,17 @@ class Node:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "DKRON_CHAOS_SOURCE": self.source},
+                env=self._env(),
             )
         self._paused = False
+
+    def _env(self) -> dict[str, str]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DKRON_CHAOS_SOURCE": self.source}
+        if self.code is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(self.code), env.get("PYTHONPATH", "")) if p
+            )
+        return env
 
     def kill(self) -> None:
         """kill -9, and reap."""
@@ -122,15 +133,28 @@ class Node:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
-def make_nodes(root: Path, servers: int, agents: int, log_level: str = "info") -> list[Node]:
+def snapshot_code(root: Path) -> Path:
+    """Copy the dkron_trio package under `root` and return the directory to put on
+    PYTHONPATH: nodes restarted mid-run then run the code the run began with, even while
+    the working tree it came from is being edited."""
+    package = Path(__file__).resolve().parents[1]
+    code = root / "code"
+    shutil.rmtree(code, ignore_errors=True)
+    shutil.copytree(package, code / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    return code
+
+
+def make_nodes(
+    root: Path, servers: int, agents: int, log_level: str = "info", code: Path | None = None
+) -> list[Node]:
     """Servers s1..sN (bootstrap-expect N, joined to each other) and agents w1..wM tagged
     kind=worker; node i dials out from 127.0.0.(10+i)."""
     nodes = [
-        Node(f"s{i}", root, True, f"127.0.0.{10 + i}", log_level=log_level)
+        Node(f"s{i}", root, True, f"127.0.0.{10 + i}", log_level=log_level, code=code)
         for i in range(1, servers + 1)
     ]
     nodes += [
-        Node(f"w{i}", root, False, f"127.0.0.{10 + servers + i}", log_level=log_level)
+        Node(f"w{i}", root, False, f"127.0.0.{10 + servers + i}", log_level=log_level, code=code)
         for i in range(1, agents + 1)
     ]
     server_nodes = nodes[:servers]

@@ -16,7 +16,7 @@ import trio
 from dkron_trio.chaos.faults import FaultKind, FaultPlan
 from dkron_trio.chaos.history import JobInput, JobModel, JobOp, JobOutput, lost_writes
 from dkron_trio.chaos.nemesis import Nemesis, agreed_leader, get_json, last_run
-from dkron_trio.chaos.nodes import Node, make_nodes
+from dkron_trio.chaos.nodes import Node, make_nodes, snapshot_code
 from dkron_trio.chaos.proxy import ChaosProxy
 from dkron_trio.chaos.report import RunReport
 from dkron_trio.chaos.workload import Workload
@@ -180,7 +180,13 @@ def _final_reads(
 async def run_chaos(config: ChaosConfig) -> RunReport:
     """Run the whole scenario; the report lists every violation found."""
     config.root.mkdir(parents=True, exist_ok=True)
-    nodes = make_nodes(config.root, config.servers, config.agents, config.log_level)
+    nodes = make_nodes(
+        config.root,
+        config.servers,
+        config.agents,
+        config.log_level,
+        snapshot_code(config.root),
+    )
     proxy = ChaosProxy(
         {n.name: (n.proxy_port, n.rpc_port) for n in nodes}, {n.source: n.name for n in nodes}
     )

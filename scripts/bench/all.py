@@ -125,6 +125,8 @@ def main() -> int:
         "says what it measures and how; method in BENCHMARKING.md).\n\n"
         f"Machine: {_machine()}. Run at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n\n"
     )
+    if only:
+        header += f"Partial run (`--only {args.only}`): the other benchmarks are not shown.\n\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(header + "\n".join(sections))
     print(f"[all] wrote {args.out}; {failed} failed")
