@@ -34,6 +34,7 @@ from dkron_trio.gossip.service import GossipService, reload_tags
 from dkron_trio.gossip.swim_types import TagsTooLarge
 from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
+from dkron_trio.metrics import Metrics
 from dkron_trio.notify.service import run_execution_outputs
 from dkron_trio.rpc.config import RpcConfig
 from dkron_trio.rpc.server import RpcServer
@@ -108,6 +109,7 @@ class Agent:
                 for remote in remote_holder:
                     remote.executions_applied(executions)
 
+            metrics = Metrics() if self.config.enable_prometheus else None
             cluster_config = ClusterConfig.from_agent(self.config)
             server_tls, client_tls = (
                 rpc_server_context(self.config),
@@ -122,6 +124,7 @@ class Agent:
                 client_tls=client_tls,
                 on_jobs=on_jobs,
                 on_executions=on_executions,
+                on_missed=None if metrics is None else metrics.on_missed,
                 seeds=lambda: alive_servers(gossip, name),
             )
             self.raft = raft
@@ -161,6 +164,11 @@ class Agent:
                     max_concurrent=self.config.max_concurrent_executions,
                 )
                 _serve_reports(raft.rpc, store, runs)
+                if metrics is not None:
+                    runs.add_started_listener(metrics.on_started)
+                    runs.add_finished_listener(metrics.on_finished)
+                    metrics.watch_raft(raft.node.status)
+                    metrics.watch_members(gossip.members)
                 await nursery.start(worker.run)
                 await nursery.start(run_execution_outputs, self.config, runs)
                 scheduler = Scheduler(store, runs, clock)
@@ -197,6 +205,7 @@ class Agent:
                     cluster=RaftClusterView(raft, tags, gossip),
                     gossip=gossip,
                     state_image=local.snapshot_image,
+                    metrics=metrics,
                 )
                 self.http = http
                 await nursery.start(http.run)

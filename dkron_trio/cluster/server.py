@@ -34,7 +34,7 @@ from dkron_trio.cluster.config import ClusterConfig
 from dkron_trio.cluster.recovery import ingest_peers
 from dkron_trio.commands import SetMember, encode_command, encode_member
 from dkron_trio.config import HostPort, parse_host_port
-from dkron_trio.execution import Execution
+from dkron_trio.execution import Execution, MissedTick
 from dkron_trio.fsm import StoreStateMachine
 from dkron_trio.logs import get_logger
 from dkron_trio.raft.errors import RaftError
@@ -75,6 +75,8 @@ class RaftServer:
     _seeds: Callable[[], Sequence[HostPort]] | None = None
     """RPC addresses of other servers as gossip knows them now (besides `config.join`)."""
     _on_executions: Callable[[list[Execution]], None] | None = None
+    _on_missed: Callable[[list[MissedTick]], None] | None = None
+    """Told the missed ticks each applied batch recorded (metrics)."""
     _server_tls: ssl.SSLContext | None = None
     _client_tls: ssl.SSLContext | None = None
     """RPC over mutual TLS when set (`dkron_trio.tls`); plain TCP otherwise."""
@@ -229,6 +231,7 @@ class RaftServer:
                         self._members_dirty.set,
                         self._on_jobs,
                         on_executions=self._on_executions,
+                        on_missed=self._on_missed,
                     ),
                     NodeConfig(raft_multiplier=config.raft_multiplier),
                     self._rng,
