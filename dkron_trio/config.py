@@ -169,6 +169,7 @@ class AgentConfig:
     key_file: str = ""
     trusted_ca_file: str = ""
     client_cert_auth: bool = False
+    acl_enabled: bool = False
     profile: GossipProfile = GossipProfile.LAN
     encrypt: str = ""
     serf_reconnect_timeout: timedelta = AGENT_RECONNECT_TIMEOUT

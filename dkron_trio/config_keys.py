@@ -122,6 +122,12 @@ _TABLE: tuple[tuple[str, KeyKind, KeyStatus, str], ...] = (
     ("key-file", _S, _OK, "TLS private key (PEM) of cert-file"),
     ("trusted-ca-file", _S, _OK, "CA (PEM) of the cluster: turns on TLS for RPC"),
     ("client-cert-auth", _B, _OK, "RPC refuses peers without a certificate from the CA"),
+    (
+        "acl-enabled",
+        _B,
+        _OK,
+        "every API call needs a token (X-Dkron-Token); dkron-trio acl bootstrap makes the first",
+    ),
     ("client-crl-file", _S, _NOT_YET, "TLS client certificate revocation list"),
     ("auto-tls", _B, _NOT_YET, "generate TLS certificates"),
     ("fast", _B, _NOT_YET, "fast Raft log"),

@@ -380,6 +380,15 @@ def test_bool_text_forms() -> None:
         assert load(env={"DKRON_SERVER": text}).server is expected
 
 
+def test_acl_enabled_from_flag_env_and_file(tmp_path: Path) -> None:
+    assert load().acl_enabled is False
+    assert load({"acl-enabled": "true"}).acl_enabled is True
+    assert load(env={"DKRON_ACL_ENABLED": "1"}).acl_enabled is True
+    path = tmp_path / "dkron.yml"
+    path.write_text("acl-enabled: true\n")
+    assert load(config_file=path).acl_enabled is True
+
+
 def test_bootstrap_expect_only_with_server(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^flag --bootstrap-expect: only valid together"):
         load({"bootstrap-expect": "3"})

@@ -13,6 +13,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from dkron_trio.http import (
+    routes_acl,
     routes_backup,
     routes_cluster,
     routes_docs,
@@ -21,6 +22,7 @@ from dkron_trio.http import (
     routes_keyring,
     routes_metrics,
 )
+from dkron_trio.http.auth import install_acl
 from dkron_trio.http.context import ApiDeps
 from dkron_trio.http.errors import error_response, install_error_handlers
 from dkron_trio.http.openapi import build_openapi
@@ -36,6 +38,7 @@ ROUTERS = (
     routes_docs.router,
     routes_backup.router,
     routes_metrics.router,
+    routes_acl.router,
 )
 
 _CORS = {
@@ -69,6 +72,8 @@ def create_app(deps: ApiDeps) -> ApiApp:
     app.url_map.merge_slashes = False
     install(app, state, routes)
     install_ui(app, state)
+    if deps.acl_enabled:
+        install_acl(app, state, routes)
     install_error_handlers(app, deps.body_limit)
     if deps.metrics is not None:
         routes_metrics.install_request_metrics(app, deps.metrics)

@@ -137,6 +137,8 @@ class ApiDeps:
     """Requests per second each client address may make (0: no limit); more get 429."""
     rate_burst: int = 0
     """Requests a client may make at once before `rate_limit` applies (0: twice the rate)."""
+    acl_enabled: bool = False
+    """Every operation needs a token granting its access (`dkron_trio.http.auth`)."""
     metrics: "Metrics | None" = None
     """Prometheus metrics (``enable-prometheus``); None: ``/metrics`` answers 404 and
     requests are not counted."""

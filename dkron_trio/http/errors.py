@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from dkron_trio.job import ValidationError
 from dkron_trio.logs import get_logger
 from dkron_trio.store.base import (
+    AclBootstrapDone,
     ClusterUnavailable,
     DependencyCycle,
     ExecutionNotFound,
@@ -22,6 +23,8 @@ from dkron_trio.store.base import (
     JobNotFound,
     ParentNotFound,
     StoreError,
+    TokenExists,
+    TokenNotFound,
 )
 
 log = get_logger(__name__)
@@ -64,6 +67,9 @@ _STORE_STATUS: tuple[tuple[type[StoreError], int], ...] = (
     (DependencyCycle, 400),
     (InvalidQuery, 400),
     (ClusterUnavailable, 503),
+    (TokenNotFound, 404),
+    (TokenExists, 409),
+    (AclBootstrapDone, 409),
 )
 
 

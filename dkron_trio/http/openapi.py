@@ -6,9 +6,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from dkron_trio.acl import Access, Role
 from dkron_trio.http.router import Route
 from dkron_trio.http.schemas import COMPONENTS
-from dkron_trio.http.spec import Operation, Reply
+from dkron_trio.http.spec import FORBIDDEN, UNAUTHORIZED, Operation, Reply
 
 OPENAPI_VERSION = "3.1.0"
 
@@ -23,6 +24,9 @@ dkron-trio server. Where Dkron is loose this API is precise:
   jobs; a run refused by `forbid`), 413 a body over the body limit (1 MiB by default),
   429 a client address over `http-rate-limit` (when set; with `Retry-After`), 503 paused
   or no cluster leader. A rejected request stores nothing.
+* With `acl-enabled`, every operation but `/health`, this document and the ACL bootstrap
+  needs a token in `X-Dkron-Token` (or `Authorization: Bearer`): 401 without one or with an
+  unknown one, 403 when its role may not (`x-dkron-roles` lists the roles that may).
 * Running a job answers 202 at once; the execution appears under `/executions` and can be
   followed live over a WebSocket, and cancelled.
 * Create/update answers with the job as stored (after the merge rules), not as submitted.
@@ -52,6 +56,7 @@ _TAGS = (
     ("members", "Cluster members."),
     ("default", "This node: status, leadership, busy, pause, leave, health."),
     ("docs", "This document."),
+    ("acl", "ACL tokens (with acl-enabled): bootstrap, create, list, delete."),
 )
 
 
@@ -84,8 +89,22 @@ def _operation(op: Operation) -> dict[str, Any]:
             "description": op.body.description,
             "content": {op.body.content_type: {"schema": dict(op.body.schema)}},
         }
-    out["responses"] = {str(r.status): _reply(r) for r in op.replies}
+    replies = op.replies
+    if op.access is not Access.OPEN:
+        out["security"] = [{name: []} for name in _SECURITY_SCHEMES]
+        roles = [role.value for role in Role if role.may(op.access)]
+        out["x-dkron-roles"] = roles
+        replies = (*replies, UNAUTHORIZED, FORBIDDEN)
+    out["responses"] = {str(r.status): _reply(r) for r in replies}
     return out
+
+
+_SECURITY_SCHEMES: Mapping[str, Mapping[str, str]] = {
+    "dkronToken": {"type": "apiKey", "in": "header", "name": "X-Dkron-Token"},
+    "bearerToken": {"type": "http", "scheme": "bearer"},
+}
+"""Either carries an ACL token; each operation lists both as alternatives (only checked
+when the server runs with ``acl-enabled``)."""
 
 
 def build_openapi(routes: Iterable[Route], version: str) -> dict[str, Any]:
@@ -101,7 +120,10 @@ def build_openapi(routes: Iterable[Route], version: str) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [{"name": name, "description": text} for name, text in _TAGS],
         "paths": paths,
-        "components": {"schemas": {k: dict(v) for k, v in COMPONENTS.items()}},
+        "components": {
+            "schemas": {k: dict(v) for k, v in COMPONENTS.items()},
+            "securitySchemes": {k: dict(v) for k, v in _SECURITY_SCHEMES.items()},
+        },
     }
 
 

@@ -9,6 +9,7 @@ mentions one); ``dkron-trio backup FILE`` saves it.
 
 from quart import Response
 
+from dkron_trio.acl import Access
 from dkron_trio.http.errors import ApiError
 from dkron_trio.http.router import ApiState, Call, Router
 from dkron_trio.http.spec import INTERNAL, Operation, Reply, error_reply
@@ -25,6 +26,7 @@ APPLIED_INDEX_HEADER = "X-Dkron-Applied-Index"
         method="GET",
         path="/v1/backup",
         operation_id="backup",
+        access=Access.ADMIN,
         tag="default",
         summary="A consistent image of this server's whole state (jobs and executions)",
         replies=(

@@ -2,6 +2,7 @@
 
 from quart import Response
 
+from dkron_trio.acl import Access
 from dkron_trio.http.context import MemberStatus
 from dkron_trio.http.errors import ApiError, json_response
 from dkron_trio.http.payload import with_live_output
@@ -26,6 +27,7 @@ _PAUSE_NOTE = (
         method="GET",
         path="/health",
         operation_id="health",
+        access=Access.OPEN,
         tag="default",
         summary="Liveness: the process answers HTTP",
         replies=(Reply(200, "Healthy.", ref(HEALTH)),),
@@ -40,6 +42,7 @@ async def health(state: ApiState, call: Call) -> Response:
         method="GET",
         path="/v1",
         operation_id="status",
+        access=Access.READ,
         tag="default",
         summary="This node's status (also at /v1/)",
         replies=(Reply(200, "The status.", ref(STATUS)), INTERNAL),
@@ -70,6 +73,7 @@ async def status(state: ApiState, call: Call) -> Response:
         method="GET",
         path="/v1/members",
         operation_id="getMember",
+        access=Access.READ,
         tag="members",
         summary="List the cluster's members",
         replies=(
@@ -88,6 +92,7 @@ async def members(state: ApiState, call: Call) -> Response:
         method="GET",
         path="/v1/leader",
         operation_id="getLeader",
+        access=Access.READ,
         tag="default",
         summary="The leader's member object",
         replies=(
@@ -109,6 +114,7 @@ async def leader(state: ApiState, call: Call) -> Response:
         method="GET",
         path="/v1/isleader",
         operation_id="getIsLeader",
+        access=Access.READ,
         tag="default",
         summary="Whether this node leads (usable as a load balancer check)",
         replies=(
@@ -128,6 +134,7 @@ async def is_leader(state: ApiState, call: Call) -> Response:
         method="POST",
         path="/v1/leave",
         operation_id="leave",
+        access=Access.ADMIN,
         tag="default",
         summary="Stop this agent gracefully (leave the cluster)",
         description="Answers with the members known before leaving, then shuts down as on "
@@ -147,6 +154,7 @@ async def leave(state: ApiState, call: Call) -> Response:
         method="GET",
         path="/v1/busy",
         operation_id="busy",
+        access=Access.READ,
         tag="default",
         summary="Running executions of the whole cluster, oldest first, with output so far",
         replies=(
@@ -175,6 +183,7 @@ def _paused(state: ApiState) -> Response:
         method="GET",
         path="/v1/pause",
         operation_id="pauseStatus",
+        access=Access.READ,
         tag="default",
         summary="Whether this node is paused",
         description=_PAUSE_NOTE,
@@ -190,6 +199,7 @@ async def pause_status(state: ApiState, call: Call) -> Response:
         method="POST",
         path="/v1/pause",
         operation_id="pause",
+        access=Access.ADMIN,
         tag="default",
         summary="Pause job submissions and scheduled runs on this node",
         description=_PAUSE_NOTE,
@@ -207,6 +217,7 @@ async def pause(state: ApiState, call: Call) -> Response:
         method="POST",
         path="/v1/unpause",
         operation_id="unpause",
+        access=Access.ADMIN,
         tag="default",
         summary="End the pause",
         replies=(Reply(200, "Not paused.", ref(PAUSE)),),

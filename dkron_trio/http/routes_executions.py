@@ -3,6 +3,7 @@
 import attrs
 from quart import Response
 
+from dkron_trio.acl import Access
 from dkron_trio.execution import Execution, output_tail
 from dkron_trio.http.errors import ApiError, json_response
 from dkron_trio.http.follow import follow_execution
@@ -52,6 +53,7 @@ def _output_limit(executions: list[Execution], limit: int | None) -> list[Execut
         method="GET",
         path="/v1/jobs/{job_name}/executions",
         operation_id="listExecutionsByJob",
+        access=Access.READ,
         tag="executions",
         summary="List a job's executions",
         description="Running executions carry the output produced so far.",
@@ -103,6 +105,7 @@ async def list_executions(state: ApiState, call: Call) -> Response:
         method="DELETE",
         path="/v1/jobs/{job_name}/executions",
         operation_id="deleteExecutionsByJob",
+        access=Access.ADMIN,
         tag="executions",
         summary="Delete every execution of a job and reset its counters",
         replies=(
@@ -125,6 +128,7 @@ _SHOW = Operation(
     method="GET",
     path="/v1/jobs/{job_name}/executions/{execution}",
     operation_id="showExecutionByID",
+    access=Access.READ,
     tag="executions",
     summary="Show one execution with its full output",
     description=_FOLLOW_NOTE,
@@ -143,6 +147,7 @@ _FOLLOW = Operation(
     method="GET",
     path="/v1/jobs/{job_name}/executions/{execution}/follow",
     operation_id="followExecution",
+    access=Access.READ,
     tag="executions",
     summary="Follow an execution's output live (WebSocket)",
     description=_FOLLOW_NOTE,
@@ -169,6 +174,7 @@ router.add(_SHOW, websocket=True)(_follow)
         method="POST",
         path="/v1/jobs/{job_name}/executions/{execution}/cancel",
         operation_id="cancelExecution",
+        access=Access.OPERATE,
         tag="executions",
         summary="Cancel a running execution",
         description="The process group is killed; the execution finishes as cancelled.",
@@ -196,6 +202,7 @@ async def cancel_execution(state: ApiState, call: Call) -> Response:
         method="GET",
         path="/v1/jobs/{job_name}/missed",
         operation_id="listMissedTicks",
+        access=Access.READ,
         tag="executions",
         summary="Ticks of the job that did not run, and why (newest first)",
         query=(

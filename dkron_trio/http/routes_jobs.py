@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 from quart import Response, request
 
+from dkron_trio.acl import Access
 from dkron_trio.http.context import ApiDeps
 from dkron_trio.http.errors import ApiError, json_response
 from dkron_trio.http.payload import job_json, job_path, parse_json, read_json_body
@@ -136,6 +137,7 @@ async def _upsert(state: ApiState, call: Call, body: object, path_name: str | No
         method="GET",
         path="/v1/jobs",
         operation_id="getJobs",
+        access=Access.READ,
         tag="jobs",
         summary="List jobs",
         description="Filters combine with AND. X-Total-Count is the number of matching jobs "
@@ -210,6 +212,7 @@ async def list_jobs(state: ApiState, call: Call) -> Response:
         method="POST",
         path="/v1/jobs",
         operation_id="createOrUpdateJob",
+        access=Access.ADMIN,
         tag="jobs",
         summary="Create or update a job",
         query=(_RUNONCREATE,),
@@ -226,6 +229,7 @@ async def create_job(state: ApiState, call: Call) -> Response:
         method="PATCH",
         path="/v1/jobs",
         operation_id="createOrUpdateJobPatch",
+        access=Access.ADMIN,
         tag="jobs",
         summary="Create or update a job (same as POST: a full upsert, like Dkron)",
         query=(_RUNONCREATE,),
@@ -242,6 +246,7 @@ async def patch_job(state: ApiState, call: Call) -> Response:
         method="PUT",
         path="/v1/jobs/{job_name}",
         operation_id="putJob",
+        access=Access.ADMIN,
         tag="jobs",
         summary="Create or update the job named in the path",
         description="The body's name may be left out; if given it must equal the path's "
@@ -260,6 +265,7 @@ async def put_job(state: ApiState, call: Call) -> Response:
         method="GET",
         path="/v1/jobs/{job_name}",
         operation_id="showJobByName",
+        access=Access.READ,
         tag="jobs",
         summary="Show a job",
         query=(_CONSISTENT,),
@@ -279,6 +285,7 @@ async def show_job(state: ApiState, call: Call) -> Response:
         method="DELETE",
         path="/v1/jobs/{job_name}",
         operation_id="deleteJob",
+        access=Access.ADMIN,
         tag="jobs",
         summary="Delete a job with its executions and missed-tick records",
         replies=(
@@ -325,6 +332,7 @@ async def _run(state: ApiState, call: Call) -> Response:
         method="POST",
         path="/v1/jobs/{job_name}",
         operation_id="runJob",
+        access=Access.OPERATE,
         tag="jobs",
         summary="Run a job now",
         query=(_FORCE,),
@@ -340,6 +348,7 @@ async def run_job(state: ApiState, call: Call) -> Response:
         method="POST",
         path="/v1/jobs/{job_name}/run",
         operation_id="runJobAlias",
+        access=Access.OPERATE,
         tag="jobs",
         summary="Run a job now (same as POST /v1/jobs/{job_name})",
         query=(_FORCE,),
@@ -355,6 +364,7 @@ async def run_job_alias(state: ApiState, call: Call) -> Response:
         method="POST",
         path="/v1/jobs/{job_name}/toggle",
         operation_id="toggleJob",
+        access=Access.OPERATE,
         tag="jobs",
         summary="Enable a disabled job or disable an enabled one",
         replies=(Reply(200, "The job with disabled flipped.", ref(JOB)), NOT_FOUND, INTERNAL),
@@ -374,6 +384,7 @@ async def toggle_job(state: ApiState, call: Call) -> Response:
         method="POST",
         path="/v1/restore",
         operation_id="restore",
+        access=Access.ADMIN,
         tag="jobs",
         summary="Create or update every job of a JSON file",
         description="multipart/form-data with the field file: a JSON array of jobs. Every job "

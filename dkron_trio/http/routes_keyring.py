@@ -15,6 +15,7 @@ from typing import Any
 
 from quart import Response
 
+from dkron_trio.acl import Access
 from dkron_trio.gossip.config import KeyringError, parse_key
 from dkron_trio.gossip.keyring_query import KeyringReport, KeyringUnavailable
 from dkron_trio.gossip.messages import KeyOp
@@ -114,6 +115,7 @@ def _key_operation(method: str, op: KeyOp, summary: str) -> Operation:
         method=method,
         path="/v1/keyring",
         operation_id=f"keyring{op.name.capitalize()}",
+        access=Access.ADMIN,
         tag="members",
         summary=summary,
         body=Body(KEY_BODY.json_schema(), "The key."),
@@ -126,6 +128,7 @@ def _key_operation(method: str, op: KeyOp, summary: str) -> Operation:
         method="GET",
         path="/v1/keyring",
         operation_id="keyringList",
+        access=Access.ADMIN,
         tag="members",
         summary="List the gossip keys installed on every live member",
         replies=_REPLIES,

@@ -7,6 +7,7 @@
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from dkron_trio.acl import Access
 from dkron_trio.http.errors import ApiError
 from dkron_trio.http.router import ApiState, Call, Router
 from dkron_trio.http.spec import INTERNAL, Operation, Reply, error_reply
@@ -20,6 +21,7 @@ router = Router()
         method="GET",
         path="/metrics",
         operation_id="metrics",
+        access=Access.READ,
         tag="default",
         summary="Metrics in Prometheus' text format (with enable-prometheus)",
         description=(

@@ -120,6 +120,7 @@ class HttpServer:
             max_jobs_per_request=config.max_jobs_per_request,
             rate_limit=config.http_rate_limit,
             rate_burst=config.http_rate_burst,
+            acl_enabled=config.acl_enabled,
             gossip=gossip,
             state_image=state_image,
             metrics=metrics,

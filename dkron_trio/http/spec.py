@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from dkron_trio.acl import Access
 from dkron_trio.http.schemas import ERROR, ref
 from dkron_trio.job import ValidationError
 
@@ -148,6 +149,8 @@ NOT_FOUND = error_reply(404, "No such job.")
 TOO_LARGE = error_reply(413, "The request body is larger than the body limit (1 MiB by default).")
 INTERNAL = error_reply(500, "Internal error.")
 UNAVAILABLE = error_reply(503, "Paused (POST /v1/pause) or no cluster leader.")
+UNAUTHORIZED = error_reply(401, "ACLs are on and no token, or an unknown one, was sent.")
+FORBIDDEN = error_reply(403, "The token's role may not do this.")
 
 
 @attrs.frozen
@@ -168,6 +171,8 @@ class Operation:
     """OpenAPI path template, e.g. ``/v1/jobs/{job_name}``."""
     operation_id: str
     tag: str
+    access: Access
+    """What a token must grant when ACLs are on (checked once, in `dkron_trio.http.auth`)."""
     summary: str
     description: str = ""
     query: tuple[QueryParam, ...] = ()

@@ -21,6 +21,10 @@
       init.body = JSON.stringify(body);
     }
     const response = await fetch(url, init);
+    if (response.status === 401) {
+      // ACLs are on and the login cookie is gone or its token was deleted: log in again.
+      location.assign("/ui/login?next=" + encodeURIComponent(location.pathname + location.search));
+    }
     let data = null;
     const text = await response.text();
     if (text) {
