@@ -37,8 +37,12 @@ class RaftCommandLog:
     _transport: RaftRpcTransport
     _config: ClusterConfig
 
-    async def apply(self, cmd: Command) -> object:
+    async def apply(self, cmd: Command, *, forward: bool = True) -> object:
+        """Commit ``cmd``; without ``forward`` only while this server leads (a leader's own
+        decisions: a plan forwarded after its leadership ended would run its ticks twice)."""
         data = encode_command(cmd)
+        if not forward:
+            return await self._propose_here(data)
         with trio.move_on_after(self._config.apply_timeout):
             while True:
                 result = await self._try_once(data)
@@ -67,6 +71,14 @@ class RaftCommandLog:
                 await self._node.wait_applied(index)
         except (RaftError, trio.TooSlowError) as exc:
             raise ClusterUnavailable(f"no linearizable read possible: {exc}") from None
+
+    async def _propose_here(self, data: bytes) -> object:
+        try:
+            return await self._node.propose(data)
+        except NotLeader:
+            raise ClusterUnavailable("no longer the leader: not forwarded") from None
+        except RaftError as exc:
+            raise ClusterUnavailable(f"write outcome unknown: {exc}") from None
 
     async def _try_once(self, data: bytes) -> object:
         node = self._node

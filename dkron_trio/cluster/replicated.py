@@ -34,9 +34,10 @@ from dkron_trio.store.replica import ReplicaStore
 class CommandLog(Protocol):
     """Commits commands for the whole cluster (DESIGN.md §3's narrow interface)."""
 
-    async def apply(self, cmd: Command) -> object:
+    async def apply(self, cmd: Command, *, forward: bool = True) -> object:
         """The state machine's result once committed and applied here; a refusal comes back
-        as the exception object. Raises ClusterUnavailable when no commit is possible."""
+        as the exception object. Raises ClusterUnavailable when no commit is possible.
+        Without ``forward``, only a leader commits (and only while it leads)."""
         ...
 
     async def linearize(self) -> None:
@@ -57,8 +58,8 @@ class ReplicatedStore:
     _local: ReplicaStore
     _log: CommandLog
 
-    async def _apply(self, cmd: Command) -> object:
-        return _raise_refusal(await self._log.apply(cmd))
+    async def _apply(self, cmd: Command, *, forward: bool = True) -> object:
+        return _raise_refusal(await self._log.apply(cmd, forward=forward))
 
     async def linearize(self) -> None:
         await self._log.linearize()
@@ -109,7 +110,7 @@ class ReplicatedStore:
         return await self._local.get_cursor(job_name)
 
     async def set_cursor(self, job_name: str, t: datetime) -> None:
-        await self._apply(SetCursor(job_name, t))
+        await self._apply(SetCursor(job_name, t), forward=False)  # the scheduler's too
 
     async def record_plan(
         self,
@@ -118,7 +119,8 @@ class ReplicatedStore:
         missed: Sequence[MissedTick],
         started: Sequence[Execution],
     ) -> int | None:
-        result = await self._apply(RecordPlan(job_name, cursor, tuple(missed), tuple(started)))
+        plan = RecordPlan(job_name, cursor, tuple(missed), tuple(started))
+        result = await self._apply(plan, forward=False)  # the scheduler's: leader only
         return result if isinstance(result, int) else None
 
     async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
