@@ -57,7 +57,7 @@ def read_peers(path: Path) -> tuple[RaftMember, ...]:
     members = []
     for item in raw:
         if not isinstance(item, dict) or not {"id", "address"} <= item.keys():
-            raise RecoveryError(f"{path}: every entry needs \"id\" and \"address\"")
+            raise RecoveryError(f'{path}: every entry needs "id" and "address"')
         name, address = item["id"], item["address"]
         if not isinstance(name, str) or not name or not isinstance(address, str):
             raise RecoveryError(f"{path}: id and address must be strings")
