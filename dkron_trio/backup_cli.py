@@ -10,18 +10,20 @@ from pathlib import Path
 
 import httpx
 
-from dkron_trio.cli_client import resolve_address
+from dkron_trio.cli_client import resolve_address, token_headers
 
 BACKUP_TIMEOUT_SECONDS = 300.0
 
 
-def backup(address: str | None, target: Path) -> int:
+def backup(address: str | None, target: Path, token: str | None = None) -> int:
     """Download the image to ``target``; return the process exit code."""
     base = resolve_address(address)
     partial = target.with_name(target.name + ".partial")
     try:
         with (
-            httpx.Client(base_url=base, timeout=BACKUP_TIMEOUT_SECONDS) as client,
+            httpx.Client(
+                base_url=base, timeout=BACKUP_TIMEOUT_SECONDS, headers=token_headers(token)
+            ) as client,
             client.stream("GET", "/v1/backup") as response,
         ):
             if response.status_code != 200:

@@ -14,7 +14,8 @@ from typing import Any
 import trio
 
 from dkron_trio import __version__, backup_cli
-from dkron_trio.cli_client import ADDRESS_ENV, DEFAULT_ADDRESS, run_client_command
+from dkron_trio.acl import Role
+from dkron_trio.cli_client import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV, run_client_command
 from dkron_trio.cluster import raft_cli
 from dkron_trio.cluster.config import ClusterConfig, ClusterConfigError
 from dkron_trio.completion import Shell, completion_script
@@ -78,6 +79,11 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help=f"HTTP address of a server (env {ADDRESS_ENV}, default {DEFAULT_ADDRESS})",
     )
+    remote.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help=f"ACL token, when the server runs with ACLs (env {TOKEN_ENV})",
+    )
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print the server's JSON")
 
@@ -105,6 +111,25 @@ def _build_parser() -> argparse.ArgumentParser:
     keyring_op.add_argument("--install", metavar="KEY", help="install a key everywhere")
     keyring_op.add_argument("--use", metavar="KEY", help="make an installed key the primary")
     keyring_op.add_argument("--remove", metavar="KEY", help="remove a key everywhere")
+    acl = commands.add_parser("acl", help="ACL tokens: bootstrap the first, then manage them")
+    acl_commands = acl.add_subparsers(dest="acl_command", required=True, metavar="COMMAND")
+    acl_commands.add_parser(
+        "bootstrap",
+        parents=[remote, output],
+        help="create the first admin token (only while none exists) and print it once",
+    )
+    token = acl_commands.add_parser("token", help="create, list or delete tokens (admin)")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
+    create = token_commands.add_parser(
+        "create", parents=[remote, output], help="create a token and print it once"
+    )
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--description", default="", help="whose token this is")
+    token_commands.add_parser("list", parents=[remote, output], help="list tokens (no secrets)")
+    delete_token = token_commands.add_parser(
+        "delete", parents=[remote, output], help="delete a token by id"
+    )
+    delete_token.add_argument("id")
     jobs = commands.add_parser("jobs", help="manage jobs")
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
     job_commands.add_parser("list", parents=[remote, output], help="list jobs")
@@ -215,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keygen":
         return _keygen(args.bytes)
     if args.command == "backup":
-        return backup_cli.backup(args.address, args.file)
+        return backup_cli.backup(args.address, args.file, args.token)
     if args.command == "restore":
         return _restore(args)
     if args.command == "completion":

@@ -20,6 +20,8 @@ from rich.table import Table
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8080"
 ADDRESS_ENV = "DKRON_ADDRESS"
+TOKEN_ENV = "DKRON_TOKEN"
+"""The ACL token the client sends (``--token`` wins), when the server runs with ACLs."""
 _TIMEOUT = httpx.Timeout(30.0)
 # A manual run may answer only when the execution has finished (Dkron's behaviour).
 _RUN_TIMEOUT = httpx.Timeout(30.0, read=None)
@@ -34,9 +36,19 @@ class ClientError(Exception):
 class ApiClient:
     """A small synchronous client for the /v1 API."""
 
-    def __init__(self, address: str, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
+    ) -> None:
         self.address = address if "://" in address else f"http://{address}"
-        self._http = httpx.Client(base_url=self.address, timeout=_TIMEOUT, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.address,
+            timeout=_TIMEOUT,
+            transport=transport,
+            headers=token_headers(token),
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -96,6 +108,12 @@ def _error_text(response: httpx.Response) -> str:
 
 def resolve_address(given: str | None) -> str:
     return given or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+
+
+def token_headers(given: str | None) -> dict[str, str]:
+    """The ACL token header for ``--token`` or ``DKRON_TOKEN``; none when neither is set."""
+    token = given or os.environ.get(TOKEN_ENV)
+    return {"X-Dkron-Token": token} if token else {}
 
 
 def _job_path(name: str, *rest: str) -> str:
@@ -204,7 +222,7 @@ def read_jobs_file(path: str) -> list[Mapping[str, Any]]:
 
 def run_client_command(args: argparse.Namespace) -> int:
     """Run one client command; print the result or the error (exit 1)."""
-    client = ApiClient(resolve_address(args.address))
+    client = ApiClient(resolve_address(args.address), token=getattr(args, "token", None))
     try:
         _dispatch(client, args)
     except ClientError as exc:
@@ -226,6 +244,8 @@ def _dispatch(client: ApiClient, args: argparse.Namespace) -> None:
             print(f"{client.address}: node is leaving the cluster")
     elif command == "keyring":
         _keyring(client, args, as_json)
+    elif command == "acl":
+        _acl(client, args, as_json)
     elif command == "jobs list":
         jobs = _expect_list(client.request("GET", "/v1/jobs"), "jobs")
         if as_json:
@@ -272,6 +292,54 @@ def _dispatch(client: ApiClient, args: argparse.Namespace) -> None:
             _console().print(_executions_table(executions))
     else:
         raise AssertionError(f"unhandled command {command}")
+
+
+def _tokens_table(tokens: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for title in ("ID", "ROLE", "DESCRIPTION", "CREATED"):
+        table.add_column(title, no_wrap=title == "ID")
+    for token in tokens:
+        table.add_row(
+            _text(token.get("id")),
+            _text(token.get("role")),
+            _text(token.get("description")),
+            _text(token.get("created_at")),
+        )
+    return table
+
+
+def _acl(client: ApiClient, args: argparse.Namespace, as_json: bool) -> None:
+    """``acl bootstrap`` and ``acl token create|list|delete``; a new token's secret is
+    printed once (the server keeps only its hash)."""
+    if args.acl_command == "bootstrap":
+        created = _expect_object(client.request("POST", "/v1/acl/bootstrap"), "token")
+    elif args.token_command == "create":
+        body = {"role": args.role, "description": args.description}
+        created = _expect_object(client.request("POST", "/v1/acl/tokens", body=body), "token")
+    elif args.token_command == "list":
+        tokens = _expect_list(client.request("GET", "/v1/acl/tokens"), "tokens")
+        if as_json:
+            _print_json(tokens)
+        else:
+            _console().print(_tokens_table(tokens))
+        return
+    else:
+        path = "/v1/acl/tokens/" + quote(args.id, safe="")
+        deleted = _expect_object(client.request("DELETE", path), "token")
+        if as_json:
+            _print_json(deleted)
+        else:
+            print(f"token {deleted.get('id')} ({deleted.get('role')}): deleted")
+        return
+    if as_json:
+        _print_json(created)
+    else:
+        print(f"{created.get('token')}")
+        print(
+            f"token {created.get('id')} ({created.get('role')}): keep the line above, it is "
+            "shown only once",
+            file=sys.stderr,
+        )
 
 
 def _apply(client: ApiClient, path: str, as_json: bool) -> None:

@@ -33,6 +33,8 @@ class Seen:
     path: str
     query: dict[str, list[str]]
     body: Any
+    token: str | None = None
+    """The X-Dkron-Token header sent."""
 
 
 @attrs.define
@@ -60,7 +62,8 @@ def fake() -> Iterator[FakeDkron]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
-            state.seen.append(Seen(self.command, url.path, parse_qs(url.query), body))
+            token = self.headers.get("X-Dkron-Token")
+            state.seen.append(Seen(self.command, url.path, parse_qs(url.query), body, token))
             status, payload = state.answer(self.command, url.path, body)
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             kind = "text/plain" if isinstance(payload, bytes) else "application/json"
@@ -348,6 +351,52 @@ def test_address_from_env_without_scheme(
     assert main(["jobs", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert len(fake.seen) == 1
+
+
+NEW_TOKEN = {
+    "id": "0123456789abcdef",
+    "role": "admin",
+    "description": "bootstrap",
+    "created_at": "2024-05-01T10:00:00Z",
+    "token": "s3cret",
+}
+
+
+def test_acl_bootstrap_prints_the_token_once(
+    fake: FakeDkron, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.routes[("POST", "/v1/acl/bootstrap")] = (201, NEW_TOKEN)
+    assert run_cli(fake, "acl", "bootstrap") == 0
+    out, err = capsys.readouterr()
+    assert out == "s3cret\n"
+    assert "0123456789abcdef" in err and "only once" in err
+    assert fake.seen[-1].token is None
+
+
+def test_acl_token_commands_send_the_token(
+    fake: FakeDkron, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.routes[("POST", "/v1/acl/tokens")] = lambda body: (201, {**NEW_TOKEN, **body})
+    fake.routes[("GET", "/v1/acl/tokens")] = (200, [NEW_TOKEN])
+    fake.routes[("DELETE", "/v1/acl/tokens/0123456789abcdef")] = (200, NEW_TOKEN)
+    args = ("acl", "token", "create", "--role", "operator", "--description", "ci")
+    assert run_cli(fake, *args, "--token", "adm") == 0
+    assert fake.seen[-1].body == {"role": "operator", "description": "ci"}
+    assert fake.seen[-1].token == "adm"
+    monkeypatch.setenv("DKRON_TOKEN", "from-env")
+    assert run_cli(fake, "acl", "token", "list") == 0
+    assert fake.seen[-1].token == "from-env"
+    assert run_cli(fake, "acl", "token", "delete", "0123456789abcdef", "--token", "flag") == 0
+    assert fake.seen[-1].token == "flag"
+    out = capsys.readouterr().out
+    assert "ROLE" in out and "0123456789abcdef" in out and "deleted" in out
+    assert run_cli(fake, "jobs", "list") == 1  # no route; but the token still went along
+    assert fake.seen[-1].token == "from-env"
+
+
+def test_acl_token_create_needs_a_known_role(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["acl", "token", "create", "--role", "root"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_raft_commands_report_an_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
