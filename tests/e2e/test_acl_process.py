@@ -4,11 +4,14 @@ and tokens that survive a restart (they live in the replicated state on disk).""
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
+from tests.e2e.cluster import Cluster
 from tests.e2e.process import AgentProcess, free_port, wait_for
 
 
@@ -78,3 +81,46 @@ async def test_bootstrap_roles_and_restart_through_a_real_agent(tmp_path: Path) 
         assert (tmp_path / "s1" / "dkron.data" / "state.db").read_bytes().find(admin.encode()) == -1
     finally:
         agent.stop_quietly()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cluster/wire.py cannot yet carry token results in forwarded replies (the ACL "
+    "helper's report has the patch); remove this mark with it",
+)
+async def test_one_bootstrap_wins_on_a_cluster(tmp_path: Path) -> None:
+    """Bootstraps sent to all three servers at once: the state machine admits exactly one;
+    a token created through one server works at once through the others."""
+    cluster = Cluster.create(tmp_path, 3, "--acl-enabled")
+    cluster.start()
+    try:
+        for server in cluster:
+            await wait_for(partial(healthy, server), within=30, what="health", agent=server)
+        answers: dict[str, httpx.Response] = {}
+
+        async def bootstrap(server: AgentProcess) -> None:
+            async def answered() -> bool:
+                async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                    response = await client.post("/v1/acl/bootstrap")
+                answers[server.node_name] = response
+                return response.status_code != 503  # no leader yet
+
+            await wait_for(answered, within=40, what="a bootstrap answer", agent=server)
+
+        async with trio.open_nursery() as nursery:
+            for server in cluster:
+                nursery.start_soon(bootstrap, server)
+        codes = sorted(r.status_code for r in answers.values())
+        assert codes == [201, 409, 409], {n: r.text for n, r in answers.items()}
+        [won] = [r.json() for r in answers.values() if r.status_code == 201]
+        admin = {"X-Dkron-Token": won["token"]}
+        first, *others = cluster.servers
+        async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:
+            made = await client.post("/v1/acl/tokens", json={"role": "operator"}, headers=admin)
+        assert made.status_code == 201
+        operator = made.json()["token"]
+        for server in others:
+            assert await status(server, "GET", "/v1/busy", operator) == 200
+            assert await status(server, "POST", "/v1/pause", operator) == 403
+    finally:
+        cluster.stop()
