@@ -26,6 +26,7 @@ CORES = sorted(
         "execution.py",
         "targets.py",
         "run_checks.py",
+        "acl.py",
         "cluster/wire.py",
         "dispatch/wire.py",
         "executors/base.py",

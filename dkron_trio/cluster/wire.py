@@ -12,15 +12,19 @@ from typing import Any
 import attrs
 import msgpack
 
-from dkron_trio.commands import CommandError, SetJob, decode_command, encode_command
+from dkron_trio.acl import AclToken
+from dkron_trio.commands import CommandError, SetJob, SetToken, decode_command, encode_command
 from dkron_trio.job import Job, ValidationError
 from dkron_trio.store.base import (
+    AclBootstrapDone,
     ClusterUnavailable,
     DependencyCycle,
     JobHasChildren,
     JobNotFound,
     ParentNotFound,
     RaftMember,
+    TokenExists,
+    TokenNotFound,
 )
 
 APPLY = "apply"
@@ -82,6 +86,14 @@ def _result(result: object) -> list[Any]:
             return ["bad_command", str(result)]
         case ClusterUnavailable():
             return ["unavailable", str(result)]
+        case AclToken():
+            return ["token", encode_command(SetToken(result), verify=False)]
+        case TokenNotFound():
+            return ["token_not_found", result.token_id]
+        case TokenExists():
+            return ["token_exists", result.token_id]
+        case AclBootstrapDone():
+            return ["bootstrap_done"]
     raise WireError(f"cannot send a result of type {type(result).__name__}")
 
 
@@ -123,6 +135,19 @@ def _rebuild(tag: str, args: list[Any]) -> object:
             return CommandError(message)
         case "unavailable", [str() as message]:
             return ClusterUnavailable(message)
+        case "token", [bytes() as data]:
+            try:
+                cmd = decode_command(data)
+            except CommandError as exc:
+                raise WireError(str(exc)) from None
+            if isinstance(cmd, SetToken):
+                return cmd.token
+        case "token_not_found", [str() as token_id]:
+            return TokenNotFound(token_id)
+        case "token_exists", [str() as token_id]:
+            return TokenExists(token_id)
+        case "bootstrap_done", []:
+            return AclBootstrapDone()
     raise WireError(f"unknown result {tag!r} with {len(args)} values")
 
 

@@ -13,12 +13,15 @@ from dkron_trio.commands import CommandError
 from dkron_trio.config import HostPort
 from dkron_trio.job import ValidationError
 from dkron_trio.store.base import (
+    AclBootstrapDone,
     ClusterUnavailable,
     DependencyCycle,
     JobHasChildren,
     JobNotFound,
     ParentNotFound,
     RaftMember,
+    TokenExists,
+    TokenNotFound,
 )
 from tests.store.helpers import job
 
@@ -33,6 +36,9 @@ RESULTS: list[object] = [
     JobHasChildren("a", ("b", "c")),
     CommandError("broken"),
     ClusterUnavailable("no leader"),
+    TokenNotFound("0123456789abcdef"),
+    TokenExists("0123456789abcdef"),
+    AclBootstrapDone(),
 ]
 
 

@@ -8,7 +8,6 @@ from functools import partial
 from pathlib import Path
 
 import httpx
-import pytest
 import trio
 
 from tests.e2e.cluster import Cluster
@@ -83,11 +82,6 @@ async def test_bootstrap_roles_and_restart_through_a_real_agent(tmp_path: Path) 
         agent.stop_quietly()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cluster/wire.py cannot yet carry token results in forwarded replies (the ACL "
-    "helper's report has the patch); remove this mark with it",
-)
 async def test_one_bootstrap_wins_on_a_cluster(tmp_path: Path) -> None:
     """Bootstraps sent to all three servers at once: the state machine admits exactly one;
     a token created through one server works at once through the others."""
