@@ -163,8 +163,11 @@ def _state(row: object) -> NodeState:
     if s > max(MemberState):
         raise CodecError("state: unknown member state")
     return NodeState(
-        _str(node, "node", MAX_NAME), _addr(host, port), _int(inc, "incarnation"),
-        MemberState(s), _tags(tags),
+        _str(node, "node", MAX_NAME),
+        _addr(host, port),
+        _int(inc, "incarnation"),
+        MemberState(s),
+        _tags(tags),
     )
 
 
@@ -180,7 +183,9 @@ def _message(row: object) -> Message:
     if kind == _PING_REQ:
         _, seq, target, host, port, nack = _fields(row, 6, "ping-req")
         return PingReq(
-            _int(seq, "seq"), _str(target, "target", MAX_NAME), _addr(host, port),
+            _int(seq, "seq"),
+            _str(target, "target", MAX_NAME),
+            _addr(host, port),
             _bool(nack, "nack"),
         )
     if kind == _ACK:
@@ -192,14 +197,17 @@ def _message(row: object) -> Message:
     if kind == _ALIVE:
         _, inc, node, host, port, tags = _fields(row, 6, "alive")
         return Alive(
-            _int(inc, "incarnation"), _str(node, "node", MAX_NAME), _addr(host, port),
+            _int(inc, "incarnation"),
+            _str(node, "node", MAX_NAME),
+            _addr(host, port),
             _tags(tags),
         )
     if kind in (_SUSPECT, _DEAD):
         _, inc, node, sender = _fields(row, 4, "suspect" if kind == _SUSPECT else "dead")
         cls = Suspect if kind == _SUSPECT else Dead
         return cls(
-            _int(inc, "incarnation"), _str(node, "node", MAX_NAME),
+            _int(inc, "incarnation"),
+            _str(node, "node", MAX_NAME),
             _str(sender, "sender", MAX_NAME),
         )
     if kind == _PUSH_PULL:
@@ -221,7 +229,9 @@ def _message(row: object) -> Message:
         if not isinstance(keys, list) or len(keys) > MAX_KEYS:
             raise CodecError(f"keys: expected an array of at most {MAX_KEYS} keys")
         return KeyResponse(
-            _int(id_, "id"), _str(node, "node", MAX_NAME), error,
+            _int(id_, "id"),
+            _str(node, "node", MAX_NAME),
+            error,
             tuple(_key(k, empty=False) for k in keys),
         )
     raise CodecError(f"message: unknown type {kind!r}")

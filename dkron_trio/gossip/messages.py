@@ -130,7 +130,5 @@ class KeyResponse:
     keys: tuple[bytes, ...]
 
 
-Message = (
-    Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | PushPull | KeyRequest | KeyResponse
-)
+Message = Ping | PingReq | Ack | Nack | Alive | Suspect | Dead | PushPull | KeyRequest | KeyResponse
 Packet = tuple[Message, ...]

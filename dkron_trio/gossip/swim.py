@@ -505,9 +505,7 @@ class SwimCore:
     def _send(self, addr: Addr, msg: Message) -> None:
         """Send `msg` with as much piggybacked news as fits in the datagram."""
         if self._broadcasts:
-            extra = self._broadcasts.take(
-                self._room - message_size(msg), self._retransmit_limit()
-            )
+            extra = self._broadcasts.take(self._room - message_size(msg), self._retransmit_limit())
             self._outbox.append((addr, (msg, *extra)))
         else:
             self._outbox.append((addr, (msg,)))

@@ -195,7 +195,8 @@ class Prober:
         if target is None or target.state not in LIVE:
             return
         helpers = [
-            n for n in self._nodes.values()
+            n
+            for n in self._nodes.values()
             if n.state is MemberState.ALIVE and n.name not in (self._name, probe.target)
         ]
         for helper in pick(self._rng, helpers, self._config.indirect_checks):

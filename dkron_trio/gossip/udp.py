@@ -103,7 +103,11 @@ class GossipNode:
                 adv = HostPort(adv.host, port)
             self._wall_offset = time.time() - trio.current_time()
             self._core = SwimCore.create(
-                self._name, (adv.host, adv.port), self._tags, self._config, self._rng,
+                self._name,
+                (adv.host, adv.port),
+                self._tags,
+                self._config,
+                self._rng,
                 wall_tick=self._wall_tick(),
             )
             log.info("gossip listening", name=self._name, bind=str(self._bind), advertise=str(adv))

@@ -74,8 +74,10 @@ class GossipCluster:
 
         loop = GossipLoop(rng, network, sim_addr, ids, record, slot_ms)
         cluster = cls(loop, {}, log, rng, config or GossipConfig())
-        members = [Member(sim_name(i), sim_addr(i), tags(i) if tags else {}, 1, MemberState.ALIVE)
-                   for i in range(size)]
+        members = [
+            Member(sim_name(i), sim_addr(i), tags(i) if tags else {}, 1, MemberState.ALIVE)
+            for i in range(size)
+        ]
         for i in range(size):
             cluster.start(i, members[i].tags, known=members if formed else ())
         log.clear()
