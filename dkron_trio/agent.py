@@ -30,6 +30,8 @@ from dkron_trio.dispatch.pool import PeerPool
 from dkron_trio.dispatch.remote import RemoteRuns
 from dkron_trio.dispatch.worker import Worker
 from dkron_trio.execution import Execution
+from dkron_trio.executors.base import Executor
+from dkron_trio.executors.registry import get_executor
 from dkron_trio.gossip.service import GossipService, reload_tags
 from dkron_trio.gossip.swim_types import TagsTooLarge
 from dkron_trio.http.server import HttpServer
@@ -137,6 +139,7 @@ class Agent:
                 pool,
                 lambda: alive_servers(gossip, name),
                 max_concurrent=self.config.max_concurrent_executions,
+                executors=self._executor,
             )
             worker.register(raft.rpc)
             async with trio.open_nursery() as nursery:
@@ -162,6 +165,7 @@ class Agent:
                     remote=remote,
                     nodes=lambda: alive_nodes(gossip, region),
                     max_concurrent=self.config.max_concurrent_executions,
+                    executors=self._executor,
                 )
                 _serve_reports(raft.rpc, store, runs)
                 if metrics is not None:
@@ -247,6 +251,7 @@ class Agent:
             pool,
             lambda: alive_servers(gossip, name),
             max_concurrent=self.config.max_concurrent_executions,
+            executors=self._executor,
         )
         worker.register(rpc)
         try:
@@ -268,6 +273,9 @@ class Agent:
             with trio.CancelScope(shield=True):
                 await journal.close()
         log.info("agent stopped", node=name)
+
+    def _executor(self, name: str) -> Executor:
+        return get_executor(name, self.config.output_limit)
 
     async def _reload_tags_on_sighup(self, gossip: GossipService) -> None:
         """SIGHUP re-reads the config file's tags and gossips them (Dkron reloads on it too)."""

@@ -24,9 +24,11 @@ import yaml
 
 from dkron_trio.config_keys import KEYS, KeyKind, KeySpec, KeyStatus
 from dkron_trio.durations import DurationError, parse_go_duration
+from dkron_trio.executors.config import OUTPUT_LIMIT_BYTES
 from dkron_trio.gossip.config import (
     AGENT_RECONNECT_TIMEOUT,
     AGENT_RETRY_INTERVAL,
+    UDP_BUFFER_SIZE,
     GossipConfigError,
     GossipProfile,
     agent_gossip_config,
@@ -165,6 +167,8 @@ class AgentConfig:
     http_rate_burst: int = 0
     max_concurrent_executions: int = 0
     rpc_max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    gossip_max_datagram: int = UDP_BUFFER_SIZE
+    output_limit: int = OUTPUT_LIMIT_BYTES
     cert_file: str = ""
     key_file: str = ""
     trusted_ca_file: str = ""
@@ -216,6 +220,9 @@ class AgentConfig:
             "must not be negative (0 = no limit)",
         )
         _check(
+            1024 <= self.output_limit <= 1 << 30, "output-limit", "must be 1024 to 1073741824 bytes"
+        )
+        _check(
             1024 <= self.rpc_max_frame_size <= (1 << 32) - 1,
             "rpc-max-frame-size",
             "must be between 1024 bytes and 4 GiB",
@@ -244,7 +251,7 @@ class AgentConfig:
             agent_gossip_config(
                 self.profile, reconnect_timeout=self.serf_reconnect_timeout,
                 retry_interval=self.retry_interval, retry_max=self.retry_max,
-                encrypt=self.encrypt,
+                encrypt=self.encrypt, max_datagram=self.gossip_max_datagram,
             )  # fmt: skip
         except GossipConfigError as exc:
             raise ConfigError(f"config {exc.key}", str(exc), key=exc.key) from None

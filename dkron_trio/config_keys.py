@@ -89,6 +89,13 @@ _TABLE: tuple[tuple[str, KeyKind, KeyStatus, str], ...] = (
         "executions this node runs at once; more wait (default 0: no limit)",
     ),
     ("rpc-max-frame-size", _I, _OK, "largest RPC frame sent or accepted (default 16777216)"),
+    (
+        "gossip-max-datagram",
+        _I,
+        _OK,
+        "largest gossip datagram sent or accepted, the same on every node (default 1400)",
+    ),
+    ("output-limit", _I, _OK, "bytes of an execution's output kept, its tail (default 256000)"),
     ("disable-usage-stats", _B, _NO_OP, "accepted for compatibility: no stats are ever sent"),
     ("profile", _S, _OK, "gossip timing profile lan, wan or local (default lan)"),
     ("retry-max", _I, _OK, "join attempts before giving up (default 0: forever)"),

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 from dkron_trio.executors.base import Executor
 from dkron_trio.executors.config import (
+    OUTPUT_LIMIT_BYTES,
     ExecutorKind,
     Problem,
     validate_http_config,
@@ -74,8 +75,9 @@ def validate_executor_config(name: str, config: Mapping[str, str]) -> list[Probl
 
 
 @functools.cache
-def get_executor(name: str) -> Executor:
-    """The agent-wide executor for `name` (shared, so the http executor's TLS cache is too)."""
+def get_executor(name: str, output_limit: int = OUTPUT_LIMIT_BYTES) -> Executor:
+    """The agent-wide executor for `name` (shared, so the http executor's TLS cache is too),
+    keeping the last `output_limit` bytes of output (`output-limit`)."""
     plugin = _PLUGINS.get(name)
     if plugin is not None:
         return plugin[0]()
@@ -83,7 +85,7 @@ def get_executor(name: str) -> Executor:
     if kind is ExecutorKind.SHELL:
         from dkron_trio.executors.shell import ShellExecutor  # noqa: PLC0415
 
-        return ShellExecutor()
+        return ShellExecutor(output_limit=output_limit)
     from dkron_trio.executors.http import HttpExecutor  # noqa: PLC0415
 
-    return HttpExecutor()
+    return HttpExecutor(output_limit=output_limit)

@@ -166,6 +166,7 @@ def agent_gossip_config(
     retry_interval: timedelta = AGENT_RETRY_INTERVAL,
     retry_max: int = 0,
     encrypt: str = "",
+    max_datagram: int = UDP_BUFFER_SIZE,
 ) -> GossipConfig:
     """The GossipConfig an agent runs with, checking the agent's gossip keys; a bad value
     raises GossipConfigError naming the key."""
@@ -180,8 +181,13 @@ def agent_gossip_config(
     for key, value in limits:
         if value < timedelta(milliseconds=TICK_MS):
             raise GossipConfigError(f"must be at least {TICK_MS}ms", key)
+    if not 2 * META_MAX_BYTES <= max_datagram <= 65000:
+        raise GossipConfigError(
+            f"must be in [{2 * META_MAX_BYTES}, 65000], got {max_datagram}", "gossip-max-datagram"
+        )
     return GossipConfig(
         **_PROFILES[profile],
+        udp_buffer_size=max_datagram,
         reconnect_timeout_ticks=_ticks(reconnect_timeout.total_seconds()),
         join_retry_ticks=_ticks(retry_interval.total_seconds()),
     )

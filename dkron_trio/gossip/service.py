@@ -143,6 +143,7 @@ class GossipService:
             retry_interval=config.retry_interval,
             retry_max=config.retry_max,
             encrypt=config.encrypt,
+            max_datagram=config.gossip_max_datagram,
         )
         self._config = config
         self._rng = rng or random.Random()
