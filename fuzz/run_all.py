@@ -1,7 +1,7 @@
 """Run every fuzz target (fuzz_targets.py) for a bounded time each, one atheris process each.
 
     python fuzz/run_all.py --minutes 30              # long run: 30 minutes per target
-    python fuzz/run_all.py --seconds 5               # what the test suite does
+    python fuzz/run_all.py --seconds 30              # what the test suite does
     python fuzz/run_all.py --only schedule --minutes 5 --corpus fuzz/corpus
 
 Prints per target the number of inputs run and the result; exits 1 if any target found a
@@ -13,10 +13,12 @@ seeds in a temporary directory.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import attrs
@@ -66,13 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(TARGETS), help="repeatable")
     parser.add_argument("--corpus", type=Path, help="corpus root kept across runs")
     parser.add_argument("--artifacts", type=Path, default=Path("fuzz-findings"))
+    parser.add_argument(
+        "--parallel", type=int, default=os.cpu_count() or 1, help="targets run at once"
+    )
     args = parser.parse_args(argv)
     seconds = round(args.minutes * 60) if args.minutes is not None else args.seconds or 30
     failed = 0
     with tempfile.TemporaryDirectory(prefix="dkron-fuzz-") as tmp:
         root = args.corpus if args.corpus is not None else Path(tmp)
-        for name in args.only or list(TARGETS):
-            outcome = run_target(name, seconds, root, args.artifacts.resolve())
+        names = args.only or list(TARGETS)
+        with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+            outcomes = pool.map(
+                lambda name: run_target(name, seconds, root, args.artifacts.resolve()), names
+            )
+            done = list(zip(names, outcomes, strict=True))
+        for name, outcome in done:
             status = "ok" if outcome.ok else "FAIL"
             print(f"{name}: {status}, {outcome.runs} inputs in {seconds} s", flush=True)
             if not outcome.ok:
