@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dkron_trio.commands import SetJob, encode_command
 from dkron_trio.config import HostPort
+from dkron_trio.executors.registry import register_executor
 from dkron_trio.job import Job
 from dkron_trio.rpc.config import Overflow, RpcConfig
 from dkron_trio.rpc.peer import Peer
@@ -40,6 +41,9 @@ from dkron_trio.store.base import ExecutionQuery, JobQuery
 from dkron_trio.store.sqlite import open_sqlite_store
 from tests.e2e.cluster import Cluster, leader_of, wait_for_leader
 from tests.e2e.process import AgentProcess, free_port, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from noop_agent import NoopExecutor
 
 LAUNCHER = (str(Path(__file__).with_name("noop_agent.py")),)
 PERIOD = 10.0
@@ -212,6 +216,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--skip-failover", action="store_true")
     args = parser.parse_args()
+    register_executor("noop", NoopExecutor)  # the jobs built here name it, as servers do
     print(
         f"machine: nproc={os.cpu_count()}, python {platform.python_version()}, "
         f"{platform.platform()}"
