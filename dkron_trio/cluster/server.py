@@ -154,8 +154,9 @@ class RaftServer:
                     while True:
                         try:
                             await work()
-                        except ClusterUnavailable as exc:
-                            log.warning("leader work failed, restarting", term=term, error=str(exc))
+                        except* ClusterUnavailable as group:  # alone or from a nursery
+                            errors = "; ".join(str(e) for e in group.exceptions)
+                            log.warning("leader work failed, restarting", term=term, error=errors)
                         await trio.sleep(_WORK_RESTART)
 
                 nursery.start_soon(one_term)
