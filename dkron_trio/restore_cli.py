@@ -2,7 +2,7 @@
 
 Offline, into an empty data dir of a server that is not running. It writes
 
-* ``state.db``: the image (checked like a Raft snapshot is, `sqlite_tx.stage_image`), with
+* ``state.db``: the image (checked like a Raft snapshot is, `sqlite_image.stage_image`), with
   the Raft address book replaced by this server alone, so the old cluster's servers are
   neither dialled nor counted;
 * ``raft.db``: a Raft log holding one snapshot at the image's applied index whose
@@ -27,7 +27,8 @@ from dkron_trio.raft.types import ConfState, HardState, Ready, Snapshot, Snapsho
 from dkron_trio.store import rules
 from dkron_trio.store.base import RaftMember
 from dkron_trio.store.replica import ImageError
-from dkron_trio.store.sqlite_tx import JobCache, SqliteTx, connect, fsync_dir, stage_image
+from dkron_trio.store.sqlite_image import fsync_dir, stage_image
+from dkron_trio.store.sqlite_tx import JobCache, SqliteTx, connect
 
 STATE_FILE = "state.db"
 RAFT_FILE = "raft.db"

@@ -40,6 +40,7 @@ from dkron_trio.store.base import (
     StoreError,
 )
 from dkron_trio.store.replica import Mutation, check_index
+from dkron_trio.store.sqlite_image import fsync_dir, stage_empty, stage_image
 from dkron_trio.store.sqlite_tx import (
     EXECUTION_FIELDS,
     JOB_READ,
@@ -47,10 +48,7 @@ from dkron_trio.store.sqlite_tx import (
     SqliteTx,
     connect,
     execution_from_row,
-    fsync_dir,
     job_from_row,
-    stage_empty,
-    stage_image,
 )
 
 T = TypeVar("T")

@@ -11,11 +11,9 @@ for these fields and a job is read as its record overlaid with them (`job_from_r
 write that changes anything else rewrites the record whole.
 """
 
-import contextlib
 import enum
 import json
 import operator
-import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -33,7 +31,6 @@ from dkron_trio.execution import (
 from dkron_trio.job import Job, JobStatus
 from dkron_trio.store import rules
 from dkron_trio.store.base import RaftMember, StoreError
-from dkron_trio.store.replica import ImageError
 
 SCHEMA_VERSION = 3
 """1: jobs, executions, missed ticks. 2: adds the replica tables (applied index, members).
@@ -58,7 +55,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 """From each older schema version: the statements that bring it to `SCHEMA_VERSION`."""
 
-_OLDEST_IMAGE_VERSION = 2
+OLDEST_IMAGE_VERSION = 2
 """Images (snapshots, backups) start at version 2, the first with replica state; older
 versions are migrated as they are restored."""
 
@@ -595,58 +592,3 @@ def connect(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-def stage_image(path: str, image: bytes) -> int:
-    """Write a state image to ``path``, durably, and check that it is a state database of
-    this schema; returns its applied index. ImageError (and no file left) if it is not."""
-    if not image.startswith(b"SQLite format 3\x00"):
-        raise ImageError("not a state image: no SQLite header")
-    for leftover in (path, path + "-wal", path + "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(leftover)
-    try:
-        with open(path, "wb") as f:
-            f.write(image)
-            f.flush()
-            os.fsync(f.fileno())
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if not _OLDEST_IMAGE_VERSION <= version <= SCHEMA_VERSION:
-                raise ImageError(
-                    f"image has schema version {version}; this build reads versions "
-                    f"{_OLDEST_IMAGE_VERSION} to {SCHEMA_VERSION}"
-                )
-            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise ImageError("image fails SQLite's integrity check")
-            applied: int = conn.execute("SELECT applied FROM replica").fetchone()[0]
-        finally:
-            conn.close()
-        if version != SCHEMA_VERSION:
-            connect(path).close()  # an image of an older build: migrated like a database
-    except (ImageError, sqlite3.DatabaseError) as exc:
-        for leftover in (path, path + "-wal", path + "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
-        if isinstance(exc, ImageError):
-            raise
-        raise ImageError(f"not a state image: {exc}") from exc
-    return applied
-
-
-def stage_empty(path: str) -> int:
-    """An empty state database at ``path`` (the image of a state nothing was applied to)."""
-    for leftover in (path, path + "-wal", path + "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(leftover)
-    connect(path).close()
-    return 0
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
