@@ -46,10 +46,9 @@ class ClusterConfig:
     advertise: HostPort
     """The RPC address others dial (advertise host, advertise-rpc-port or rpc-port)."""
     bootstrap_expect: int = 0
-    join: tuple[HostPort, ...] = ()
-    """RPC addresses of servers to greet and join (tests); the agent finds servers through
-    gossip instead and sets `joining` when it was told to join a cluster."""
     joining: bool = False
+    """Told to join a cluster (join addresses given): never bootstrap alone. The servers to
+    greet and join are found through gossip."""
     raft_multiplier: int = 1
     apply_timeout: float = DEFAULT_APPLY_TIMEOUT
     forward_timeout: float = DEFAULT_FORWARD_TIMEOUT

@@ -4,11 +4,10 @@ It owns the RPC listener, `raft.db`, the Raft node and its transport, and keeps 
 with the replicated state in `state.db` (a `ReplicaStore`):
 
 * **Formation.** On a fresh data dir a server bootstraps a one-node cluster when it has
-  nobody to join and expects at most one server; with `bootstrap-expect` N it greets its
-  join addresses (`HELLO`) until it knows N servers, and all of them bootstrap the same
-  configuration; with join addresses and no expectation it asks them to add it (`JOIN`).
-  The seeds are the servers gossip reports (their `rpc_addr`), plus any RPC addresses in
-  `ClusterConfig.join`.
+  nobody to join and expects at most one server; with `bootstrap-expect` N it greets the
+  servers gossip reports (`HELLO`, to their `rpc_addr`) until it knows N, and all of them
+  bootstrap the same configuration; told to join and expecting nothing, it asks them to
+  add it (`JOIN`).
 * **Addresses.** Each server's name and RPC address live in the replicated state (membership
   changes carry them; the leader records bootstrap members with `SetMember`), so a restart
   or a snapshot brings the address book back; greetings to the join addresses fill it in
@@ -73,7 +72,7 @@ class RaftServer:
     _rpc_config: RpcConfig = attrs.Factory(RpcConfig)
     _on_jobs: Callable[[list[str]], None] | None = None
     _seeds: Callable[[], Sequence[HostPort]] | None = None
-    """RPC addresses of other servers as gossip knows them now (besides `config.join`)."""
+    """RPC addresses of other servers as gossip knows them now."""
     _on_executions: Callable[[list[Execution]], None] | None = None
     _on_missed: Callable[[list[MissedTick]], None] | None = None
     """Told the missed ticks each applied batch recorded (metrics)."""
@@ -278,7 +277,7 @@ class RaftServer:
         """The initial configuration to bootstrap with, or None to join an existing one."""
         config = self._config
         if config.bootstrap_expect <= 1:
-            if config.join or config.joining:
+            if config.joining:
                 return None
             self._bootstrap = (self.me,)
             return ConfState(voters=frozenset({config.node_id}))
@@ -320,10 +319,7 @@ class RaftServer:
         return hello
 
     def _seed_addresses(self) -> list[HostPort]:
-        found = list(self._config.join)
-        if self._seeds is not None:
-            found += [a for a in self._seeds() if a not in found]
-        return found
+        return [] if self._seeds is None else list(self._seeds())
 
     async def _greet_seeds(self) -> None:
         """Greet every seed once it answers: fills the address book of a restarted server
