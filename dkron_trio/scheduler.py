@@ -21,9 +21,12 @@ from dkron_trio.logs import get_logger
 from dkron_trio.planner import initial_cursor, next_due, plan_job
 from dkron_trio.runs import RunManager
 from dkron_trio.schedule import Schedule
-from dkron_trio.store.base import JobNotFound, JobQuery, Store
+from dkron_trio.store.base import JobNotFound, Store
 
 log = get_logger(__name__)
+
+_LOAD_SLICE = 1000
+"""Jobs loaded between two checkpoints when the scheduler starts."""
 
 
 @attrs.frozen
@@ -84,9 +87,11 @@ class Scheduler:
 
     async def _schedule(self, task_status: trio.TaskStatus[None]) -> None:
         await self._recover_orphans()
-        page = await self._store.list_jobs(JobQuery())
-        for job in page.jobs:
-            await self._load(job)
+        for position, (job, cursor) in enumerate(await self._store.schedule_state()):
+            self._cursors[job.name] = cursor or initial_cursor(job)
+            self._push(job)
+            if position % _LOAD_SLICE == _LOAD_SLICE - 1:
+                await trio.lowlevel.checkpoint()  # the API stays responsive while loading
         gc.freeze()  # the loaded jobs live long: keep full collections from walking them
         log.info("scheduler started", jobs=len(self._jobs))
         task_status.started()
@@ -133,13 +138,17 @@ class Scheduler:
         if cursor is None:
             try:
                 cursor = await self._store.get_cursor(job.name) or initial_cursor(job)
-            except JobNotFound:  # deleted since it was listed
+            except JobNotFound:  # deleted since it was read
                 self._forget(job.name)
                 return
             self._cursors[job.name] = cursor
+        self._push(job)
+
+    def _push(self, job: Job) -> None:
+        """(Re)schedule a job whose cursor is known."""
         schedule = job.schedule_obj()
         self._jobs[job.name] = (job, schedule)
-        due = next_due(job, schedule, cursor)
+        due = next_due(job, schedule, self._cursors[job.name])
         if due is None:
             self._due.pop(job.name, None)
             return

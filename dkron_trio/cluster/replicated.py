@@ -109,6 +109,9 @@ class ReplicatedStore:
     async def get_cursor(self, job_name: str) -> datetime | None:
         return await self._local.get_cursor(job_name)
 
+    async def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        return await self._local.schedule_state()
+
     async def set_cursor(self, job_name: str, t: datetime) -> None:
         await self._apply(SetCursor(job_name, t), forward=False)  # the scheduler's too
 

@@ -188,6 +188,11 @@ class Store(Protocol):
 
     async def get_cursor(self, job_name: str) -> datetime | None: ...
 
+    async def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        """Every job with its cursor, in one consistent read: what a new leader's scheduler
+        loads (one read, not one per job, so it is ready soon after an election)."""
+        ...
+
     async def set_cursor(self, job_name: str, t: datetime) -> None: ...
 
     async def record_plan(

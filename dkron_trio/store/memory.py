@@ -221,6 +221,10 @@ class MemoryStore:
         rules.require_job(self._tx, job_name)
         return self._tx.load_cursor(job_name)
 
+    async def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        await trio.lowlevel.checkpoint()
+        return [(job, self._tx.load_cursor(job.name)) for job in self._tx.jobs()]
+
     async def set_cursor(self, job_name: str, t: datetime) -> None:
         await trio.lowlevel.checkpoint()
         rules.apply_set_cursor(self._tx, job_name, t)

@@ -310,6 +310,9 @@ class SqliteStore:
 
         return await self._read(get)
 
+    async def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        return await self._read(lambda tx: tx.schedule_state())
+
     async def set_cursor(self, job_name: str, t: datetime) -> None:
         await self._write(lambda tx: rules.apply_set_cursor(tx, job_name, t))
 
