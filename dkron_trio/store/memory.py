@@ -19,6 +19,8 @@ from dkron_trio.store.base import (
     ExecutionQuery,
     JobPage,
     JobQuery,
+    PlanRecord,
+    PlansRecorded,
     RaftMember,
     SortOrder,
 )
@@ -229,15 +231,9 @@ class MemoryStore:
         await trio.lowlevel.checkpoint()
         rules.apply_set_cursor(self._tx, job_name, t)
 
-    async def record_plan(
-        self,
-        job_name: str,
-        cursor: datetime,
-        missed: Sequence[MissedTick],
-        started: Sequence[Execution],
-    ) -> None:
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> PlansRecorded:
         await trio.lowlevel.checkpoint()
-        rules.apply_record_plan(self._tx, job_name, cursor, missed, started)
+        return PlansRecorded(None, rules.apply_record_plans(self._tx, plans))
 
     async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
         await trio.lowlevel.checkpoint()
