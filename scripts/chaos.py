@@ -3,6 +3,7 @@ kill -9 and restart, SIGSTOP/SIGCONT pauses, whole-cluster crashes and RPC parti
 clients create, update, delete and read jobs and jobs tick every second on the agents.
 
 Usage: python scripts/chaos.py [--seed N] [--duration 120] [--servers 3] [--agents 2]
+                               [--clients 4] [--keys 8]
                                [--rounds N] [--faults kill,pause,crash-all,partition] [--concurrent]
                                [--quiet LOW,HIGH] [--hold LOW,HIGH] [--crash-hold LOW,HIGH]
                                [--root DIR] [--json FILE]
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=2)
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     parser.add_argument(
+        "--keys", type=int, default=8, help="job names the clients write (one register each)"
+    )
+    parser.add_argument(
         "--faults", type=_kinds, default=tuple(FaultKind), help="comma-separated fault kinds"
     )
     parser.add_argument(
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         agents=args.agents,
         kinds=args.faults,
         clients=args.clients,
+        keys=args.keys,
         recovery_bound=args.recovery_bound,
         quiet=args.quiet,
         hold=args.hold,
@@ -103,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     report = trio.run(run_chaos, config)
     print(report.table(), flush=True)
     if args.json is not None:
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        command = ["python", "scripts/chaos.py", *(argv if argv is not None else sys.argv[1:])]
+        figures = {"command": " ".join(command), **report.to_json()}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not report.ok:
         print(f"[chaos] FAILED: {len(report.violations)} violations; replay with --seed {seed}")
         return 1

@@ -64,6 +64,8 @@ class ChaosConfig:
             raise ValueError("agents: at least 1 (the scheduled jobs run on agents)")
         if self.duration <= 0:
             raise ValueError("duration: must be positive")
+        if self.keys < 1 or self.clients < 1:
+            raise ValueError("keys and clients: at least 1 each")
         if self.rounds is not None and self.rounds < 1:
             raise ValueError("rounds: at least 1")
 
