@@ -127,6 +127,7 @@ class Agent:
                 on_jobs=on_jobs,
                 on_executions=on_executions,
                 on_missed=None if metrics is None else metrics.on_missed,
+                on_durable_write=None if metrics is None else metrics.on_raft_durable_write,
                 seeds=lambda: alive_servers(gossip, name),
             )
             self.raft = raft
