@@ -175,7 +175,7 @@ class Agent:
                     metrics.watch_raft(raft.node.status)
                     metrics.watch_members(gossip.members)
                 await nursery.start(worker.run)
-                await nursery.start(run_execution_outputs, self.config, runs)
+                await nursery.start(run_execution_outputs, self.config, runs, store)
                 scheduler = Scheduler(store, runs, clock)
                 self.runs, self.scheduler = runs, scheduler
                 await nursery.start(runs.run)

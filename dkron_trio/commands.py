@@ -31,6 +31,7 @@ import msgpack
 from dkron_trio.acl import AclToken
 from dkron_trio.execution import Execution, MissedTick, MissReason
 from dkron_trio.job import Job, format_time, parse_time
+from dkron_trio.notify.targets import EmailTarget, JobNotify, WebhookTarget
 
 CODEC_VERSION = 1
 """Bumped whenever the wire form of any command changes."""
@@ -346,7 +347,16 @@ _DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
 
 _HINTS: Mapping[type, Mapping[str, Any]] = {
     cls: typing.get_type_hints(cls)
-    for cls in (Job, Execution, MissedTick, AclToken, *typing.get_args(Command))
+    for cls in (
+        Job,
+        JobNotify,
+        WebhookTarget,
+        EmailTarget,
+        Execution,
+        MissedTick,
+        AclToken,
+        *typing.get_args(Command),
+    )
 }
 """Field types of every class a command holds (resolved once)."""
 

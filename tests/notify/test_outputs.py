@@ -121,7 +121,7 @@ async def _world(config: NotifyConfig) -> AsyncIterator[World]:
         return executor
 
     runs = RunManager(store, WallClock.system(), "node1", {}, executors)
-    outputs = ExecutionOutputs.create(config, "node1")
+    outputs = ExecutionOutputs.create(config, "node1", store)
     runs.add_finished_listener(outputs.on_finished)
     runs.add_started_listener(outputs.on_started)
     async with trio.open_nursery() as nursery:
