@@ -229,7 +229,7 @@ def _pack(cmd: Command) -> bytes:
 def _body(cmd: Command) -> dict[str, Any]:
     match cmd:
         case SetJob(job):
-            return {"job": job.to_json()}
+            return {"job": _job_record(job)}
         case DeleteJob(name):
             return {"name": name}
         case PutExecution(ex):
@@ -303,6 +303,16 @@ def _execution(obj: object) -> Execution:
     if not isinstance(obj, dict):
         raise CommandError("an execution must be a map")
     return Execution.from_json(obj)
+
+
+def _job_record(job: Job) -> dict[str, Any]:
+    """The job's record form; without targets ``notify`` is left out, so a job encodes to the
+    same bytes as before the field existed and log entries written by an older build stay
+    canonical (`Job.from_record` reads a missing ``notify`` as none)."""
+    record = job.to_json()
+    if job.notify == JobNotify():
+        del record["notify"]
+    return record
 
 
 def _job(obj: object) -> Job:
