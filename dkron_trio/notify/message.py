@@ -28,9 +28,7 @@ def previous_status(execution: Execution, history: Iterable[Execution]) -> JobSt
     return run_status(ex for ex in history if ex.group < execution.group)
 
 
-def run_events(
-    job: Job, execution: Execution, previous: JobStatus | None
-) -> frozenset[NotifyEvent]:
+def run_events(execution: Execution, previous: JobStatus | None) -> frozenset[NotifyEvent]:
     """The events of a final attempt; ``previous`` is the job's status before this run (None:
     unknown, so no state change is reported). A never-run job counts as succeeding."""
     ok = execution.status is ExecutionStatus.SUCCESS

@@ -173,7 +173,7 @@ class ExecutionOutputs:
         owner_mail = mail is not None and bool(job.owner_email)
         if not (owner_mail or self._config.webhook or job.notify.webhooks or job.notify.emails):
             return
-        events = run_events(job, execution, await self._previous(job, execution))
+        events = run_events(execution, await self._previous(job, execution))
         values = template_values(job, execution, self._node_name, events)
         async with trio.open_nursery() as nursery:
             if mail is not None and job.owner_email:

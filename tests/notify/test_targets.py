@@ -99,7 +99,7 @@ def test_events_of_a_final_attempt(
     ex = attrs.evolve(
         execution("j", 1, status), attempt=attempt, success=status is ExecutionStatus.SUCCESS
     )
-    assert run_events(job("j", retries=2), ex, previous) == events
+    assert run_events(ex, previous) == events
 
 
 def test_previous_status_is_the_latest_earlier_run() -> None:
