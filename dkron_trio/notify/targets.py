@@ -233,11 +233,15 @@ def _template(text: str, mode: Mode, field: str) -> None:
 def _webhook(value: object, field: str) -> WebhookTarget:
     obj = _object(value, field, _WEBHOOK_KEYS)
     url = _string(obj, "url", field)
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname or url != url.strip():
-        raise NotifyFieldError(f"{field}.url", f"must be an http(s) URL, not {url!r}")
     if any(c.isspace() for c in url):
         raise NotifyFieldError(f"{field}.url", f"must not contain white space: {url!r}")
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        valid = False
+    if not valid:
+        raise NotifyFieldError(f"{field}.url", f"must be an http(s) URL, not {url!r}")
     payload = _string(obj, "payload", field)
     if payload:
         _template(payload, mode_for(payload), f"{field}.payload")

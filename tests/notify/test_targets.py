@@ -65,6 +65,8 @@ def test_the_default_webhook_payload_is_json_for_any_output() -> None:
             "notify.webhooks[0].headers.X",
         ),
         ({"webhooks": [{"url": "http://h x"}]}, "notify.webhooks[0].url"),
+        ({"webhooks": [{"url": "http://[::1/x"}]}, "notify.webhooks[0].url"),
+        ({"webhooks": [{"url": "https:///path-only"}]}, "notify.webhooks[0].url"),
         ({"webhooks": [{"url": "http://h"}] * 11}, "notify.webhooks"),
         ({"emails": [{"to": ["a@b", "x <a@b>"]}]}, "notify.emails[0].to[1]"),
         (
