@@ -127,6 +127,7 @@ class Agent:
                 on_jobs=on_jobs,
                 on_executions=on_executions,
                 on_missed=None if metrics is None else metrics.on_missed,
+                on_durable_write=None if metrics is None else metrics.on_raft_durable_write,
                 seeds=lambda: alive_servers(gossip, name),
             )
             self.raft = raft
@@ -174,7 +175,7 @@ class Agent:
                     metrics.watch_raft(raft.node.status)
                     metrics.watch_members(gossip.members)
                 await nursery.start(worker.run)
-                await nursery.start(run_execution_outputs, self.config, runs)
+                await nursery.start(run_execution_outputs, self.config, runs, store)
                 scheduler = Scheduler(store, runs, clock)
                 self.runs, self.scheduler = runs, scheduler
                 await nursery.start(runs.run)

@@ -31,6 +31,7 @@ import msgpack
 from dkron_trio.acl import AclToken
 from dkron_trio.execution import Execution, MissedTick, MissReason
 from dkron_trio.job import Job, format_time, parse_time
+from dkron_trio.notify.targets import EmailTarget, JobNotify, WebhookTarget
 from dkron_trio.store.base import PlanRecord
 
 CODEC_VERSION = 1
@@ -207,7 +208,7 @@ def _pack(cmd: Command) -> bytes:
 def _body(cmd: Command) -> dict[str, Any]:
     match cmd:
         case SetJob(job):
-            return {"job": job.to_json()}
+            return {"job": _job_record(job)}
         case DeleteJob(name):
             return {"name": name}
         case PutExecution(ex):
@@ -298,6 +299,16 @@ def _plan(obj: object) -> PlanRecord:
     )
 
 
+def _job_record(job: Job) -> dict[str, Any]:
+    """The job's record form; without targets ``notify`` is left out, so a job encodes to the
+    same bytes as before the field existed and log entries written by an older build stay
+    canonical (`Job.from_record` reads a missing ``notify`` as none)."""
+    record = job.to_json()
+    if job.notify == JobNotify():
+        del record["notify"]
+    return record
+
+
 def _job(obj: object) -> Job:
     if not isinstance(obj, dict):
         raise CommandError("a job must be a map")
@@ -337,7 +348,17 @@ _DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
 
 _HINTS: Mapping[type, Mapping[str, Any]] = {
     cls: typing.get_type_hints(cls)
-    for cls in (Job, Execution, MissedTick, AclToken, PlanRecord, *typing.get_args(Command))
+    for cls in (
+        Job,
+        JobNotify,
+        WebhookTarget,
+        EmailTarget,
+        Execution,
+        MissedTick,
+        AclToken,
+        PlanRecord,
+        *typing.get_args(Command),
+    )
 }
 """Field types of every class a command holds (resolved once)."""
 

@@ -21,6 +21,7 @@ from dkron_trio.commands import (
 )
 from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Concurrency, Job, JobStatus, MisfirePolicy
+from dkron_trio.notify.targets import EmailTarget, JobNotify, NotifyEvent, WebhookTarget
 from dkron_trio.store.base import PlanRecord
 
 names = st.text(min_size=1, max_size=12)
@@ -32,6 +33,26 @@ times = st.datetimes(
 opt_times = st.none() | times
 durations = st.integers(min_value=0, max_value=10**9).map(lambda ms: timedelta(milliseconds=ms))
 str_maps = st.dictionaries(texts, texts, max_size=3)
+events = st.lists(st.sampled_from(NotifyEvent), unique=True, max_size=4).map(tuple)
+notifies = st.builds(
+    JobNotify,
+    webhooks=st.lists(
+        st.builds(
+            WebhookTarget,
+            url=texts,
+            events=events,
+            payload=texts,
+            headers=str_maps.map(lambda headers: tuple(headers.items())),
+        ),
+        max_size=2,
+    ).map(tuple),
+    emails=st.lists(
+        st.builds(
+            EmailTarget, to=st.lists(texts, max_size=2).map(tuple), events=events, payload=texts
+        ),
+        max_size=2,
+    ).map(tuple),
+)
 
 jobs = st.builds(
     Job,
@@ -68,6 +89,7 @@ jobs = st.builds(
     timeout=st.none() | durations.filter(bool),
     retention_count=ints,
     retention_age=st.none() | durations.filter(bool),
+    notify=notifies,
 )
 
 

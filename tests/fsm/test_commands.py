@@ -26,7 +26,7 @@ from dkron_trio.commands import (
 )
 from dkron_trio.execution import MissedTick, MissReason
 from dkron_trio.store.base import PlanRecord
-from tests.store.helpers import T0, execution, job
+from tests.store.helpers import NOTIFY, T0, execution, job
 
 from .strategies import commands
 
@@ -162,3 +162,14 @@ def test_a_plan_holds_only_its_own_job() -> None:
     }
     with pytest.raises(CommandError, match="of job 'b'"):
         decode_command(_frame(CODEC_VERSION, "record_plans", {"plans": [foreign]}))
+
+
+def test_a_job_without_notify_targets_encodes_as_before_the_field() -> None:
+    record = job("old").to_json()
+    del record["notify"]
+    written_by_an_older_build = _frame(CODEC_VERSION, "set_job", {"job": record})
+    decoded = decode_command(written_by_an_older_build)
+    assert decoded == SetJob(job("old"))
+    assert encode_command(decoded) == written_by_an_older_build
+    with_targets = SetJob(job("new", notify=NOTIFY))
+    assert decode_command(encode_command(with_targets)) == with_targets
