@@ -30,7 +30,7 @@ import trio
 
 from dkron_trio.cluster import wire
 from dkron_trio.cluster.command_log import RaftCommandLog
-from dkron_trio.cluster.config import ClusterConfig
+from dkron_trio.cluster.config import DEFAULT_ELECTION_TICKS, ClusterConfig
 from dkron_trio.cluster.recovery import ingest_peers
 from dkron_trio.commands import SetMember, encode_command, encode_member
 from dkron_trio.config import HostPort, parse_host_port
@@ -40,7 +40,7 @@ from dkron_trio.logs import get_logger
 from dkron_trio.raft.errors import RaftError
 from dkron_trio.raft.node import NodeConfig, RaftNode
 from dkron_trio.raft.sqlite_storage import DurableWriteSink, SqliteRaftStorage
-from dkron_trio.raft.types import NONE, ConfChange, ConfChangeType, ConfState
+from dkron_trio.raft.types import NONE, ConfChange, ConfChangeType, ConfState, RaftConfig
 from dkron_trio.rpc.config import RpcConfig
 from dkron_trio.rpc.errors import RpcError
 from dkron_trio.rpc.peer import call_address
@@ -243,7 +243,10 @@ class RaftServer:
                         on_executions=self._on_executions,
                         on_missed=self._on_missed,
                     ),
-                    NodeConfig(raft_multiplier=config.raft_multiplier),
+                    NodeConfig(
+                        RaftConfig(election_ticks=DEFAULT_ELECTION_TICKS),
+                        raft_multiplier=config.raft_multiplier,
+                    ),
                     self._rng,
                     await self._store.applied_index(),
                 )

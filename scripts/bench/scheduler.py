@@ -29,6 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from dkron_trio.agent import tune_gc
 from dkron_trio.clock import WallClock
 from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor, OutputCallback
 from dkron_trio.job import Job
@@ -196,6 +197,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--stores", default="sqlite,memory")
     args = parser.parse_args()
+    tune_gc()  # as `dkron-trio agent` runs
     print(
         f"machine: nproc={os.cpu_count()} python={platform.python_version()} {platform.machine()}"
     )
