@@ -19,9 +19,12 @@ proxied, so a partitioned node still looks alive to the failure detector.
 
 import argparse
 import json
+import os
+import platform
 import random
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
@@ -109,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(), flush=True)
     if args.json is not None:
         command = ["python", "scripts/chaos.py", *(argv if argv is not None else sys.argv[1:])]
-        figures = {"command": " ".join(command), **report.to_json()}
+        figures = {
+            "command": " ".join(command),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"nproc {os.cpu_count()}, Python {platform.python_version()}",
+            **report.to_json(),
+        }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not report.ok:
         print(f"[chaos] FAILED: {len(report.violations)} violations; replay with --seed {seed}")
