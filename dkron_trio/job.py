@@ -11,6 +11,7 @@ UTC with a ``Z``. Durations are Go duration strings (``"1m30s"``), truncated to 
 that they survive a round trip through `format_go_duration`.
 """
 
+import functools
 import re
 import unicodedata
 import zoneinfo
@@ -400,9 +401,14 @@ def _opt_time(value: datetime | None) -> str | None:
 
 
 def _trusted_time(value: str | None) -> datetime | None:
-    return parse_time(value, "record")
+    """A time `format_time` wrote: the standard parser, several times cheaper than
+    `parse_time` (a new leader decodes every job at once)."""
+    if not value or value == GO_ZERO_TIME:
+        return None
+    return datetime.fromisoformat(value)
 
 
+@functools.lru_cache(maxsize=256)
 def _trusted_duration(value: str) -> timedelta | None:
     return parse_go_duration(value) if value else None
 

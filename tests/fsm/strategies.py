@@ -13,7 +13,7 @@ from dkron_trio.commands import (
     DeleteToken,
     PutExecution,
     RecordMissed,
-    RecordPlan,
+    RecordPlans,
     SetCursor,
     SetJob,
     SetMember,
@@ -21,6 +21,7 @@ from dkron_trio.commands import (
 )
 from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Concurrency, Job, JobStatus, MisfirePolicy
+from dkron_trio.store.base import PlanRecord
 
 names = st.text(min_size=1, max_size=12)
 texts = st.text(max_size=20)
@@ -102,14 +103,19 @@ def missed_ticks(job_name: st.SearchStrategy[str] = names) -> st.SearchStrategy[
 
 
 @st.composite
-def record_plans(draw: st.DrawFn) -> RecordPlan:
+def plan_records(draw: st.DrawFn) -> PlanRecord:
     name = draw(names)
-    return RecordPlan(
+    return PlanRecord(
         name,
         draw(times),
         draw(st.lists(missed_ticks(st.just(name)), max_size=3)),
         draw(st.lists(executions(st.just(name)), max_size=3)),
     )
+
+
+@st.composite
+def record_plans(draw: st.DrawFn) -> RecordPlans:
+    return RecordPlans(tuple(draw(st.lists(plan_records(), max_size=3))))
 
 
 @st.composite

@@ -5,12 +5,13 @@ import attrs
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from dkron_trio.commands import Command, RecordMissed, RecordPlan, SetJob, encode_command
+from dkron_trio.commands import Command, RecordMissed, RecordPlans, SetJob, encode_command
 from dkron_trio.execution import MissedTick, MissReason
 from dkron_trio.fsm import StoreStateMachine
 from dkron_trio.metrics import Metrics
 from dkron_trio.raft.status import Status
 from dkron_trio.raft.types import NONE, ConfState, Entry, Role
+from dkron_trio.store.base import PlanRecord
 from dkron_trio.store.memory import MemoryStore
 from tests.http.harness import T0, Api, open_api
 from tests.store.helpers import job
@@ -121,9 +122,17 @@ async def test_missed_ticks_count_as_the_state_machine_applies_them(nursery: tri
 
     commands: list[Command] = [
         SetJob(job("j")),
-        RecordPlan("j", T0, [tick(1, MissReason.OVERLAP), tick(2, MissReason.OVERLAP)], []),
+        RecordPlans(
+            (PlanRecord("j", T0, [tick(1, MissReason.OVERLAP), tick(2, MissReason.OVERLAP)], []),)
+        ),
         RecordMissed(tick(3, MissReason.PAUSED)),
-        RecordPlan("gone", T0, [attrs.evolve(tick(4, MissReason.OVERLAP), job_name="gone")], []),
+        RecordPlans(
+            (
+                PlanRecord(
+                    "gone", T0, [attrs.evolve(tick(4, MissReason.OVERLAP), job_name="gone")], []
+                ),
+            )
+        ),
     ]
     entries = [Entry(1, i, data=encode_command(c)) for i, c in enumerate(commands, start=1)]
     await fsm.apply(entries)
