@@ -15,13 +15,26 @@ heal a leader was agreed and a scheduled run finished within --recovery-bound. I
 summary table and exits 1 on any violation, printing the seed that replays the schedule.
 Partitions go through a TCP proxy in front of every node's RPC port; gossip (UDP) is not
 proxied, so a partitioned node still looks alive to the failure detector.
+
+Faults come in rounds, every kind once per round (--rounds N stops after N). With
+--concurrent a round is two steps: a whole-cluster crash, and a kill -9, a pause and a
+partition at once on disjoint nodes (never a majority of the servers). Nodes are forked from
+a fork server that imported dkron_trio once (dkron_trio/chaos/zygote.py), so a restart costs
+a fork, not a fresh interpreter's imports. The test suite's short run:
+  scripts/chaos.py --seed 11 --rounds 10 --concurrent --quiet 0.2,0.6 --hold 0.5,1.5
+                   --crash-hold 0.1,0.5
+Test only: DKRON_TRIO_TEST_BREAK=dispatch-unplanned runs a deliberately broken build
+(dkron_trio/chaos/breakage.py) that the run must report.
 """
 
 import argparse
 import json
+import os
+import platform
 import random
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
@@ -109,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(), flush=True)
     if args.json is not None:
         command = ["python", "scripts/chaos.py", *(argv if argv is not None else sys.argv[1:])]
-        figures = {"command": " ".join(command), **report.to_json()}
+        figures = {
+            "command": " ".join(command),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"nproc {os.cpu_count()}, Python {platform.python_version()}",
+            **report.to_json(),
+        }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not report.ok:
         print(f"[chaos] FAILED: {len(report.violations)} violations; replay with --seed {seed}")

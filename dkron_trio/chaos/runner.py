@@ -34,7 +34,8 @@ ALL_KINDS = tuple(FaultKind)
 
 @attrs.frozen
 class ChaosConfig:
-    """A run's settings; the defaults are the short run of the test suite."""
+    """A run's settings (defaults as scripts/chaos.py's; the test suite's short run sets
+    rounds, concurrent and short quiet and hold times)."""
 
     root: Path
     seed: int

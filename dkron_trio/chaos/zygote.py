@@ -4,11 +4,13 @@ Protocol over its stdin/stdout, one JSON object a line. Asked
 ``{"argv": [...], "source": "127.0.0.11", "log": "/path"}`` it forks a node and answers
 ``{"pid": N}``; whenever one of its nodes ends it says ``{"exit": N, "code": C}`` (C
 negative for a signal, like subprocess). It reaps its children itself, so a killed node
-never lingers as a zombie, and it exits when its stdin closes.
+never lingers as a zombie, and it exits when its stdin closes (the harness ended), taking
+its nodes with it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
@@ -17,6 +19,8 @@ import sys
 
 import dkron_trio.agent  # noqa: F401  (the point: imported once, before any fork)
 from dkron_trio.chaos.launch import run_node
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _say(message: dict[str, int]) -> None:
@@ -35,12 +39,20 @@ def _reap() -> None:
         _say({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
+def _die_with_parent() -> None:
+    """SIGKILL this node when the fork server ends (Linux): a harness killed by a timeout
+    closes the fork server's stdin, and its nodes go too instead of running on."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _fork(request: dict[str, object], wake: tuple[int, int]) -> int:
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
+        _die_with_parent()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in wake:
