@@ -11,7 +11,7 @@ Everything lives under the key prefix ``/<namespace>/``:
   (etcd's global revision when it was created, which only grows) is the fence. Campaigning
   creates it only if absent; renewing keeps the etcd lease alive; resigning revokes it,
   deleting the key at once.
-* ``snap/meta`` (JSON: index, chunk count, id) and ``snap/<id>/<chunk>``: the latest state
+* ``snap/meta`` (JSON: index, chunk count, id) and ``chunks/<id>/<chunk>``: the latest state
   image in chunks of 1 MiB (etcd refuses requests above 1.5 MiB). The meta and the deletion
   of the entries it covers are one transaction.
 
@@ -240,7 +240,7 @@ class EtcdLogDriver:
         snap_id = secrets.token_hex(8)
         count = max(1, math.ceil(len(image) / CHUNK))
         for n in range(count):
-            key = self._key(f"snap/{snap_id}/{n:06d}")
+            key = self._key(f"chunks/{snap_id}/{n:06d}")
             await self._post(
                 "/v3/kv/put", {"key": _b64(key), "value": _b64(image[n * CHUNK : (n + 1) * CHUNK])}
             )
@@ -263,26 +263,36 @@ class EtcdLogDriver:
             },
         ]
         result = await self._txn(compare, success)
-        stale = snap_id if not result.get("succeeded") else None
-        if stale is None and old_meta is not None:
-            stale = old_meta["id"]
-        if stale is not None:
-            chunks = self._key(f"snap/{stale}/")
-            await self._post(
-                "/v3/kv/deleterange", {"key": _b64(chunks), "range_end": _b64(prefix_end(chunks))}
-            )
+        if result.get("succeeded"):
+            await self._delete_chunks_except(snap_id)
+        else:
+            chunks = self._key(f"chunks/{snap_id}/")
+            await self._delete_range(chunks, prefix_end(chunks))
+
+    async def _delete_chunks_except(self, keep: str) -> None:
+        """Every chunk but ``keep``'s: the replaced snapshot's, and any a saver that died
+        midway left behind."""
+        every, kept = self._key("chunks/"), self._key(f"chunks/{keep}/")
+        await self._delete_range(every, kept)
+        await self._delete_range(prefix_end(kept), prefix_end(every))
+
+    async def _delete_range(self, key: bytes, end: bytes) -> None:
+        await self._post("/v3/kv/deleterange", {"key": _b64(key), "range_end": _b64(end)})
 
     async def load_snapshot(self) -> tuple[int, bytes] | None:
+        seen = None
         while True:
             found = await self._range(self._key("snap/meta"))
             if not found:
                 return None
             meta = json.loads(found[0].value)
-            chunks = self._key(f"snap/{meta['id']}/")
+            chunks = self._key(f"chunks/{meta['id']}/")
             parts = await self._range(chunks, prefix_end(chunks))
             if len(parts) == meta["chunks"]:
                 return meta["index"], b"".join(kv.value for kv in parts)
-            # replaced by a newer snapshot meanwhile (its chunks deleted): read the new one
+            if meta["id"] == seen:
+                raise BackendError(f"etcd: snapshot {meta['id']} lacks chunks")
+            seen = meta["id"]  # replaced meanwhile (its chunks deleted): read the new one
 
     # -- leadership ---------------------------------------------------------------------------
 
