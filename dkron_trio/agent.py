@@ -151,6 +151,7 @@ class Agent:
                     on_jobs=on_jobs,
                     on_executions=on_executions,
                     on_missed=on_missed,
+                    on_durable_write=None if metrics is None else metrics.on_raft_durable_write,
                     seeds=lambda: alive_servers(gossip, name),
                 )
                 self.raft = server = raft
@@ -200,7 +201,7 @@ class Agent:
                         metrics.watch_raft(self.raft.node.status)
                     metrics.watch_members(gossip.members)
                 await nursery.start(worker.run)
-                await nursery.start(run_execution_outputs, self.config, runs)
+                await nursery.start(run_execution_outputs, self.config, runs, store)
                 scheduler = Scheduler(store, runs, clock)
                 self.runs, self.scheduler = runs, scheduler
                 await nursery.start(runs.run)

@@ -20,7 +20,7 @@ strict both ways, because every server must read the same bytes as the same comm
 import functools
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar
@@ -31,6 +31,8 @@ import msgpack
 from dkron_trio.acl import AclToken
 from dkron_trio.execution import Execution, MissedTick, MissReason
 from dkron_trio.job import Job, format_time, parse_time
+from dkron_trio.notify.targets import EmailTarget, JobNotify, WebhookTarget
+from dkron_trio.store.base import PlanRecord
 
 CODEC_VERSION = 1
 """Bumped whenever the wire form of any command changes."""
@@ -54,18 +56,10 @@ class CommandKind(Enum):
     DELETE_EXECUTIONS = "delete_executions"
     RECORD_MISSED = "record_missed"
     SET_CURSOR = "set_cursor"
-    RECORD_PLAN = "record_plan"
+    RECORD_PLANS = "record_plans"
     SET_MEMBER = "set_member"
     SET_TOKEN = "set_token"
     DELETE_TOKEN = "delete_token"
-
-
-def _missed_tuple(value: Iterable[MissedTick]) -> tuple[MissedTick, ...]:
-    return tuple(value)
-
-
-def _execution_tuple(value: Iterable[Execution]) -> tuple[Execution, ...]:
-    return tuple(value)
 
 
 @attrs.frozen
@@ -135,26 +129,12 @@ class DeleteToken:
 
 
 @attrs.frozen
-class RecordPlan:
-    """One scheduler decision for one job: missed ticks, started executions and the cursor,
-    at once. Every tick and execution must belong to ``job_name`` (CommandError otherwise):
-    the store checks only that job before writing, so a foreign one refused halfway would
-    leave the memory store half-written where SQLite rolls back."""
+class RecordPlans:
+    """The scheduler's decisions of one wake-up, in one entry: its log index fences every
+    execution they start (DKRON_FENCE). Plans of jobs deleted meanwhile are skipped."""
 
-    kind: ClassVar[CommandKind] = CommandKind.RECORD_PLAN
-    job_name: str
-    cursor: datetime
-    missed: tuple[MissedTick, ...] = attrs.field(converter=_missed_tuple)
-    started: tuple[Execution, ...] = attrs.field(converter=_execution_tuple)
-
-    def __attrs_post_init__(self) -> None:
-        items: tuple[MissedTick | Execution, ...] = (*self.missed, *self.started)
-        for item in items:
-            if item.job_name != self.job_name:
-                raise CommandError(
-                    f"record_plan for job {self.job_name!r} holds a "
-                    f"{type(item).__name__} of job {item.job_name!r}"
-                )
+    kind: ClassVar[CommandKind] = CommandKind.RECORD_PLANS
+    plans: tuple[PlanRecord, ...]
 
 
 Command = (
@@ -164,7 +144,7 @@ Command = (
     | DeleteExecutions
     | RecordMissed
     | SetCursor
-    | RecordPlan
+    | RecordPlans
     | SetMember
     | SetToken
     | DeleteToken
@@ -228,7 +208,7 @@ def _pack(cmd: Command) -> bytes:
 def _body(cmd: Command) -> dict[str, Any]:
     match cmd:
         case SetJob(job):
-            return {"job": job.to_json()}
+            return {"job": _job_record(job)}
         case DeleteJob(name):
             return {"name": name}
         case PutExecution(ex):
@@ -239,19 +219,23 @@ def _body(cmd: Command) -> dict[str, Any]:
             return {"missed": missed.to_json()}
         case SetCursor(job_name, t):
             return {"job_name": job_name, "t": format_time(t)}
-        case RecordPlan(job_name, cursor, missed, started):
-            return {
-                "job_name": job_name,
-                "cursor": format_time(cursor),
-                "missed": [m.to_json() for m in missed],
-                "started": [ex.to_json() for ex in started],
-            }
+        case RecordPlans(plans):
+            return {"plans": [_plan_body(plan) for plan in plans]}
         case SetMember(node_id, name, address):
             return {"node_id": node_id, "name": name, "address": address}
         case SetToken(token, bootstrap):
             return {"token": token.to_record(), "bootstrap": bootstrap}
         case DeleteToken(token_id):
             return {"token_id": token_id}
+
+
+def _plan_body(plan: PlanRecord) -> dict[str, Any]:
+    return {
+        "job_name": plan.job_name,
+        "cursor": format_time(plan.cursor),
+        "missed": [m.to_json() for m in plan.missed],
+        "started": [ex.to_json() for ex in plan.started],
+    }
 
 
 def _unpack(data: bytes) -> Command:
@@ -304,6 +288,27 @@ def _execution(obj: object) -> Execution:
     return Execution.from_json(obj)
 
 
+def _plan(obj: object) -> PlanRecord:
+    if not isinstance(obj, dict):
+        raise CommandError("a plan must be a map")
+    return PlanRecord(
+        obj["job_name"],
+        _time(obj["cursor"]),
+        tuple(_missed(m) for m in _list(obj["missed"], "missed")),
+        tuple(_execution(ex) for ex in _list(obj["started"], "started")),
+    )
+
+
+def _job_record(job: Job) -> dict[str, Any]:
+    """The job's record form; without targets ``notify`` is left out, so a job encodes to the
+    same bytes as before the field existed and log entries written by an older build stay
+    canonical (`Job.from_record` reads a missing ``notify`` as none)."""
+    record = job.to_json()
+    if job.notify == JobNotify():
+        del record["notify"]
+    return record
+
+
 def _job(obj: object) -> Job:
     if not isinstance(obj, dict):
         raise CommandError("a job must be a map")
@@ -332,11 +337,8 @@ _DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
     CommandKind.SET_CURSOR: lambda b: SetCursor(b["job_name"], _time(b["t"])),
     CommandKind.SET_TOKEN: lambda b: SetToken(_token(b["token"]), b["bootstrap"]),
     CommandKind.DELETE_TOKEN: lambda b: DeleteToken(b["token_id"]),
-    CommandKind.RECORD_PLAN: lambda b: RecordPlan(
-        b["job_name"],
-        _time(b["cursor"]),
-        tuple(_missed(m) for m in _list(b["missed"], "missed")),
-        tuple(_execution(ex) for ex in _list(b["started"], "started")),
+    CommandKind.RECORD_PLANS: lambda b: RecordPlans(
+        tuple(_plan(plan) for plan in _list(b["plans"], "plans"))
     ),
 }
 
@@ -346,7 +348,17 @@ _DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
 
 _HINTS: Mapping[type, Mapping[str, Any]] = {
     cls: typing.get_type_hints(cls)
-    for cls in (Job, Execution, MissedTick, AclToken, *typing.get_args(Command))
+    for cls in (
+        Job,
+        JobNotify,
+        WebhookTarget,
+        EmailTarget,
+        Execution,
+        MissedTick,
+        AclToken,
+        PlanRecord,
+        *typing.get_args(Command),
+    )
 }
 """Field types of every class a command holds (resolved once)."""
 

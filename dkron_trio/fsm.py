@@ -35,7 +35,7 @@ from dkron_trio.commands import (
     DeleteToken,
     PutExecution,
     RecordMissed,
-    RecordPlan,
+    RecordPlans,
     SetCursor,
     SetJob,
     SetMember,
@@ -55,6 +55,7 @@ from dkron_trio.store.base import (
     JobHasChildren,
     JobNotFound,
     ParentNotFound,
+    PlansRecorded,
     RaftMember,
     StoreError,
     TokenExists,
@@ -102,6 +103,8 @@ class StoreStateMachine:
     """Called after a batch with the missed ticks it recorded (metrics)."""
     _missed_touched: list[tuple[int, tuple[MissedTick, ...]]] = attrs.field(factory=list)
     """(position in the batch, ticks) of each command recording missed ticks."""
+    _plans_touched: list[tuple[int, RecordPlans]] = attrs.field(factory=list)
+    """(position in the batch, fenced plans) of each batch of plans."""
 
     @property
     def malformed(self) -> int:
@@ -115,8 +118,10 @@ class StoreStateMachine:
         self._jobs_touched = []
         self._executions_touched = []
         self._missed_touched = []
+        self._plans_touched = []
         mutations = [self._mutation(position, entry) for position, entry in enumerate(entries)]
         results = await self._store.apply_replicated(entries[-1].index, mutations)
+        self._note_plans(results)
         if self._members_touched and self._on_members is not None:
             self._on_members()
         if self._jobs_touched and self._on_jobs is not None:
@@ -133,6 +138,19 @@ class StoreStateMachine:
             if missed:
                 self._on_missed(missed)
         return results
+
+    def _note_plans(self, results: Sequence[object]) -> None:
+        """The executions and missed ticks of the plans stored (not of refused ones)."""
+        for position, cmd in self._plans_touched:
+            result = results[position]
+            if not isinstance(result, PlansRecorded):
+                continue
+            for plan in cmd.plans:
+                if plan.job_name in result.refused:
+                    continue
+                self._executions_touched += plan.started
+                if plan.missed:
+                    self._missed_touched.append((position, plan.missed))
 
     async def restore(self, snapshot: Snapshot) -> None:
         """Replace the whole state with the snapshot's image. An empty image is the state of
@@ -174,10 +192,10 @@ class StoreStateMachine:
             return _outcome(error)
         if isinstance(cmd, RecordMissed):
             self._missed_touched.append((position, (cmd.missed,)))
-        if isinstance(cmd, RecordPlan):
-            if cmd.missed:
-                self._missed_touched.append((position, tuple(cmd.missed)))
-            return _plan(cmd, entry.index, self._executions_touched)
+        if isinstance(cmd, RecordPlans):
+            fenced = _fenced(cmd, entry.index)
+            self._plans_touched.append((position, fenced))
+            return lambda tx: _record_plans(tx, fenced, entry.index)
         if isinstance(cmd, PutExecution):
             self._executions_touched.append(cmd.execution)
         return lambda tx: _apply_command(tx, cmd)
@@ -187,16 +205,18 @@ def _nothing(_tx: StoreTx) -> None:
     return None
 
 
-def _plan(cmd: RecordPlan, index: int, touched: list[Execution]) -> Mutation:
-    """A plan's started executions take its log index as their fence; the result is it."""
-    fenced = attrs.evolve(cmd, started=[attrs.evolve(e, fence=index) for e in cmd.started])
-    touched += fenced.started
+def _fenced(cmd: RecordPlans, index: int) -> RecordPlans:
+    """The plans with their started executions fenced by the entry's log index."""
+    return RecordPlans(
+        tuple(
+            attrs.evolve(plan, started=[attrs.evolve(e, fence=index) for e in plan.started])
+            for plan in cmd.plans
+        )
+    )
 
-    def apply(tx: StoreTx) -> object:
-        refused = _apply_command(tx, fenced)
-        return index if refused is None else refused
 
-    return apply
+def _record_plans(tx: StoreTx, cmd: RecordPlans, index: int) -> PlansRecorded:
+    return PlansRecorded(index, rules.apply_record_plans(tx, cmd.plans))
 
 
 def _outcome(value: object) -> Mutation:
@@ -229,8 +249,6 @@ def _apply_command(tx: StoreTx, cmd: Command) -> object:
                 rules.apply_record_missed(tx, missed)
             case SetCursor(job_name, t):
                 rules.apply_set_cursor(tx, job_name, t)
-            case RecordPlan(job_name, cursor, missed, started):
-                rules.apply_record_plan(tx, job_name, cursor, missed, started)
             case SetMember(node_id, name, address):
                 rules.apply_add_member(tx, RaftMember(node_id, name, address))
             case SetToken(token, bootstrap):

@@ -2,8 +2,9 @@
 
 Counters are fed through narrow hooks, never from globals: the run manager's started and
 finished listeners (executions by job and status, start lateness), the state machine's
-missed-tick feed (missed ticks by reason, on every server as each plan commits) and the
-HTTP app's after-request hook (requests by route and status). Gauges are read on scrape
+missed-tick feed (missed ticks by reason, on every server as each plan commits), the Raft
+log storage's durable-write hook (fsync latency) and the HTTP app's after-request hook
+(requests by route and status). Gauges are read on scrape
 from what the agent hands over: the Raft node's status and the gossip members. Each agent
 has its own registry, so several agents in one process (tests) never mix their numbers.
 """
@@ -26,6 +27,24 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """Seconds between a tick's scheduled time and its first attempt's start."""
+
+RAFT_WRITE_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+"""Seconds of one fsync'd raft.db transaction (tens of microseconds on a disk with a
+volatile cache to hundreds of milliseconds on a slow network disk)."""
 
 UNMATCHED_ROUTE = "unmatched"
 """The route label of a request no route matched (404s of unknown paths): one label value,
@@ -92,6 +111,7 @@ class Metrics:
     _lateness: Histogram
     _missed: Counter
     _requests: Counter
+    _raft_writes: Histogram
     _live: _ReadOnScrape
 
     def __init__(self) -> None:
@@ -123,6 +143,13 @@ class Metrics:
             ["method", "route", "status"],
             registry=registry,
         )
+        self._raft_writes = Histogram(
+            "dkron_raft_fsync_seconds",
+            "Durable raft.db writes: seconds of each fsync'd transaction (one group commit of "
+            "a Ready batch), fsync included.",
+            buckets=RAFT_WRITE_BUCKETS,
+            registry=registry,
+        )
         self._live = _ReadOnScrape()
         registry.register(self._live)
 
@@ -148,6 +175,10 @@ class Metrics:
     def on_request(self, method: str, route: str | None, status: int) -> None:
         """The HTTP app's after-request hook; ``route`` is the matched rule, None if none."""
         self._requests.labels(method, route or UNMATCHED_ROUTE, str(status)).inc()
+
+    def on_raft_durable_write(self, seconds: float) -> None:
+        """The Raft log storage's hook (called on its writer thread; the histogram locks)."""
+        self._raft_writes.observe(seconds)
 
     def watch_raft(self, status: Callable[[], Status | None]) -> None:
         """Read the Raft node's status on every scrape (None: not started yet)."""

@@ -14,16 +14,23 @@ from datetime import datetime
 import attrs
 import trio
 
+from dkron_trio.chaos.breakage import TEST_BREAK, Break
 from dkron_trio.clock import WallClock
 from dkron_trio.execution import Execution, MissedTick, MissReason
 from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
-from dkron_trio.planner import initial_cursor, next_due, plan_job
+from dkron_trio.planner import JobPlan, initial_cursor, next_due, plan_job
 from dkron_trio.runs import RunManager
 from dkron_trio.schedule import Schedule
-from dkron_trio.store.base import JobNotFound, JobQuery, Store
+from dkron_trio.store.base import JobNotFound, PlanRecord, PlansRecorded, Store
 
 log = get_logger(__name__)
+
+_PLAN_BATCH = 200
+"""Plans per log entry (an entry stays far below the largest command, 1 MiB)."""
+
+_LOAD_SLICE = 1000
+"""Jobs loaded between two checkpoints when the scheduler starts."""
 
 
 @attrs.frozen
@@ -39,6 +46,15 @@ class _Shape:
 
 def _shape(job: Job) -> _Shape:
     return _Shape(job.schedule, job.timezone, job.starts_at, job.disabled, job.parent_job)
+
+
+@attrs.frozen
+class _Decision:
+    """A due job's plan and the record that stores it."""
+
+    job: Job
+    plan: JobPlan
+    record: PlanRecord
 
 
 @attrs.define
@@ -84,9 +100,11 @@ class Scheduler:
 
     async def _schedule(self, task_status: trio.TaskStatus[None]) -> None:
         await self._recover_orphans()
-        page = await self._store.list_jobs(JobQuery())
-        for job in page.jobs:
-            await self._load(job)
+        for position, (job, cursor) in enumerate(await self._store.schedule_state()):
+            self._cursors[job.name] = cursor or initial_cursor(job)
+            self._push(job)
+            if position % _LOAD_SLICE == _LOAD_SLICE - 1:
+                await trio.lowlevel.checkpoint()  # the API stays responsive while loading
         gc.freeze()  # the loaded jobs live long: keep full collections from walking them
         log.info("scheduler started", jobs=len(self._jobs))
         task_status.started()
@@ -133,13 +151,17 @@ class Scheduler:
         if cursor is None:
             try:
                 cursor = await self._store.get_cursor(job.name) or initial_cursor(job)
-            except JobNotFound:  # deleted since it was listed
+            except JobNotFound:  # deleted since it was read
                 self._forget(job.name)
                 return
             self._cursors[job.name] = cursor
+        self._push(job)
+
+    def _push(self, job: Job) -> None:
+        """(Re)schedule a job whose cursor is known."""
         schedule = job.schedule_obj()
         self._jobs[job.name] = (job, schedule)
-        due = next_due(job, schedule, cursor)
+        due = next_due(job, schedule, self._cursors[job.name])
         if due is None:
             self._due.pop(job.name, None)
             return
@@ -148,27 +170,25 @@ class Scheduler:
         heapq.heappush(self._heap, (due, self._seq, job.name))
 
     async def _fire_due(self) -> None:
-        """Plan every due job; concurrently, so the store commits their records together."""
+        """Plan every due job. The plans of one wake-up are stored together: one log entry
+        per `_PLAN_BATCH` plans, the entries committed concurrently (one fsync), and only
+        then do their runs start."""
         now = self._clock.now()
         due_jobs: dict[str, None] = {}  # a job rescheduled to the same time has two entries
         while self._heap and self._heap[0][0] <= now:
             due, _, name = heapq.heappop(self._heap)
             if self._due.get(name) == due:
                 due_jobs[name] = None
-        if len(due_jobs) == 1:
-            await self._plan_or_forget(next(iter(due_jobs)), now)
+        decisions = [self._decide(name, now) for name in due_jobs]
+        batches = [decisions[i : i + _PLAN_BATCH] for i in range(0, len(decisions), _PLAN_BATCH)]
+        if len(batches) == 1:
+            await self._record(batches[0])
             return
         async with trio.open_nursery() as nursery:
-            for name in due_jobs:
-                nursery.start_soon(self._plan_or_forget, name, now)
+            for batch in batches:
+                nursery.start_soon(self._record, batch)
 
-    async def _plan_or_forget(self, name: str, now: datetime) -> None:
-        try:
-            await self._plan(name, now)
-        except JobNotFound:
-            self._forget(name)
-
-    async def _plan(self, name: str, now: datetime) -> None:
+    def _decide(self, name: str, now: datetime) -> _Decision:
         job, schedule = self._jobs[name]
         plan = plan_job(
             job,
@@ -186,12 +206,28 @@ class Scheduler:
                 detail = f"no node matches tags {dict(job.tags)}"
                 missed.append(MissedTick(name, scheduled_at, MissReason.NO_TARGETS, now, detail))
             started += attempts
-        with trio.CancelScope(shield=True):  # a committed plan's runs must start
-            fence = await self._store.record_plan(name, plan.cursor, missed, started)
-        if fence is not None:  # the plan's log index fences its attempts (DKRON_FENCE)
+        return _Decision(job, plan, PlanRecord(name, plan.cursor, missed, started))
+
+    async def _record(self, batch: list[_Decision]) -> None:
+        if TEST_BREAK is Break.DISPATCH_UNPLANNED:  # test-only, inert unless set (breakage.py)
+            recorded = PlansRecorded(None)
+        else:
+            with trio.CancelScope(shield=True):  # committed plans' runs must start
+                recorded = await self._store.record_plans([d.record for d in batch])
+        for decision in batch:
+            if decision.record.job_name in recorded.refused:  # deleted since it was read
+                self._forget(decision.record.job_name)
+            else:
+                self._carry_out(decision, recorded.fence)
+
+    def _carry_out(self, decision: _Decision, fence: int | None) -> None:
+        job, plan, record = decision.job, decision.plan, decision.record
+        name = job.name
+        started = list(record.started)
+        if fence is not None:  # the plans' log index fences their attempts (DKRON_FENCE)
             started = [attrs.evolve(e, fence=fence) for e in started]
         self._cursors[name] = plan.cursor
-        for m in missed:
+        for m in record.missed:
             log.info(
                 "tick missed",
                 job=name,

@@ -3,8 +3,10 @@ kill -9 and restart, SIGSTOP/SIGCONT pauses, whole-cluster crashes and RPC parti
 clients create, update, delete and read jobs and jobs tick every second on the agents.
 
 Usage: python scripts/chaos.py [--seed N] [--duration 120] [--servers 3] [--agents 2]
-                               [--faults kill,pause,crash-all,partition] [--root DIR]
-                               [--json FILE]
+                               [--clients 4] [--keys 8]
+                               [--rounds N] [--faults kill,pause,crash-all,partition] [--concurrent]
+                               [--quiet LOW,HIGH] [--hold LOW,HIGH] [--crash-hold LOW,HIGH]
+                               [--root DIR] [--json FILE]
 
 At the end it checks that the job-store history is linearizable, that no acknowledged write
 is lost (final state read with ?consistent through the leader), that no (job, scheduled
@@ -39,15 +41,46 @@ def _kinds(text: str) -> tuple[FaultKind, ...]:
         raise argparse.ArgumentTypeError(f"{exc} (choose from {choices})") from None
 
 
+def _range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW,HIGH seconds") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= LOW <= HIGH")
+    return low, high
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=None, help="nemesis seed (default: random)")
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of faults")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="stop after this many rounds (every fault kind once in each); --duration caps it",
+    )
     parser.add_argument("--servers", type=int, default=3)
     parser.add_argument("--agents", type=int, default=2)
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     parser.add_argument(
+        "--keys", type=int, default=8, help="job names the clients write (one register each)"
+    )
+    parser.add_argument(
         "--faults", type=_kinds, default=tuple(FaultKind), help="comma-separated fault kinds"
+    )
+    parser.add_argument(
+        "--quiet", type=_range, default=(1.0, 3.0), help="healthy seconds before each step"
+    )
+    parser.add_argument("--hold", type=_range, default=(1.0, 4.0), help="seconds a fault lasts")
+    parser.add_argument(
+        "--crash-hold", type=_range, default=(1.0, 3.0), help="seconds a whole-cluster crash lasts"
+    )
+    parser.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="kill, pause and partition at once on disjoint nodes (a minority of the servers)",
     )
     parser.add_argument("--recovery-bound", type=float, default=30.0, help="seconds")
     parser.add_argument("--root", type=Path, default=None, help="data and logs (kept)")
@@ -64,12 +97,20 @@ def main(argv: list[str] | None = None) -> int:
         agents=args.agents,
         kinds=args.faults,
         clients=args.clients,
+        keys=args.keys,
         recovery_bound=args.recovery_bound,
+        quiet=args.quiet,
+        hold=args.hold,
+        crash_hold=args.crash_hold,
+        concurrent=args.concurrent,
+        rounds=args.rounds,
     )
     report = trio.run(run_chaos, config)
     print(report.table(), flush=True)
     if args.json is not None:
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        command = ["python", "scripts/chaos.py", *(argv if argv is not None else sys.argv[1:])]
+        figures = {"command": " ".join(command), **report.to_json()}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not report.ok:
         print(f"[chaos] FAILED: {len(report.violations)} violations; replay with --seed {seed}")
         return 1

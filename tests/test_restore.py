@@ -11,7 +11,7 @@ from dkron_trio.restore_cli import RestoreError, restore_data_dir
 from dkron_trio.store import rules
 from dkron_trio.store.base import JobQuery, RaftMember
 from dkron_trio.store.sqlite import open_sqlite_store
-from tests.store.helpers import job
+from tests.store.helpers import NOTIFY, job
 
 
 def _cluster(data_dir: Path) -> ClusterConfig:
@@ -24,7 +24,7 @@ async def _image(path: Path) -> bytes:
         await store.apply_replicated(
             7,
             [
-                lambda tx: rules.apply_set_job(tx, job("kept")),
+                lambda tx: rules.apply_set_job(tx, job("kept", notify=NOTIFY)),
                 lambda tx: rules.apply_add_member(tx, RaftMember(42, "gone", "10.0.0.9:6868")),
             ],
         )
@@ -40,6 +40,7 @@ async def test_restore_writes_state_and_a_raft_snapshot_of_this_server_alone(
     async with open_sqlite_store(cluster.data_dir / "state.db") as store:
         assert await store.applied_index() == 7
         assert [j.name for j in (await store.list_jobs(JobQuery())).jobs] == ["kept"]
+        assert (await store.get_job("kept")).notify == NOTIFY
         me = RaftMember(cluster.node_id, "fresh", "127.0.0.1:7001")
         assert await store.raft_members() == [me]
     raft = SqliteRaftStorage(cluster.raft_path)

@@ -14,7 +14,7 @@ import attrs
 import httpx
 import trio
 
-from dkron_trio.chaos.faults import Fault, FaultKind, FaultPlan, schedule
+from dkron_trio.chaos.faults import Fault, FaultKind, FaultPlan, Step, schedule
 from dkron_trio.chaos.nodes import Node
 from dkron_trio.chaos.proxy import ChaosProxy
 from dkron_trio.logs import get_logger
@@ -58,10 +58,20 @@ async def last_run(http: httpx.AsyncClient, leader: Node, jobs: Sequence[str]) -
     return latest
 
 
+@attrs.frozen
+class Recovery:
+    """Seconds from a heal until a leader was agreed, and until scheduling ran again."""
+
+    leader: float
+    scheduling: float
+
+
 @attrs.define
 class Nemesis:
-    """Runs the fault schedule until a deadline; `recoveries` are seconds from each heal to
-    recovery, `unrecovered` the faults after which recovery took longer than the bound."""
+    """Runs the fault schedule; `recoveries` are seconds from each step's heal until
+    scheduling ran again (`leader_recoveries` until a leader was agreed), `problems` the
+    steps after which recovery took longer than the bound and the nodes that exited by
+    themselves."""
 
     nodes: Sequence[Node]
     proxy: ChaosProxy
@@ -71,6 +81,7 @@ class Nemesis:
     recovery_bound: float
     faults: Counter[str] = attrs.field(factory=Counter)
     recoveries: list[float] = attrs.field(factory=list)
+    leader_recoveries: list[float] = attrs.field(factory=list)
     problems: list[str] = attrs.field(factory=list)
 
     @property
@@ -80,31 +91,46 @@ class Nemesis:
     def _node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
-    async def run(self, deadline: float) -> None:
+    async def run(self, deadline: float, rounds: int | None = None) -> None:
+        """Apply the schedule until the `deadline` would be passed, or `rounds` rounds (every
+        kind once in each) are done."""
+        started = trio.current_time()
         async with httpx.AsyncClient(timeout=2.0) as http:
-            for fault in schedule(self.plan, random.Random(self.seed)):
-                if trio.current_time() + fault.quiet + fault.hold >= deadline:
+            for number, steps in enumerate(schedule(self.plan, random.Random(self.seed))):
+                if rounds is not None and number >= rounds:
                     return
-                await trio.sleep(fault.quiet)
-                self._check_alive()
-                log.info("fault", fault=fault.describe())
-                print(f"[chaos] {fault.describe()}", flush=True)
-                await self._inject(fault)
-                self.faults[fault.kind.value] += 1
-                healed_at = datetime.now(UTC)
-                took = await self.recover(http, healed_at)
-                print(
-                    f"[chaos]   recovered in {took:.1f}s"
-                    if took is not None
-                    else "[chaos]   NO RECOVERY"
-                )
-                if took is None:
-                    self.problems.append(
-                        f"no recovery within {self.recovery_bound}s after {fault.describe()} "
-                        f"healed at {healed_at.isoformat()}"
-                    )
-                else:
-                    self.recoveries.append(took)
+                for step in steps:
+                    if trio.current_time() + step.quiet + step.hold >= deadline:
+                        return
+                    await self._step(http, step, started)
+
+    async def _step(self, http: httpx.AsyncClient, step: Step, started: float) -> None:
+        await trio.sleep(step.quiet)
+        self._check_alive()
+        log.info("fault", fault=step.describe())
+        at = trio.current_time() - started
+        print(f"[chaos] {at:6.1f}s {step.describe()}", flush=True)
+        async with trio.open_nursery() as nursery:
+            for fault in step.faults:
+                nursery.start_soon(self._inject, fault)
+        for fault in step.faults:
+            self.faults[fault.kind.value] += 1
+        healed_at = datetime.now(UTC)
+        recovery = await self.recover(http, healed_at)
+        if recovery is None:
+            print("[chaos]   NO RECOVERY", flush=True)
+            self.problems.append(
+                f"no recovery within {self.recovery_bound}s after {step.describe()} "
+                f"healed at {healed_at.isoformat()}"
+            )
+            return
+        print(
+            f"[chaos]   recovered in {recovery.scheduling:.1f}s "
+            f"(leader agreed after {recovery.leader:.1f}s)",
+            flush=True,
+        )
+        self.recoveries.append(recovery.scheduling)
+        self.leader_recoveries.append(recovery.leader)
 
     async def _inject(self, fault: Fault) -> None:
         targets = [self._node(name) for name in fault.targets]
@@ -129,17 +155,20 @@ class Nemesis:
 
     async def recover(
         self, http: httpx.AsyncClient, since: datetime, bound: float | None = None
-    ) -> float | None:
-        """Seconds until a leader is agreed and a scheduled run finished after `since`;
-        None past `bound` (default: the recovery bound)."""
+    ) -> Recovery | None:
+        """How long until a leader is agreed, and until a scheduled run finished after
+        `since`; None past `bound` (default: the recovery bound)."""
         start = trio.current_time()
+        agreed: float | None = None
         with trio.move_on_after(self.recovery_bound if bound is None else bound):
             while True:
                 leader = await agreed_leader(http, self.servers)
                 if leader is not None:
+                    if agreed is None:
+                        agreed = trio.current_time() - start
                     latest = await last_run(http, leader, self.tick_jobs)
                     if latest is not None and latest > since:
-                        return trio.current_time() - start
+                        return Recovery(agreed, trio.current_time() - start)
                 await trio.sleep(0.1)
         return None
 

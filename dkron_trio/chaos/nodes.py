@@ -6,15 +6,14 @@ its chaos proxy as its RPC port, so every RPC connection to it passes the proxy.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import attrs
+
+from dkron_trio.chaos.launch import Launcher
 
 
 def free_port() -> int:
@@ -32,15 +31,14 @@ class Node:
     root: Path
     server: bool
     source: str
+    launcher: Launcher
     extra_args: tuple[str, ...] = ()
     http_port: int = attrs.field(factory=free_port)
     rpc_port: int = attrs.field(factory=free_port)
     proxy_port: int = attrs.field(factory=free_port)
     gossip_port: int = attrs.field(factory=free_port)
     log_level: str = "info"
-    code: Path | None = None
-    """A snapshot of the package to run (`snapshot_code`); None runs the installed one."""
-    _proc: subprocess.Popen[bytes] | None = None
+    _pid: int | None = None
     _paused: bool = False
 
     @property
@@ -57,7 +55,7 @@ class Node:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._pid is not None and self.launcher.exit_code(self._pid) is None
 
     @property
     def paused(self) -> bool:
@@ -67,65 +65,47 @@ class Node:
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
         self.root.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dkron_trio.chaos.launch",
-                    "agent",
-                    *(["--server"] if self.server else []),
-                    "--data-dir",
-                    str(self.root / self.name / "dkron.data"),
-                    "--node-name",
-                    self.name,
-                    "--http-addr",
-                    f"127.0.0.1:{self.http_port}",
-                    "--rpc-port",
-                    str(self.rpc_port),
-                    "--advertise-rpc-port",
-                    str(self.proxy_port),
-                    "--bind-addr",
-                    self.gossip_address,
-                    "--log-level",
-                    self.log_level,
-                    *self.extra_args,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env(),
-            )
+        argv = [
+            "agent",
+            *(["--server"] if self.server else []),
+            "--data-dir",
+            str(self.root / self.name / "dkron.data"),
+            "--node-name",
+            self.name,
+            "--http-addr",
+            f"127.0.0.1:{self.http_port}",
+            "--rpc-port",
+            str(self.rpc_port),
+            "--advertise-rpc-port",
+            str(self.proxy_port),
+            "--bind-addr",
+            self.gossip_address,
+            "--log-level",
+            self.log_level,
+            *self.extra_args,
+        ]
+        self._pid = self.launcher.start(argv, self.source, self.log_path)
         self._paused = False
-
-    def _env(self) -> dict[str, str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DKRON_CHAOS_SOURCE": self.source}
-        if self.code is not None:
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(self.code), env.get("PYTHONPATH", "")) if p
-            )
-        return env
 
     def kill(self) -> None:
         """kill -9, and reap."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGKILL)
-            self._proc.wait(timeout=10)
+        if self._pid is not None:
+            self.launcher.kill(self._pid)
         self._paused = False
 
     def pause(self) -> None:
-        if self.running:
-            assert self._proc is not None
-            self._proc.send_signal(signal.SIGSTOP)
+        if self._pid is not None:
+            self.launcher.send(self._pid, signal.SIGSTOP)
             self._paused = True
 
     def resume(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGCONT)
+        if self._pid is not None:
+            self.launcher.send(self._pid, signal.SIGCONT)
         self._paused = False
 
     def exit_code(self) -> int | None:
-        """The exit code of a process that ended by itself (None while running)."""
-        return None if self._proc is None else self._proc.poll()
+        """The exit code of a process that ended (None while running or never started)."""
+        return None if self._pid is None else self.launcher.exit_code(self._pid)
 
     def log_tail(self, chars: int = 3000) -> str:
         if not self.log_path.exists():
@@ -140,21 +120,23 @@ def snapshot_code(root: Path) -> Path:
     package = Path(__file__).resolve().parents[1]
     code = root / "code"
     shutil.rmtree(code, ignore_errors=True)
-    shutil.copytree(package, code / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    # With the compiled files (valid: copytree keeps the sources' times), so the fork server
+    # does not compile the whole package first.
+    shutil.copytree(package, code / package.name)
     return code
 
 
 def make_nodes(
-    root: Path, servers: int, agents: int, log_level: str = "info", code: Path | None = None
+    root: Path, servers: int, agents: int, launcher: Launcher, log_level: str = "info"
 ) -> list[Node]:
     """Servers s1..sN (bootstrap-expect N, joined to each other) and agents w1..wM tagged
     kind=worker; node i dials out from 127.0.0.(10+i)."""
     nodes = [
-        Node(f"s{i}", root, True, f"127.0.0.{10 + i}", log_level=log_level, code=code)
+        Node(f"s{i}", root, True, f"127.0.0.{10 + i}", launcher, log_level=log_level)
         for i in range(1, servers + 1)
     ]
     nodes += [
-        Node(f"w{i}", root, False, f"127.0.0.{10 + servers + i}", log_level=log_level, code=code)
+        Node(f"w{i}", root, False, f"127.0.0.{10 + servers + i}", launcher, log_level=log_level)
         for i in range(1, agents + 1)
     ]
     server_nodes = nodes[:servers]

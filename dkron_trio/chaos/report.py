@@ -35,6 +35,7 @@ class RunReport:
     unexplained_ticks: int
     scheduled_runs: int
     recoveries: tuple[float, ...]
+    leader_recoveries: tuple[float, ...]
     violations: tuple[str, ...]
 
     @property
@@ -57,6 +58,8 @@ class RunReport:
             "recovery_p50_s": _round(percentile(self.recoveries, 50)),
             "recovery_p99_s": _round(percentile(self.recoveries, 99)),
             "recovery_max_s": _round(max(self.recoveries, default=math.nan)),
+            "leader_p50_s": _round(percentile(self.leader_recoveries, 50)),
+            "leader_p99_s": _round(percentile(self.leader_recoveries, 99)),
             "violations": list(self.violations),
         }
 
@@ -82,6 +85,11 @@ class RunReport:
                 f"{percentile(self.recoveries, 99):.2f} / "
                 f"{max(self.recoveries, default=math.nan):.2f} s "
                 f"({len(self.recoveries)} heals)",
+            ),
+            (
+                "leader agreed p50/p99",
+                f"{percentile(self.leader_recoveries, 50):.2f} / "
+                f"{percentile(self.leader_recoveries, 99):.2f} s",
             ),
             ("violations", str(len(self.violations))),
         ]

@@ -15,6 +15,7 @@ import trio
 
 from dkron_trio.chaos.faults import FaultKind, FaultPlan
 from dkron_trio.chaos.history import JobInput, JobModel, JobOp, JobOutput, lost_writes
+from dkron_trio.chaos.launch import Launcher
 from dkron_trio.chaos.nemesis import Nemesis, agreed_leader, get_json, last_run
 from dkron_trio.chaos.nodes import Node, make_nodes, snapshot_code
 from dkron_trio.chaos.proxy import ChaosProxy
@@ -49,6 +50,10 @@ class ChaosConfig:
     settle: float = 6.0
     quiet: tuple[float, float] = (1.0, 3.0)
     hold: tuple[float, float] = (1.0, 4.0)
+    crash_hold: tuple[float, float] = (1.0, 3.0)
+    concurrent: bool = False
+    rounds: int | None = None
+    """Stop after this many rounds of faults (every kind once each); `duration` caps it."""
     max_steps: int = 2_000_000
     log_level: str = "info"
 
@@ -59,6 +64,10 @@ class ChaosConfig:
             raise ValueError("agents: at least 1 (the scheduled jobs run on agents)")
         if self.duration <= 0:
             raise ValueError("duration: must be positive")
+        if self.keys < 1 or self.clients < 1:
+            raise ValueError("keys and clients: at least 1 each")
+        if self.rounds is not None and self.rounds < 1:
+            raise ValueError("rounds: at least 1")
 
 
 def tick_job(name: str) -> dict[str, Any]:
@@ -180,13 +189,8 @@ def _final_reads(
 async def run_chaos(config: ChaosConfig) -> RunReport:
     """Run the whole scenario; the report lists every violation found."""
     config.root.mkdir(parents=True, exist_ok=True)
-    nodes = make_nodes(
-        config.root,
-        config.servers,
-        config.agents,
-        config.log_level,
-        snapshot_code(config.root),
-    )
+    launcher = Launcher(snapshot_code(config.root))
+    nodes = make_nodes(config.root, config.servers, config.agents, launcher, config.log_level)
     proxy = ChaosProxy(
         {n.name: (n.proxy_port, n.rpc_port) for n in nodes}, {n.source: n.name for n in nodes}
     )
@@ -196,6 +200,8 @@ async def run_chaos(config: ChaosConfig) -> RunReport:
         tuple(n.name for n in nodes if not n.server),
         config.quiet,
         config.hold,
+        config.crash_hold,
+        config.concurrent,
     )
     nemesis = Nemesis(nodes, proxy, plan, config.seed, _tick_names(config), config.recovery_bound)
     workload = Workload(
@@ -212,13 +218,13 @@ async def run_chaos(config: ChaosConfig) -> RunReport:
             stop = trio.Event()
             async with trio.open_nursery() as inner:
                 inner.start_soon(workload.run, stop)
-                await nemesis.run(started + config.duration)
+                await nemesis.run(started + config.duration, config.rounds)
                 stop.set()
             elapsed = trio.current_time() - started
             # The last heal's backlog (late ticks, executions to take over) may take longer
             # than one bound; the records are read only once scheduling runs again.
-            took = await nemesis.recover(http, datetime.now(UTC), 3 * config.recovery_bound)
-            if took is None:
+            final = await nemesis.recover(http, datetime.now(UTC), 3 * config.recovery_bound)
+            if final is None:
                 nemesis.problems.append(
                     f"no recovery within {3 * config.recovery_bound}s at the end of the run"
                 )
@@ -232,6 +238,7 @@ async def run_chaos(config: ChaosConfig) -> RunReport:
         finally:
             for node in nodes:
                 node.kill()
+            launcher.close()
             nursery.cancel_scope.cancel()
     return _check(config, nemesis, workload, records, elapsed)
 
@@ -278,6 +285,7 @@ def _check(
         unexplained_ticks=unexplained,
         scheduled_runs=scheduled,
         recoveries=tuple(nemesis.recoveries),
+        leader_recoveries=tuple(nemesis.leader_recoveries),
         violations=tuple(violations),
     )
 

@@ -21,14 +21,21 @@ from dkron_trio.commands import (
     DeleteToken,
     PutExecution,
     RecordMissed,
-    RecordPlan,
+    RecordPlans,
     SetCursor,
     SetJob,
     SetToken,
 )
 from dkron_trio.execution import Execution, MissedTick
 from dkron_trio.job import Job, ValidationError
-from dkron_trio.store.base import ExecutionQuery, JobPage, JobQuery, StoreError
+from dkron_trio.store.base import (
+    ExecutionQuery,
+    JobPage,
+    JobQuery,
+    PlanRecord,
+    PlansRecorded,
+    StoreError,
+)
 from dkron_trio.store.replica import ReplicaStore
 
 
@@ -114,19 +121,17 @@ class ReplicatedStore:
     async def get_cursor(self, job_name: str) -> datetime | None:
         return await self._local.get_cursor(job_name)
 
+    async def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        return await self._local.schedule_state()
+
     async def set_cursor(self, job_name: str, t: datetime) -> None:
         await self._apply(SetCursor(job_name, t), forward=False)  # the scheduler's too
 
-    async def record_plan(
-        self,
-        job_name: str,
-        cursor: datetime,
-        missed: Sequence[MissedTick],
-        started: Sequence[Execution],
-    ) -> int | None:
-        plan = RecordPlan(job_name, cursor, tuple(missed), tuple(started))
-        result = await self._apply(plan, forward=False)  # the scheduler's: leader only
-        return result if isinstance(result, int) else None
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> PlansRecorded:
+        result = await self._apply(RecordPlans(tuple(plans)), forward=False)  # leader only
+        if not isinstance(result, PlansRecorded):
+            raise StoreError(f"record_plans returned {type(result).__name__}")
+        return result
 
     async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
         await self._apply(SetToken(token, bootstrap))

@@ -23,6 +23,7 @@ with the replicated state in `state.db` (a `ReplicaStore`):
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import attrs
 import trio
@@ -38,7 +39,7 @@ from dkron_trio.fsm import StoreStateMachine
 from dkron_trio.logs import get_logger
 from dkron_trio.raft.errors import RaftError
 from dkron_trio.raft.node import NodeConfig, RaftNode
-from dkron_trio.raft.sqlite_storage import SqliteRaftStorage
+from dkron_trio.raft.sqlite_storage import DurableWriteSink, SqliteRaftStorage
 from dkron_trio.raft.types import NONE, ConfChange, ConfChangeType, ConfState
 from dkron_trio.rpc.config import RpcConfig
 from dkron_trio.rpc.errors import RpcError
@@ -76,6 +77,8 @@ class RaftServer:
     _on_executions: Callable[[list[Execution]], None] | None = None
     _on_missed: Callable[[list[MissedTick]], None] | None = None
     """Told the missed ticks each applied batch recorded (metrics)."""
+    _on_durable_write: DurableWriteSink | None = None
+    """Told the seconds each fsync'd raft.db transaction took (metrics)."""
     _server_tls: ssl.SSLContext | None = None
     _client_tls: ssl.SSLContext | None = None
     """RPC over mutual TLS when set (`dkron_trio.tls`); plain TCP otherwise."""
@@ -205,7 +208,14 @@ class RaftServer:
                 fresh = not config.raft_path.exists()
                 nursery.start_soon(self._greet_seeds)
                 conf = await self._formation() if fresh else None
-                storage = await trio.to_thread.run_sync(SqliteRaftStorage, config.raft_path, conf)
+                storage = await trio.to_thread.run_sync(
+                    partial(
+                        SqliteRaftStorage,
+                        config.raft_path,
+                        conf,
+                        on_durable_write=self._on_durable_write,
+                    )
+                )
                 if storage.repair is not None:
                     log.warning("raft log tail cut", **attrs.asdict(storage.repair))
                 await self._catch_up(storage)

@@ -16,6 +16,7 @@ import attrs
 
 from dkron_trio.execution import ExecutionStatus, MissReason
 from dkron_trio.job import Concurrency, Job, JobStatus, MisfirePolicy, ValidationError
+from dkron_trio.notify.targets import MAX_TARGETS, NotifyEvent
 
 
 class FieldType(Enum):
@@ -29,6 +30,7 @@ class FieldType(Enum):
     STRING_MAP = "string_map"
     STRING_LIST = "string_list"
     PROCESSORS = "processors"
+    NOTIFY = "notify"
     OBJECT = "object"
 
     def schema(self) -> dict[str, Any]:
@@ -36,6 +38,62 @@ class FieldType(Enum):
 
 
 _STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
+_EVENTS: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "enum": [event.value for event in NotifyEvent]},
+    "minItems": 1,
+    "description": 'Events this target is sent on (default ["failure"]): failure, success, '
+    "state_change (the outcome differs from the previous run's; a job that never ran counts "
+    "as succeeding) and retry_exhausted (failed after at least one retry).",
+}
+_NOTIFY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "webhooks": {
+            "type": "array",
+            "maxItems": MAX_TARGETS,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["url"],
+                "properties": {
+                    "url": {"type": "string", "format": "uri", "description": "http(s) URL."},
+                    "on": _EVENTS,
+                    "payload": {
+                        "type": "string",
+                        "description": "Template with {{.Name}} placeholders (JobName, "
+                        "Success, Output, Events, ...), JSON-escaped when it is a JSON "
+                        'document; "" = a JSON summary of the run.',
+                    },
+                    "headers": _STRING_MAP,
+                },
+            },
+        },
+        "emails": {
+            "type": "array",
+            "maxItems": MAX_TARGETS,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["to"],
+                "properties": {
+                    "to": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "email"},
+                        "minItems": 1,
+                    },
+                    "on": _EVENTS,
+                    "payload": {
+                        "type": "string",
+                        "description": 'Body template; "" = {{.Report}}. Sent through the '
+                        "agent's mail-host.",
+                    },
+                },
+            },
+        },
+    },
+}
 _TYPE_SCHEMAS: Mapping[FieldType, Mapping[str, Any]] = {
     FieldType.STRING: {"type": "string"},
     FieldType.INTEGER: {"type": "integer"},
@@ -45,6 +103,7 @@ _TYPE_SCHEMAS: Mapping[FieldType, Mapping[str, Any]] = {
     FieldType.STRING_MAP: _STRING_MAP,
     FieldType.STRING_LIST: {"type": "array", "items": {"type": "string"}},
     FieldType.PROCESSORS: {"type": "object", "additionalProperties": _STRING_MAP},
+    FieldType.NOTIFY: _NOTIFY,
     FieldType.OBJECT: {"type": "object"},
 }
 
@@ -357,6 +416,17 @@ _JOB_FIELDS = (
         "retention_age",
         FieldType.DURATION,
         'Executions older than this are deleted (Go duration; "" = no age limit).',
+    ),
+    Field(
+        "notify",
+        FieldType.NOTIFY,
+        "The job's own notifications, after a run's final attempt: webhooks and emails, "
+        "each sent once per run on the events it names (the global webhook-*/mail-* "
+        "notifications apply as well).",
+        example={
+            "webhooks": [{"url": "https://hooks.example.com/dkron", "on": ["state_change"]}],
+            "emails": [{"to": ["ops@example.com"], "on": ["failure", "retry_exhausted"]}],
+        },
     ),
 )
 

@@ -1,12 +1,15 @@
-"""What a notification says about a finished execution: template values, subject, body.
+"""What a notification says about a finished execution: its events, template values, subject.
 
-Pure: the sender (service.py) passes the job, the execution and this node's name.
+Pure: the sender (service.py) passes the job, the execution, the job's earlier executions
+and this node's name.
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from dkron_trio.execution import Execution, ExecutionStatus
-from dkron_trio.job import Job
+from dkron_trio.execution import Execution, ExecutionStatus, run_status
+from dkron_trio.job import Job, JobStatus
+from dkron_trio.notify.targets import NotifyEvent
 from dkron_trio.planner import should_retry
 
 
@@ -17,6 +20,26 @@ def is_final(job: Job, execution: Execution) -> bool:
     if execution.status is ExecutionStatus.CANCELLED:
         return True
     return not should_retry(job, execution.attempt, execution.success)
+
+
+def previous_status(execution: Execution, history: Iterable[Execution]) -> JobStatus:
+    """The job's status before ``execution``'s run: the outcome of the latest earlier run
+    (lower group) in ``history``; UNTRIGGERED if there is none."""
+    return run_status(ex for ex in history if ex.group < execution.group)
+
+
+def run_events(execution: Execution, previous: JobStatus | None) -> frozenset[NotifyEvent]:
+    """The events of a final attempt; ``previous`` is the job's status before this run (None:
+    unknown, so no state change is reported). A never-run job counts as succeeding."""
+    ok = execution.status is ExecutionStatus.SUCCESS
+    events = {NotifyEvent.SUCCESS if ok else NotifyEvent.FAILURE}
+    if previous is not None:
+        was_ok = previous in {JobStatus.SUCCESS, JobStatus.UNTRIGGERED}
+        if ok != was_ok:
+            events.add(NotifyEvent.STATE_CHANGE)
+    if execution.status is ExecutionStatus.FAILED and execution.attempt > 1:
+        events.add(NotifyEvent.RETRY_EXHAUSTED)
+    return frozenset(events)
 
 
 def _time(value: datetime | None) -> str:
@@ -40,8 +63,15 @@ def report(job: Job, execution: Execution, reporting_node: str) -> str:
     )
 
 
-def template_values(job: Job, execution: Execution, reporting_node: str) -> dict[str, str]:
-    """Dkron's template variables, all strings (``Success`` is "true" or "false")."""
+def template_values(
+    job: Job,
+    execution: Execution,
+    reporting_node: str,
+    events: Iterable[NotifyEvent] = (),
+) -> dict[str, str]:
+    """Dkron's template variables, all strings (``Success`` is "true" or "false"), and
+    ``Events`` (comma-separated, in `NotifyEvent` order)."""
+    order = list(NotifyEvent)
     return {
         "Report": report(job, execution, reporting_node),
         "JobName": job.name,
@@ -51,6 +81,7 @@ def template_values(job: Job, execution: Execution, reporting_node: str) -> dict
         "Success": str(execution.success).lower(),
         "NodeName": execution.node_name,
         "Output": execution.output,
+        "Events": ",".join(e.value for e in sorted(set(events), key=order.index)),
     }
 
 

@@ -8,9 +8,15 @@ dropped with an error log. Notifications follow Dkron: after the final attempt o
 POST of ``webhook-payload`` when a webhook is. With a pre-webhook, `on_started` queues a POST
 of ``pre-webhook-payload`` as each execution starts (once per execution, where Dkron posts
 it for every streamed message); the same queue and retries carry it.
+
+A job's own targets (its ``notify`` field, `dkron_trio.notify.targets`) go out after the
+final attempt too, each once when the run has one of its events. Whether the outcome
+changed is read from the job's stored executions (the latest earlier run), so it holds
+across retries, several target nodes and a new leader.
 """
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import attrs
 import httpx
@@ -18,19 +24,36 @@ import trio
 
 from dkron_trio.config import AgentConfig
 from dkron_trio.execution import Execution
-from dkron_trio.job import Job
+from dkron_trio.job import Job, JobStatus
 from dkron_trio.logs import get_logger
-from dkron_trio.notify.config import NotifyConfig, notify_config
-from dkron_trio.notify.message import is_final, mail_subject, template_values
+from dkron_trio.notify.config import MailConfig, NotifyConfig, WebhookConfig, notify_config
+from dkron_trio.notify.message import (
+    is_final,
+    mail_subject,
+    previous_status,
+    run_events,
+    template_values,
+)
 from dkron_trio.notify.send import DeliveryError, post_webhook, send_mail
+from dkron_trio.notify.targets import EmailTarget, NotifyEvent, WebhookTarget
+from dkron_trio.notify.template import Template, TemplateError
 from dkron_trio.processors.config import ProcessorError, parse_processors
 from dkron_trio.processors.run import ProcessorFailed, run_processor
 from dkron_trio.runs import RunManager
+from dkron_trio.store.base import ExecutionQuery, StoreError
 
 log = get_logger(__name__)
 
 MAX_CONCURRENT = 8
 """Finished executions handled at once (the rest wait in the queue)."""
+HISTORY_WINDOW = 64
+"""Newest executions read to find the run before a finished one (its state change)."""
+
+
+class ExecutionHistory(Protocol):
+    """Where a job's earlier executions are read (the Store)."""
+
+    async def list_executions(self, job_name: str, q: ExecutionQuery) -> list[Execution]: ...
 
 
 def notify_config_of(config: AgentConfig) -> NotifyConfig:
@@ -58,15 +81,18 @@ class ExecutionOutputs:
 
     _config: NotifyConfig
     _node_name: str
+    _history: ExecutionHistory
     _send: trio.MemorySendChannel[tuple[Job, Execution]]
     _receive: trio.MemoryReceiveChannel[tuple[Job, Execution]]
     _idle: trio.Event = attrs.field(factory=trio.Event)
     _pending: int = 0
 
     @classmethod
-    def create(cls, config: NotifyConfig, node_name: str) -> "ExecutionOutputs":
+    def create(
+        cls, config: NotifyConfig, node_name: str, history: ExecutionHistory
+    ) -> "ExecutionOutputs":
         send, receive = trio.open_memory_channel[tuple[Job, Execution]](config.queue_size)
-        return cls(config, node_name, send, receive)
+        return cls(config, node_name, history, send, receive)
 
     def on_started(self, job: Job, execution: Execution) -> None:
         """RunManager's started listener: queue the pre-webhook (if any), never block."""
@@ -143,27 +169,90 @@ class ExecutionOutputs:
                 log.error("processor failed", job=job.name, execution=execution.id, error=str(exc))
 
     async def _notify(self, client: httpx.AsyncClient, job: Job, execution: Execution) -> None:
-        values = template_values(job, execution, self._node_name)
-        timeout = self._config.timeout
+        mail = self._config.mail
+        owner_mail = mail is not None and bool(job.owner_email)
+        if not (owner_mail or self._config.webhook or job.notify.webhooks or job.notify.emails):
+            return
+        events = run_events(execution, await self._previous(job, execution))
+        values = template_values(job, execution, self._node_name, events)
         async with trio.open_nursery() as nursery:
-            mail = self._config.mail
             if mail is not None and job.owner_email:
                 body = execution.output if mail.payload is None else mail.payload.render(values)
-                subject = mail_subject(mail.subject_prefix, job, execution)
-                recipients = [job.owner_email]
-
-                async def mail_once() -> None:
-                    await send_mail(mail, recipients, subject, body, timeout)
-
-                nursery.start_soon(self._deliver, "mail", job, mail_once)
+                self._start_mail(nursery, "mail", job, execution, mail, [job.owner_email], body)
             hook = self._config.webhook
             if hook is not None:
-                payload = hook.payload.render(values)
+                self._start_post(nursery, client, "webhook", job, hook, hook.payload.render(values))
+            self._start_job_targets(nursery, client, job, execution, events, values)
 
-                async def post_once() -> None:
-                    await post_webhook(client, hook, payload)
+    def _start_job_targets(  # noqa: PLR0917
+        self,
+        nursery: trio.Nursery,
+        client: httpx.AsyncClient,
+        job: Job,
+        execution: Execution,
+        events: frozenset[NotifyEvent],
+        values: dict[str, str],
+    ) -> None:
+        """The job's own webhooks and emails that name one of the run's events."""
+        for index, hook in enumerate(job.notify.webhooks):
+            kind = f"notify.webhooks[{index}]"
+            template = _template_of(hook, events, job, kind)
+            if template is not None:
+                config = WebhookConfig(hook.url, template, hook.headers)
+                self._start_post(nursery, client, kind, job, config, template.render(values))
+        mail = self._config.mail
+        for index, email in enumerate(job.notify.emails):
+            kind = f"notify.emails[{index}]"
+            template = _template_of(email, events, job, kind)
+            if template is None:
+                continue
+            if mail is None:
+                log.error("notification skipped: no mail-host", kind=kind, job=job.name)
+                continue
+            body = template.render(values)
+            self._start_mail(nursery, kind, job, execution, mail, list(email.to), body)
 
-                nursery.start_soon(self._deliver, "webhook", job, post_once)
+    async def _previous(self, job: Job, execution: Execution) -> JobStatus | None:
+        """The job's status before this run, from its stored executions (None: unknown)."""
+        query = ExecutionQuery(output_size_limit=0, limit=HISTORY_WINDOW)
+        try:
+            history = await self._history.list_executions(job.name, query)
+        except StoreError as exc:
+            log.warning("previous run unknown", job=job.name, error=str(exc))
+            return None
+        return previous_status(execution, history)
+
+    def _start_mail(  # noqa: PLR0917  (one argument per part of the message)
+        self,
+        nursery: trio.Nursery,
+        kind: str,
+        job: Job,
+        execution: Execution,
+        mail: MailConfig,
+        recipients: list[str],
+        body: str,
+    ) -> None:
+        subject = mail_subject(mail.subject_prefix, job, execution)
+        timeout = self._config.timeout
+
+        async def mail_once() -> None:
+            await send_mail(mail, recipients, subject, body, timeout)
+
+        nursery.start_soon(self._deliver, kind, job, mail_once)
+
+    def _start_post(  # noqa: PLR0917
+        self,
+        nursery: trio.Nursery,
+        client: httpx.AsyncClient,
+        kind: str,
+        job: Job,
+        hook: WebhookConfig,
+        payload: str,
+    ) -> None:
+        async def post_once() -> None:
+            await post_webhook(client, hook, payload)
+
+        nursery.start_soon(self._deliver, kind, job, post_once)
 
     async def _pre_notify(self, client: httpx.AsyncClient, job: Job, execution: Execution) -> None:
         hook = self._config.pre_webhook
@@ -193,14 +282,29 @@ class ExecutionOutputs:
                 return
 
 
+def _template_of(
+    target: WebhookTarget | EmailTarget, events: frozenset[NotifyEvent], job: Job, kind: str
+) -> Template | None:
+    """The target's payload template if the run has one of its events; None (logged) if its
+    stored template no longer parses (it was checked when the job was stored)."""
+    if events.isdisjoint(target.events):
+        return None
+    try:
+        return target.template()
+    except TemplateError as exc:
+        log.error("notification skipped: bad payload", kind=kind, job=job.name, error=str(exc))
+        return None
+
+
 async def run_execution_outputs(
     config: AgentConfig,
     runs: RunManager,
+    history: ExecutionHistory,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """The agent's hook: ``await nursery.start(run_execution_outputs, config, runs)``."""
-    outputs = ExecutionOutputs.create(notify_config_of(config), config.node_name)
+    """The agent's hook: ``await nursery.start(run_execution_outputs, config, runs, store)``."""
+    outputs = ExecutionOutputs.create(notify_config_of(config), config.node_name, history)
     runs.add_finished_listener(outputs.on_finished)
     runs.add_started_listener(outputs.on_started)
     await outputs.run(task_status=task_status)

@@ -24,8 +24,10 @@ VARIABLES = (
     "Success",
     "NodeName",
     "Output",
+    "Events",
 )
-"""Dkron's template variables (``dkron/notifier.go``)."""
+"""Dkron's template variables (``dkron/notifier.go``), plus ``Events``: the events of the
+run (``failure``, ``state_change``, ... see `dkron_trio.notify.targets`), comma-separated."""
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _VARIABLE = re.compile(r"^\.([A-Za-z]+)$")

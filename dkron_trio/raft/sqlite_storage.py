@@ -34,8 +34,9 @@ import itertools
 import os
 import sqlite3
 import struct
+import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import attrs
@@ -119,6 +120,10 @@ class _Loaded:
     repair: TailRepair | None
 
 
+DurableWriteSink = Callable[[float], None]
+"""Told the seconds one fsync'd raft.db transaction took."""
+
+
 @attrs.define(init=False, eq=False)
 class SqliteRaftStorage(LogView):
     """RaftStorage on SQLite. Not thread-safe by itself: the node calls `persist` on one
@@ -133,13 +138,28 @@ class SqliteRaftStorage(LogView):
     _offset_term: int
     _entries: list[Entry]
     _repair: TailRepair | None
+    _on_durable_write: DurableWriteSink | None
+    _timer: Callable[[], float]
 
-    def __init__(self, path: str | os.PathLike[str], conf_state: ConfState | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        conf_state: ConfState | None = None,
+        *,
+        on_durable_write: DurableWriteSink | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
         """Open (or create) raft.db at `path`. A new file is bootstrapped like
         MemoryRaftStorage: with a non-empty `conf_state` as an initial member, without as a
         node waiting to join. An existing file keeps its state (`conf_state` is ignored).
-        Raises CorruptRaftLog when the file cannot be trusted (see the module docstring)."""
+        Raises CorruptRaftLog when the file cannot be trusted (see the module docstring).
+
+        `on_durable_write` is told the seconds (by `timer`) each fsync'd transaction took,
+        from BEGIN to the end of COMMIT: the group-commit latency (metrics). It is called on
+        the thread that persists, so it must be thread-safe and must not raise."""
         self._path = os.fspath(path)
+        self._on_durable_write = on_durable_write
+        self._timer = timer
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -186,6 +206,7 @@ class SqliteRaftStorage(LogView):
         plan = self._plan(ready)
         durable = ready.must_sync or ready.snapshot is not None or ready.compaction is not None
         sync = "FULL" if durable else "NORMAL"
+        started = self._timer() if durable else 0.0
         with self._transaction(sync):
             if plan.snapshot is not None:
                 self._conn.execute("DELETE FROM entries")
@@ -205,6 +226,8 @@ class SqliteRaftStorage(LogView):
                 if compact_index is not None:
                     self._conn.execute("DELETE FROM entries WHERE idx <= ?", (compact_index,))
                     self._put_log_start(compact_index, compact_term)
+        if durable and self._on_durable_write is not None:
+            self._on_durable_write(self._timer() - started)
 
     def install(self, ready: Ready) -> None:
         """Update the in-memory view after `persist(ready)` (same effects, same order)."""

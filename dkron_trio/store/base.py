@@ -5,7 +5,7 @@ a Raft FSM applies the same commands on every server and their stores must agree
 implementations: `MemoryStore` (the in-memory twin for tests) and `SqliteStore`.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
@@ -79,6 +79,45 @@ class AclBootstrapDone(StoreError):
         super().__init__(
             "ACL bootstrap refused: tokens exist already (an admin token creates more)"
         )
+
+
+def _missed_tuple(value: Iterable[MissedTick]) -> tuple[MissedTick, ...]:
+    return tuple(value)
+
+
+def _execution_tuple(value: Iterable[Execution]) -> tuple[Execution, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class PlanRecord:
+    """One scheduler decision for one job: ticks it records as missed, the executions it
+    starts (running) and the cursor past them, stored at once so that a crash leaves each
+    tick ran-or-recorded. Every tick and execution belongs to ``job_name``."""
+
+    job_name: str
+    cursor: datetime
+    missed: tuple[MissedTick, ...] = attrs.field(converter=_missed_tuple)
+    started: tuple[Execution, ...] = attrs.field(converter=_execution_tuple)
+
+    def __attrs_post_init__(self) -> None:
+        items: tuple[MissedTick | Execution, ...] = (*self.missed, *self.started)
+        for item in items:
+            if item.job_name != self.job_name:
+                raise ValueError(
+                    f"plan for job {self.job_name!r} holds a "
+                    f"{type(item).__name__} of job {item.job_name!r}"
+                )
+
+
+@attrs.frozen
+class PlansRecorded:
+    """What `Store.record_plans` did: the fence of the started executions (a replicated
+    store's log index; None for a local store, which keeps their fences) and the jobs whose
+    plan was not stored because the job is gone (deleted since the scheduler read it)."""
+
+    fence: int | None
+    refused: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -188,19 +227,17 @@ class Store(Protocol):
 
     async def get_cursor(self, job_name: str) -> datetime | None: ...
 
+    async def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        """Every job with its cursor, in one consistent read: what a new leader's scheduler
+        loads (one read, not one per job, so it is ready soon after an election)."""
+        ...
+
     async def set_cursor(self, job_name: str, t: datetime) -> None: ...
 
-    async def record_plan(
-        self,
-        job_name: str,
-        cursor: datetime,
-        missed: Sequence[MissedTick],
-        started: Sequence[Execution],
-    ) -> int | None:
-        """Atomically record missed ticks, put running executions and move the cursor.
-
-        A replicated store returns the plan's log index, which it also records as the fence
-        of every started execution; a local store returns None and keeps their fences."""
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> PlansRecorded:
+        """Store a batch of scheduler decisions at once (one transaction; one log entry in a
+        cluster, whose index fences every execution they start). A plan whose job is gone
+        is skipped and named in the result; the others are stored."""
         ...
 
     async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:

@@ -19,6 +19,8 @@ from dkron_trio.store.base import (
     ExecutionQuery,
     JobPage,
     JobQuery,
+    PlanRecord,
+    PlansRecorded,
     RaftMember,
     SortOrder,
 )
@@ -221,19 +223,17 @@ class MemoryStore:
         rules.require_job(self._tx, job_name)
         return self._tx.load_cursor(job_name)
 
+    async def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        await trio.lowlevel.checkpoint()
+        return [(job, self._tx.load_cursor(job.name)) for job in self._tx.jobs()]
+
     async def set_cursor(self, job_name: str, t: datetime) -> None:
         await trio.lowlevel.checkpoint()
         rules.apply_set_cursor(self._tx, job_name, t)
 
-    async def record_plan(
-        self,
-        job_name: str,
-        cursor: datetime,
-        missed: Sequence[MissedTick],
-        started: Sequence[Execution],
-    ) -> None:
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> PlansRecorded:
         await trio.lowlevel.checkpoint()
-        rules.apply_record_plan(self._tx, job_name, cursor, missed, started)
+        return PlansRecorded(None, rules.apply_record_plans(self._tx, plans))
 
     async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
         await trio.lowlevel.checkpoint()

@@ -30,6 +30,7 @@ from dkron_trio.store.base import (
     JobNotFound,
     JobQuery,
     ParentNotFound,
+    PlanRecord,
     RaftMember,
     TokenExists,
     TokenNotFound,
@@ -367,24 +368,19 @@ def apply_set_cursor(tx: StoreTx, job_name: str, t: datetime) -> None:
     tx.save_cursor(job_name, t)
 
 
-def apply_record_plan(
-    tx: StoreTx,
-    job_name: str,
-    cursor: datetime,
-    missed: Sequence[MissedTick],
-    started: Sequence[Execution],
-) -> None:
-    """One scheduler decision at once: the ticks it records as missed, the executions it
-    starts (running) and the cursor past them, so a crash leaves each tick ran-or-recorded."""
-    strays = ({m.job_name for m in missed} | {e.job_name for e in started}) - {job_name}
-    if strays:
-        raise ValueError(f"plan for {job_name!r} holds records of {sorted(strays)}")
-    require_job(tx, job_name)
-    for m in missed:
-        apply_record_missed(tx, m)
-    for ex in started:
-        apply_put_execution(tx, ex)
-    apply_set_cursor(tx, job_name, cursor)
+def apply_record_plans(tx: StoreTx, plans: Sequence[PlanRecord]) -> frozenset[str]:
+    """Store each plan whose job exists; the names of those whose job is gone."""
+    refused: set[str] = set()
+    for plan in plans:
+        if tx.load_job(plan.job_name) is None:
+            refused.add(plan.job_name)
+            continue
+        for m in plan.missed:
+            apply_record_missed(tx, m)
+        for ex in plan.started:
+            apply_put_execution(tx, ex)
+        apply_set_cursor(tx, plan.job_name, plan.cursor)
+    return frozenset(refused)
 
 
 def apply_add_member(tx: StoreTx, member: RaftMember) -> None:

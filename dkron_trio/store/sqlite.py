@@ -36,6 +36,8 @@ from dkron_trio.store.base import (
     JobNotFound,
     JobPage,
     JobQuery,
+    PlanRecord,
+    PlansRecorded,
     RaftMember,
     StoreError,
 )
@@ -310,17 +312,15 @@ class SqliteStore:
 
         return await self._read(get)
 
+    async def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        return await self._read(lambda tx: tx.schedule_state())
+
     async def set_cursor(self, job_name: str, t: datetime) -> None:
         await self._write(lambda tx: rules.apply_set_cursor(tx, job_name, t))
 
-    async def record_plan(
-        self,
-        job_name: str,
-        cursor: datetime,
-        missed: Sequence[MissedTick],
-        started: Sequence[Execution],
-    ) -> None:
-        await self._write(lambda tx: rules.apply_record_plan(tx, job_name, cursor, missed, started))
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> PlansRecorded:
+        refused = await self._write(lambda tx: rules.apply_record_plans(tx, plans))
+        return PlansRecorded(None, refused)
 
     async def put_token(self, token: AclToken, *, bootstrap: bool = False) -> None:
         await self._write(lambda tx: rules.apply_set_token(tx, token, bootstrap))

@@ -494,6 +494,13 @@ class SqliteTx:
             (job_name, _opt_micros(before), job_name, keep),
         )
 
+    def schedule_state(self) -> list[tuple[Job, datetime | None]]:
+        cursors = {
+            name: _opt_time(cursor)
+            for name, cursor in self._conn.execute("SELECT name, cursor FROM jobs")
+        }
+        return [(job_from_row(row), cursors[row[0]]) for row in self._conn.execute(JOB_READ)]
+
     def load_cursor(self, job_name: str) -> datetime | None:
         row = self._conn.execute("SELECT cursor FROM jobs WHERE name = ?", (job_name,)).fetchone()
         return None if row is None else _opt_time(row[0])

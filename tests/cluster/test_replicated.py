@@ -3,7 +3,8 @@
 import attrs
 
 from dkron_trio.cluster.replicated import ReplicatedStore
-from dkron_trio.commands import Command, RecordPlan, SetCursor, SetJob
+from dkron_trio.commands import Command, RecordPlans, SetCursor, SetJob
+from dkron_trio.store.base import PlanRecord, PlansRecorded
 from dkron_trio.store.memory import MemoryStore
 from tests.store.helpers import T0, job
 
@@ -14,7 +15,9 @@ class RecordingLog:
 
     async def apply(self, cmd: Command, *, forward: bool = True) -> object:
         self.calls.append((type(cmd), forward))
-        return job("a") if isinstance(cmd, SetJob) else 7
+        if isinstance(cmd, RecordPlans):
+            return PlansRecorded(7)
+        return job("a") if isinstance(cmd, SetJob) else None
 
     async def linearize(self) -> None:
         return None
@@ -24,6 +27,6 @@ async def test_plans_and_cursors_stay_on_the_leader_other_writes_forward() -> No
     log = RecordingLog()
     store = ReplicatedStore(MemoryStore(), log)
     await store.set_job(job("a"))
-    assert await store.record_plan("a", T0, [], []) == 7
+    assert await store.record_plans([PlanRecord("a", T0, [], [])]) == PlansRecorded(7)
     await store.set_cursor("a", T0)
-    assert log.calls == [(SetJob, True), (RecordPlan, False), (SetCursor, False)]
+    assert log.calls == [(SetJob, True), (RecordPlans, False), (SetCursor, False)]

@@ -1,6 +1,7 @@
 """The chaos harness: its checks on hand-made histories, its nemesis schedule and proxy, and
 a short run of ``scripts/chaos.py`` against a real cluster that must find no violation."""
 
+import json
 import os
 import random
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from dkron_trio.chaos.faults import FaultKind, FaultPlan, schedule
+from dkron_trio.chaos.faults import FaultKind, FaultPlan, Step, schedule
 from dkron_trio.chaos.history import JobInput, JobModel, JobOp, JobOutput, lost_writes
 from dkron_trio.chaos.proxy import ChaosProxy
 from dkron_trio.chaos.report import percentile
@@ -65,16 +66,45 @@ def test_lost_writes() -> None:
     assert len(lost_writes([acked, _put(1, "y", 20, None, Outcome.FAIL)], {"a": "y"})) == 1
 
 
+def _rounds(plan: FaultPlan, seed: int, n: int) -> list[tuple[Step, ...]]:
+    return [r for r, _ in zip(schedule(plan, random.Random(seed)), range(n), strict=False)]
+
+
 def test_the_schedule_replays_from_its_seed_and_uses_every_kind() -> None:
     plan = FaultPlan(tuple(FaultKind), ("s1", "s2", "s3", "s4", "s5"), ("w1", "w2"))
-    first = [f for f, _ in zip(schedule(plan, random.Random(5)), range(40), strict=False)]
-    again = [f for f, _ in zip(schedule(plan, random.Random(5)), range(40), strict=False)]
-    assert first == again
-    assert {f.kind for f in first[:4]} == set(FaultKind)
-    for fault in first:
-        if fault.kind is FaultKind.PARTITION:
-            servers = [t for t in fault.targets if t.startswith("s")]
-            assert 1 <= len(servers) <= 2  # a minority of five
+    first = _rounds(plan, 5, 10)
+    assert first == _rounds(plan, 5, 10)
+    for steps in first:
+        assert sorted(s.faults[0].kind.value for s in steps) == sorted(k.value for k in FaultKind)
+        for step in steps:
+            [fault] = step.faults
+            if fault.kind is FaultKind.PARTITION:
+                servers = [t for t in fault.targets if t.startswith("s")]
+                assert 1 <= len(servers) <= 2  # a minority of five
+
+
+@pytest.mark.parametrize("servers", [3, 5])
+def test_concurrent_faults_hit_disjoint_nodes_and_a_minority_of_servers(servers: int) -> None:
+    names = tuple(f"s{i}" for i in range(1, servers + 1))
+    plan = FaultPlan(tuple(FaultKind), names, ("w1", "w2"), concurrent=True)
+    for seed in range(20):
+        for steps in _rounds(plan, seed, 5):
+            assert len(steps) == 2
+            crash, single = sorted(steps, key=lambda s: len(s.faults))
+            assert [f.kind for f in crash.faults] == [FaultKind.CRASH_ALL]
+            assert {f.kind for f in single.faults} == {
+                FaultKind.KILL,
+                FaultKind.PAUSE,
+                FaultKind.PARTITION,
+            }
+            hit = [t for f in single.faults for t in f.targets]
+            assert len(hit) == len(set(hit)), hit
+            assert sum(t in names for t in hit) <= (servers - 1) // 2, hit
+
+
+def test_too_few_nodes_for_concurrent_faults_is_refused() -> None:
+    with pytest.raises(ValueError, match="concurrent"):
+        FaultPlan(tuple(FaultKind), ("s1", "s2", "s3"), ("w1",), concurrent=True)
 
 
 def test_percentile() -> None:
@@ -115,25 +145,43 @@ async def test_the_proxy_holds_a_cut_pair_until_it_heals() -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="needs 127.0.0.0/8 on loopback")
 def test_a_short_chaos_run_finds_no_violation(tmp_path: Path) -> None:
-    """Every kind of fault: kill -9, pauses, whole-cluster crashes and partitions."""
-    duration = os.environ.get("DKRON_CHAOS_DURATION", "90")
+    """Ten rounds, each a whole-cluster crash and a step with a kill -9, a pause and a
+    partition at once on disjoint nodes: at least 10 faults of each kind, no violation."""
+    rounds = int(os.environ.get("DKRON_CHAOS_ROUNDS", "10"))
+    figures = tmp_path / "figures.json"
     result = subprocess.run(
         [
             sys.executable,
             str(ROOT / "scripts" / "chaos.py"),
             "--seed",
             "11",
+            "--rounds",
+            str(rounds),
             "--duration",
-            duration,
+            "400",
             "--faults",
             "kill,pause,crash-all,partition",
+            "--concurrent",
+            "--quiet",
+            "0.2,0.6",
+            "--hold",
+            "0.5,1.5",
+            "--crash-hold",
+            "0.1,0.5",
             "--root",
-            str(tmp_path),
+            str(tmp_path / "run"),
+            "--json",
+            str(figures),
         ],
         check=False,
         capture_output=True,
         text=True,
-        timeout=float(duration) + 300,
+        timeout=600,
         cwd=ROOT,
     )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    output = result.stdout[-6000:] + result.stderr[-6000:]
+    assert result.returncode == 0, output
+    report = json.loads(figures.read_text())
+    assert report["faults"] == {k.value: rounds for k in FaultKind}, output
+    assert report["violations"] == [], output
+    assert report["scheduled_runs"] > 0, output

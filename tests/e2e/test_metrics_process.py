@@ -34,6 +34,7 @@ async def test_metrics_are_served_by_a_real_agent(tmp_path: Path) -> None:
             "dkron_execution_start_lateness_seconds",
             "dkron_raft_term",
             "dkron_raft_applied_index",
+            "dkron_raft_fsync_seconds_count",
             "dkron_gossip_members",
             "dkron_http_requests_total",
         ):

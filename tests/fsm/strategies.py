@@ -13,7 +13,7 @@ from dkron_trio.commands import (
     DeleteToken,
     PutExecution,
     RecordMissed,
-    RecordPlan,
+    RecordPlans,
     SetCursor,
     SetJob,
     SetMember,
@@ -21,6 +21,8 @@ from dkron_trio.commands import (
 )
 from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Concurrency, Job, JobStatus, MisfirePolicy
+from dkron_trio.notify.targets import EmailTarget, JobNotify, NotifyEvent, WebhookTarget
+from dkron_trio.store.base import PlanRecord
 
 names = st.text(min_size=1, max_size=12)
 texts = st.text(max_size=20)
@@ -31,6 +33,26 @@ times = st.datetimes(
 opt_times = st.none() | times
 durations = st.integers(min_value=0, max_value=10**9).map(lambda ms: timedelta(milliseconds=ms))
 str_maps = st.dictionaries(texts, texts, max_size=3)
+events = st.lists(st.sampled_from(NotifyEvent), unique=True, max_size=4).map(tuple)
+notifies = st.builds(
+    JobNotify,
+    webhooks=st.lists(
+        st.builds(
+            WebhookTarget,
+            url=texts,
+            events=events,
+            payload=texts,
+            headers=str_maps.map(lambda headers: tuple(headers.items())),
+        ),
+        max_size=2,
+    ).map(tuple),
+    emails=st.lists(
+        st.builds(
+            EmailTarget, to=st.lists(texts, max_size=2).map(tuple), events=events, payload=texts
+        ),
+        max_size=2,
+    ).map(tuple),
+)
 
 jobs = st.builds(
     Job,
@@ -67,6 +89,7 @@ jobs = st.builds(
     timeout=st.none() | durations.filter(bool),
     retention_count=ints,
     retention_age=st.none() | durations.filter(bool),
+    notify=notifies,
 )
 
 
@@ -102,14 +125,19 @@ def missed_ticks(job_name: st.SearchStrategy[str] = names) -> st.SearchStrategy[
 
 
 @st.composite
-def record_plans(draw: st.DrawFn) -> RecordPlan:
+def plan_records(draw: st.DrawFn) -> PlanRecord:
     name = draw(names)
-    return RecordPlan(
+    return PlanRecord(
         name,
         draw(times),
         draw(st.lists(missed_ticks(st.just(name)), max_size=3)),
         draw(st.lists(executions(st.just(name)), max_size=3)),
     )
+
+
+@st.composite
+def record_plans(draw: st.DrawFn) -> RecordPlans:
+    return RecordPlans(tuple(draw(st.lists(plan_records(), max_size=3))))
 
 
 @st.composite

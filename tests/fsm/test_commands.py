@@ -19,14 +19,14 @@ from dkron_trio.commands import (
     CommandKind,
     DeleteJob,
     PutExecution,
-    RecordPlan,
     SetCursor,
     SetJob,
     decode_command,
     encode_command,
 )
 from dkron_trio.execution import MissedTick, MissReason
-from tests.store.helpers import T0, execution, job
+from dkron_trio.store.base import PlanRecord
+from tests.store.helpers import NOTIFY, T0, execution, job
 
 from .strategies import commands
 
@@ -49,7 +49,7 @@ def test_every_kind_is_covered_and_tagged() -> None:
         "delete_executions",
         "record_missed",
         "set_cursor",
-        "record_plan",
+        "record_plans",
         "set_member",
         "set_token",
         "delete_token",
@@ -150,10 +150,10 @@ def test_other_timezones_arrive_as_the_same_instant() -> None:
 
 def test_a_plan_holds_only_its_own_job() -> None:
     tick = MissedTick("b", T0, MissReason.OVERLAP, T0)
-    with pytest.raises(CommandError, match="MissedTick of job 'b'"):
-        RecordPlan("a", T0, [tick], [])
-    with pytest.raises(CommandError, match="Execution of job 'b'"):
-        RecordPlan("a", T0, [], [execution("b", 1)])
+    with pytest.raises(ValueError, match="MissedTick of job 'b'"):
+        PlanRecord("a", T0, [tick], [])
+    with pytest.raises(ValueError, match="Execution of job 'b'"):
+        PlanRecord("a", T0, [], [execution("b", 1)])
     foreign = {
         "job_name": "a",
         "cursor": "2024-01-01T00:00:00Z",
@@ -161,4 +161,15 @@ def test_a_plan_holds_only_its_own_job() -> None:
         "started": [execution("b", 1).to_json()],
     }
     with pytest.raises(CommandError, match="of job 'b'"):
-        decode_command(_frame(CODEC_VERSION, "record_plan", foreign))
+        decode_command(_frame(CODEC_VERSION, "record_plans", {"plans": [foreign]}))
+
+
+def test_a_job_without_notify_targets_encodes_as_before_the_field() -> None:
+    record = job("old").to_json()
+    del record["notify"]
+    written_by_an_older_build = _frame(CODEC_VERSION, "set_job", {"job": record})
+    decoded = decode_command(written_by_an_older_build)
+    assert decoded == SetJob(job("old"))
+    assert encode_command(decoded) == written_by_an_older_build
+    with_targets = SetJob(job("new", notify=NOTIFY))
+    assert decode_command(encode_command(with_targets)) == with_targets

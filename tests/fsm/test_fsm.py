@@ -18,7 +18,7 @@ from dkron_trio.commands import (
     DeleteToken,
     PutExecution,
     RecordMissed,
-    RecordPlan,
+    RecordPlans,
     SetCursor,
     SetJob,
     SetToken,
@@ -44,6 +44,7 @@ from dkron_trio.store.base import (
     JobNotFound,
     JobQuery,
     ParentNotFound,
+    PlanRecord,
     RaftMember,
     TokenExists,
     TokenNotFound,
@@ -110,7 +111,7 @@ def random_commands(rng: random.Random, n: int) -> list[Command]:
         else:
             started = [execution(name, step, ExecutionStatus.RUNNING, group=step)]
             missed = [MissedTick(name, t - timedelta(seconds=1), MissReason.OVERLAP, t)]
-            cmds.append(RecordPlan(name, t, missed, started))
+            cmds.append(RecordPlans((PlanRecord(name, t, missed, started),)))
     return cmds
 
 
@@ -179,15 +180,6 @@ async def test_a_deleted_token_is_the_result(store: ReplicaStore) -> None:
         (SetToken(token(2, Role.ADMIN), bootstrap=True), AclBootstrapDone),
         (SetToken(token(1, Role.READ_ONLY)), TokenExists),
         (DeleteToken(token(2, Role.ADMIN).id), TokenNotFound),
-        (
-            RecordPlan(
-                "missing",
-                T0,
-                [MissedTick("missing", T0, MissReason.OVERLAP, T0)],
-                [execution("missing", 1, ExecutionStatus.RUNNING)],
-            ),
-            JobNotFound,
-        ),
     ],
 )
 async def test_refused_commands_return_the_error_and_change_nothing(

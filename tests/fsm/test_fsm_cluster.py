@@ -6,13 +6,13 @@ import random
 import trio
 import trio.testing
 
-from dkron_trio.commands import PutExecution, RecordPlan, SetJob, encode_command
+from dkron_trio.commands import PutExecution, RecordPlans, SetJob, encode_command
 from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
 from dkron_trio.fsm import StoreStateMachine
 from dkron_trio.raft.node import RaftNode
 from dkron_trio.raft.node_storage import MemoryNodeStorage
 from dkron_trio.raft.transport import MemoryNetwork
-from dkron_trio.store.base import JobNotFound
+from dkron_trio.store.base import JobNotFound, PlanRecord, PlansRecorded
 from dkron_trio.store.memory import MemoryStore
 from tests.raft_node.harness import VOTERS, InlineOffload, eventually
 from tests.store.helpers import T0, execution, job
@@ -45,9 +45,10 @@ async def test_proposals_reach_every_store(autojump_clock: trio.testing.MockCloc
         assert stored == job("a")
         running = execution("a", 1, ExecutionStatus.RUNNING)
         missed = MissedTick("a", T0, MissReason.MISFIRE, T0)
-        plan = RecordPlan("a", running.started_at, [missed], [running])
-        fence = await leader.propose(encode_command(plan))
-        assert isinstance(fence, int)  # the plan's log index, its executions' fence
+        plan = PlanRecord("a", running.started_at, [missed], [running])
+        recorded = await leader.propose(encode_command(RecordPlans((plan,))))
+        assert isinstance(recorded, PlansRecorded)  # fence: the log index of the plans
+        assert recorded.fence is not None and recorded.refused == frozenset()
         done = execution("a", 1, ExecutionStatus.SUCCESS)
         assert await leader.propose(encode_command(PutExecution(done))) is None
         refused = await leader.propose(encode_command(PutExecution(execution("b", 1))))

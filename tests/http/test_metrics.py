@@ -1,16 +1,20 @@
 """``GET /metrics``: every family appears and moves (in-process API, memory store, the real
-state machine for missed ticks)."""
+state machine for missed ticks, a real raft.db for fsync latency)."""
+
+from pathlib import Path
 
 import attrs
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from dkron_trio.commands import Command, RecordMissed, RecordPlan, SetJob, encode_command
+from dkron_trio.commands import Command, RecordMissed, RecordPlans, SetJob, encode_command
 from dkron_trio.execution import MissedTick, MissReason
 from dkron_trio.fsm import StoreStateMachine
 from dkron_trio.metrics import Metrics
+from dkron_trio.raft.sqlite_storage import SqliteRaftStorage
 from dkron_trio.raft.status import Status
-from dkron_trio.raft.types import NONE, ConfState, Entry, Role
+from dkron_trio.raft.types import NONE, ConfState, Entry, HardState, Ready, Role
+from dkron_trio.store.base import PlanRecord
 from dkron_trio.store.memory import MemoryStore
 from tests.http.harness import T0, Api, open_api
 from tests.store.helpers import job
@@ -121,9 +125,17 @@ async def test_missed_ticks_count_as_the_state_machine_applies_them(nursery: tri
 
     commands: list[Command] = [
         SetJob(job("j")),
-        RecordPlan("j", T0, [tick(1, MissReason.OVERLAP), tick(2, MissReason.OVERLAP)], []),
+        RecordPlans(
+            (PlanRecord("j", T0, [tick(1, MissReason.OVERLAP), tick(2, MissReason.OVERLAP)], []),)
+        ),
         RecordMissed(tick(3, MissReason.PAUSED)),
-        RecordPlan("gone", T0, [attrs.evolve(tick(4, MissReason.OVERLAP), job_name="gone")], []),
+        RecordPlans(
+            (
+                PlanRecord(
+                    "gone", T0, [attrs.evolve(tick(4, MissReason.OVERLAP), job_name="gone")], []
+                ),
+            )
+        ),
     ]
     entries = [Entry(1, i, data=encode_command(c)) for i, c in enumerate(commands, start=1)]
     await fsm.apply(entries)
@@ -132,3 +144,27 @@ async def test_missed_ticks_count_as_the_state_machine_applies_them(nursery: tri
     assert _value(samples, "dkron_missed_ticks_total", reason="overlap") == 2  # not the refused
     assert _value(samples, "dkron_missed_ticks_total", reason="paused") == 1
     assert _value(samples, "dkron_missed_ticks_total", reason="misfire") == 0
+
+
+async def test_raft_fsync_latency_moves_with_each_durable_raft_db_write(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    api, metrics, _ = await _api_with_metrics(nursery)
+    before = await _scrape(api)
+    assert _value(before, "dkron_raft_fsync_seconds_count") == 0
+    storage = SqliteRaftStorage(
+        tmp_path / "raft.db",
+        ConfState(frozenset({1})),
+        on_durable_write=metrics.on_raft_durable_write,
+    )
+    try:
+        for index in (2, 3):
+            entry = Entry(1, index, data=b"cmd")
+            storage.save(Ready(entries=(entry,), hard_state=HardState(1, 1, index), must_sync=True))
+        storage.save(Ready(hard_state=HardState(1, 1, 3)))  # commit index only: no fsync
+    finally:
+        storage.close()
+    after = await _scrape(api)
+    assert _value(after, "dkron_raft_fsync_seconds_count") == 2
+    assert _value(after, "dkron_raft_fsync_seconds_sum") > 0
+    assert _value(after, "dkron_raft_fsync_seconds_bucket", le="+Inf") == 2

@@ -3,132 +3,16 @@ SMTP server (aiosmtpd) and a real webhook receiver, both on 127.0.0.1."""
 
 import json
 import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 import trio
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from dkron_trio.clock import WallClock
-from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor, OutputCallback
-from dkron_trio.job import Job
 from dkron_trio.notify.config import NotifyConfig, notify_config
-from dkron_trio.notify.service import ExecutionOutputs
-from dkron_trio.runs import RunManager
 from dkron_trio.store.base import ExecutionQuery
-from dkron_trio.store.memory import MemoryStore
-from tests.e2e.process import free_port
-
-OUTPUT = 'line "one"\n\\two {{.JobName}}\n'
-
-
-@attrs.define
-class Mailbox:
-    messages: list[tuple[Envelope, Any]] = attrs.field(factory=list)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.messages.append((envelope, message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
-
-
-@attrs.define
-class Receiver:
-    """A webhook receiver: answers 500 to the first ``fail_first`` requests, then 200."""
-
-    port: int
-    fail_first: int = 0
-    requests: list[tuple[dict[str, str], bytes]] = attrs.field(factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver(0)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.requests.append((dict(self.headers.items()), body))
-            failing = len(state.requests) <= state.fail_first
-            self.send_response(500 if failing else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-
-
-@attrs.define
-class Executor_:
-    """Succeeds unless the job name starts with ``fail``; always prints OUTPUT."""
-
-    async def run(self, req: ExecutionRequest, on_output: OutputCallback) -> ExecutionResult:
-        ok = not req.job_name.startswith("fail")
-        return ExecutionResult(ok, OUTPUT, 0 if ok else 1, "" if ok else "failed")
-
-
-@attrs.define
-class World:
-    store: MemoryStore
-    runs: RunManager
-    outputs: ExecutionOutputs
-
-    async def job(self, **fields: Any) -> Job:
-        base: dict[str, Any] = {
-            "schedule": "@manually",
-            "executor": "shell",
-            "executor_config": {"command": "true"},
-        }
-        return await self.store.set_job(Job.from_json(base | fields, now=WallClock.system().now()))
-
-
-@asynccontextmanager
-async def _world(config: NotifyConfig) -> AsyncIterator[World]:
-    store = MemoryStore()
-    executor = Executor_()
-
-    def executors(name: str) -> Executor:
-        return executor
-
-    runs = RunManager(store, WallClock.system(), "node1", {}, executors)
-    outputs = ExecutionOutputs.create(config, "node1")
-    runs.add_finished_listener(outputs.on_finished)
-    runs.add_started_listener(outputs.on_started)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runs.run)
-        await nursery.start(outputs.run)
-        yield World(store, runs, outputs)
-        nursery.cancel_scope.cancel()
+from tests.notify.harness import OUTPUT, Mailbox, Receiver, open_world
 
 
 def _config(receiver: Receiver | None, smtp_port: int = 0, **extra: Any) -> NotifyConfig:
@@ -150,7 +34,7 @@ async def test_webhook_and_mail_once_after_the_final_attempt(
     receiver: Receiver, smtp: tuple[Mailbox, int]
 ) -> None:
     mailbox, port = smtp
-    async with _world(_config(receiver, port)) as world:
+    async with open_world(_config(receiver, port)) as world:
         await world.job(name="fail-job", retries=1, owner_email="owner@example.org")
         job = await world.store.get_job("fail-job")
         await world.runs.start_manual_run(job)
@@ -179,7 +63,7 @@ async def test_pre_webhook_once_per_execution_as_it_starts(receiver: Receiver) -
         '"started": "{{.StartTime}}", "finished": "{{.FinishedAt}}"}',
         pre_webhook_headers=["X-Phase:start"],
     )
-    async with _world(attrs.evolve(config, retry_delays=(0.01,), timeout=5.0)) as world:
+    async with open_world(attrs.evolve(config, retry_delays=(0.01,), timeout=5.0)) as world:
         await world.job(name="fail-twice", retries=1)
         await world.runs.start_manual_run(await world.store.get_job("fail-twice"))
         await world.runs.wait_idle()
@@ -197,7 +81,7 @@ async def test_pre_webhook_once_per_execution_as_it_starts(receiver: Receiver) -
 
 async def test_a_failing_webhook_is_retried_until_it_answers(receiver: Receiver) -> None:
     receiver.fail_first = 2
-    async with _world(_config(receiver)) as world:
+    async with open_world(_config(receiver)) as world:
         await world.job(name="ok")
         await world.runs.start_manual_run(await world.store.get_job("ok"))
         await world.runs.wait_idle()
@@ -212,7 +96,7 @@ async def test_an_unreachable_webhook_never_blocks_dependents() -> None:
         closed.bind(("127.0.0.1", 0))
         dead = Receiver(closed.getsockname()[1])
         config = attrs.evolve(_config(dead), retry_delays=(3600.0,))
-        async with _world(config) as world:
+        async with open_world(config) as world:
             await world.job(name="parent")
             await world.job(name="child", parent_job="parent")
             await world.runs.start_manual_run(await world.store.get_job("parent"))
@@ -225,7 +109,7 @@ async def test_an_unreachable_webhook_never_blocks_dependents() -> None:
 
 async def test_no_mail_without_owner_email(smtp: tuple[Mailbox, int]) -> None:
     mailbox, port = smtp
-    async with _world(_config(None, port)) as world:
+    async with open_world(_config(None, port)) as world:
         await world.job(name="quiet")
         await world.runs.start_manual_run(await world.store.get_job("quiet"))
         await world.runs.wait_idle()
@@ -241,7 +125,7 @@ async def test_files_syslog_and_log_processors(
     await syslog.bind(("127.0.0.1", 0))
     address = f"127.0.0.1:{syslog.getsockname()[1]}"
     caplog.set_level("INFO", logger="dkron_trio.processors.run")
-    async with _world(_config(None)) as world:
+    async with open_world(_config(None)) as world:
         await world.job(
             name="fail-processed",
             processors={
@@ -267,7 +151,7 @@ async def test_files_syslog_and_log_processors(
 
 
 async def test_a_bad_processor_is_logged_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
-    async with _world(_config(None)) as world:
+    async with open_world(_config(None)) as world:
         await world.job(name="odd", processors={"fluent": {}})
         await world.runs.start_manual_run(await world.store.get_job("odd"))
         await world.runs.wait_idle()

@@ -168,3 +168,16 @@ def test_a_file_that_is_not_a_raft_db_refuses_to_start(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(CorruptRaftLog, match=r"metadata is corrupt \(unreadable"):
         SqliteRaftStorage(path)
+
+
+def test_each_fsynced_transaction_reports_its_duration_once(tmp_path: Path) -> None:
+    ticks = iter([1.0, 1.25, 3.0, 3.125])
+    seen: list[float] = []
+    storage = SqliteRaftStorage(
+        tmp_path / "raft.db", CONF, on_durable_write=seen.append, timer=lambda: next(ticks)
+    )
+    storage.save(Ready(entries=(Entry(2, 2),), hard_state=HardState(2, 1, 1), must_sync=True))
+    storage.save(Ready(hard_state=HardState(2, 1, 2)))  # commit index only: not durable
+    storage.set_snapshot(Snapshot(SnapshotMeta(2, 2, CONF), b"image"))  # durable, no must_sync
+    storage.close()
+    assert seen == [0.25, 0.125]

@@ -6,8 +6,21 @@ from typing import Any
 from dkron_trio.acl import AclToken, Role, issue
 from dkron_trio.execution import Execution, ExecutionStatus
 from dkron_trio.job import Job
+from dkron_trio.notify.targets import EmailTarget, JobNotify, NotifyEvent, WebhookTarget
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
+NOTIFY = JobNotify(
+    webhooks=(
+        WebhookTarget(
+            "https://hooks.example.com/x",
+            (NotifyEvent.FAILURE, NotifyEvent.STATE_CHANGE),
+            '{"job": "{{.JobName}}"}',
+            (("X-Token", "abc"),),
+        ),
+    ),
+    emails=(EmailTarget(("ops@example.com",), (NotifyEvent.RETRY_EXHAUSTED,)),),
+)
+"""Per-job notification settings using every kind of target and setting."""
 
 
 def job(name: str, **fields: Any) -> Job:

@@ -320,6 +320,20 @@ async def test_cursor_round_trip(store: Store) -> None:
     assert await store.get_cursor("a") == T0
 
 
+async def test_schedule_state_holds_every_job_with_its_cursor(store: Store) -> None:
+    assert await store.schedule_state() == []
+    for name in ("a", "b", "c"):
+        await store.set_job(job(name))
+    await store.set_cursor("b", T0 + timedelta(seconds=2))
+    await store.delete_job("c")
+    state = sorted(await store.schedule_state(), key=lambda pair: pair[0].name)
+    assert [(j.name, cursor) for j, cursor in state] == [
+        ("a", None),
+        ("b", T0 + timedelta(seconds=2)),
+    ]
+    assert state[0][0] == await store.get_job("a")
+
+
 async def test_cursor_of_unknown_job(store: Store) -> None:
     with pytest.raises(JobNotFound):
         await store.get_cursor("ghost")

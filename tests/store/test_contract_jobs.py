@@ -19,7 +19,7 @@ from dkron_trio.store.base import (
     Store,
 )
 
-from .helpers import T0, execution, job
+from .helpers import NOTIFY, T0, execution, job
 
 
 async def names(store: Store, q: JobQuery) -> list[str]:
@@ -42,6 +42,7 @@ async def test_set_then_get_returns_the_same_job(store: Store) -> None:
         timeout=timedelta(minutes=5),
         retention_age=timedelta(days=7),
         next=T0 + timedelta(days=1, microseconds=5),
+        notify=NOTIFY,
     )
     stored = await store.set_job(original)
     assert stored == original

@@ -9,7 +9,7 @@ from dkron_trio.acl import Role
 from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Job
 from dkron_trio.store import rules
-from dkron_trio.store.base import ExecutionQuery, JobNotFound, RaftMember, StoreError
+from dkron_trio.store.base import ExecutionQuery, JobNotFound, PlanRecord, RaftMember, StoreError
 from dkron_trio.store.replica import ImageError, ReplicaStore
 from dkron_trio.store.sqlite import open_sqlite_store
 from tests.store.helpers import T0, execution, job, token
@@ -74,8 +74,8 @@ async def _fill(store: ReplicaStore) -> None:
         [
             lambda tx: rules.apply_set_job(tx, job("a")),
             lambda tx: rules.apply_put_execution(tx, execution("a", 1, ExecutionStatus.SUCCESS)),
-            lambda tx: rules.apply_record_plan(
-                tx, "a", T0, [missed], [execution("a", 2, ExecutionStatus.RUNNING)]
+            lambda tx: rules.apply_record_plans(
+                tx, [PlanRecord("a", T0, [missed], [execution("a", 2, ExecutionStatus.RUNNING)])]
             ),
             lambda tx: rules.apply_add_member(tx, RaftMember(1, "s1", "127.0.0.1:6868")),
             lambda tx: rules.apply_set_token(tx, token(1, Role.ADMIN), True),

@@ -101,8 +101,11 @@ async def test_job_page_shows_fields_fire_times_executions_and_missed_ticks(api:
 
 
 async def test_form_prefills_the_job_and_the_busy_page_lists_runs(api: Api) -> None:
-    await api.put(name="edit-me", tags={"role": "dkron"}, retries=2)
+    notify = {"emails": [{"to": ["ops@example.com"]}]}
+    await api.put(name="edit-me", tags={"role": "dkron"}, retries=2, notify=notify)
     form = await _page(api, "/ui/jobs/edit-me/edit")
+    assert 'name="notify" data-kind="json"' in form
+    assert "ops@example.com" in form
     assert 'data-api="/v1/jobs/edit-me"' in form
     assert 'data-method="PUT"' in form
     assert "&#34;role&#34;: &#34;dkron&#34;" in form

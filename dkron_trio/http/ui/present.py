@@ -19,7 +19,7 @@ UI_PREFIX = "/ui"
 """Where the UI is served (the blueprint's prefix)."""
 UI_JOBS = UI_PREFIX + "/jobs/"
 
-JSON_FIELDS = ("tags", "metadata", "processors", "executor_config")
+JSON_FIELDS = ("tags", "metadata", "processors", "executor_config", "notify")
 """Job fields edited as JSON text in the form."""
 
 
