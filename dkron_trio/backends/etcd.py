@@ -119,12 +119,21 @@ class EtcdLogDriver:
         return base.rstrip("/") + path
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = await self._http().post(self._url(path), json=body)
-        except httpx.HTTPError as exc:
-            self._endpoint += 1  # the next call tries the next machine
-            raise BackendError(f"etcd {path}: {exc!r}") from None
-        return _decode(path, response.status_code, response.content)
+        """POST to the current machine; one that refuses the connection (nothing was sent)
+        is skipped for the next, any other failure raises (the outcome may be unknown)."""
+        refused: httpx.ConnectError | None = None
+        for _ in self._machines:
+            try:
+                response = await self._http().post(self._url(path), json=body)
+            except httpx.ConnectError as exc:
+                self._endpoint += 1
+                refused = exc
+                continue
+            except httpx.HTTPError as exc:
+                self._endpoint += 1  # the next call tries the next machine
+                raise BackendError(f"etcd {path}: {exc!r}") from None
+            return _decode(path, response.status_code, response.content)
+        raise BackendError(f"etcd {path}: no machine answered: {refused!r}")
 
     async def _txn(
         self,
