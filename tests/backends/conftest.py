@@ -2,8 +2,8 @@
 
 The server of a backend starts once per test module (`tests.backends.launch_<name>`,
 imported only when used); each test gets its own namespace on it, so tests never see each
-other's log or lease. "memory" is the in-memory twin and needs no server. A launcher module
-that does not exist yet is skipped locally and fails under CI.
+other's log or lease. "memory" is the in-memory twin and needs no server. A backend whose
+driver is not in this build yet is skipped; one with a driver but no launcher fails under CI.
 """
 
 import contextlib
