@@ -1,0 +1,528 @@
+"""The command log and leadership lease in DynamoDB (boto3's blocking client, in threads).
+
+One table (`TABLE`) keyed by (ns, key); a namespace is one partition. Only single-item
+conditional writes are used (no TransactWriteItems: dynalite, the server the tests run,
+has none), with one item, ``head``, as the point every write meets:
+
+- ``head`` holds the last index and the lease (holder, fence, a renewal counter). An append
+  first puts ``log/<n + 1>`` if absent, marked with a random token and the fence it was
+  written under, then advances ``head`` from n to n + 1 on the condition that (with a fence)
+  the lease is still that one. Entries past ``head`` are invisible to readers; the fence is
+  thus checked in the same write that commits the entry.
+- An appender that finds an uncommitted entry at n + 1 (its writer crashed or is slow)
+  settles it: commits it when it was unfenced or its fence is still current, else deletes
+  it (a fence never comes back, so it can never commit). A writer whose advance failed
+  reads its entry back to learn whether a helper committed it.
+- The lease expires without comparing clocks between machines: the holder renews by
+  incrementing the counter; a candidate takes the lease (fence + 1) only after it has seen
+  the counter unchanged for the lease's ttl by its own monotonic clock, with a write
+  conditioned on that counter value. The holder stops leading 2/3 ttl after its last
+  successful renewal (the leadership loop's rule), before any candidate can take over.
+- Snapshots are chunks of `CHUNK` bytes (the item limit is 400 KB) plus a ``snapshot`` record.
+
+Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION when set, else
+fixed placeholders (enough for a local DynamoDB); the endpoint is always ``machines[0]``, so
+boto3 never looks anything up elsewhere (no instance metadata service).
+"""
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import boto3
+import trio
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease
+
+T = TypeVar("T")
+
+TABLE = "dkron-trio"
+CHUNK = 300 * 1024
+"""Snapshot bytes per item (DynamoDB refuses items above 400 KB)."""
+POLL = 0.05
+"""Seconds between looks at the head while waiting for entries or a lease."""
+TIMEOUT = 10.0
+"""Seconds a single request may take before the driver reports the backend unreachable."""
+DELETE_BATCH = 25
+"""BatchWriteItem's most requests per call."""
+
+_HEAD = "head"
+_SNAPSHOT = "snapshot"
+
+
+def _entry_key(index: int) -> str:
+    return f"log/{index:020d}"
+
+
+def _chunk_key(index: int, token: str, i: int) -> str:
+    return f"chunk/{index:020d}/{token}/{i:06d}"
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _num(item: dict[str, Any], name: str) -> int:
+    return int(item[name]["N"]) if name in item else 0
+
+
+def _data(item: dict[str, Any]) -> bytes:
+    """An item's bytes (absent when empty: some servers refuse an empty binary value)."""
+    return bytes(item["data"]["B"]) if "data" in item else b""
+
+
+def _with_data(item: dict[str, Any], data: bytes) -> dict[str, Any]:
+    return {**item, "data": {"B": data}} if data else item
+
+
+def _failed_condition(exc: ClientError) -> bool:
+    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
+
+
+def _endpoint(machine: str) -> str:
+    if machine.startswith(("http://", "https://")):
+        return machine
+    host, sep, port = machine.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"backend-machines entry {machine!r} is not host:port or a URL")
+    return f"http://{machine}"
+
+
+@attrs.frozen
+class _Head:
+    index: int
+    lease: Lease | None
+    renewals: int
+    ttl_ms: int
+
+
+def _head(item: dict[str, Any] | None) -> _Head:
+    if item is None:
+        return _Head(0, None, 0, 0)
+    lease = Lease(item["holder"]["S"], _num(item, "fence")) if "holder" in item else None
+    return _Head(_num(item, "idx"), lease, _num(item, "lver"), _num(item, "lttl"))
+
+
+@attrs.define(eq=False)
+class DynamoLogDriver:
+    """One server's connection; the client is made on first use (no I/O before)."""
+
+    _endpoint: str
+    _namespace: str
+    _client: Any = None
+    _closed: bool = False
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def _connect(self) -> Any:
+        with self._lock:
+            if self._closed:
+                raise BackendError("dynamodb driver is closed")
+            if self._client is None:
+                session = boto3.session.Session(
+                    aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "dkron-trio"),
+                    aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "dkron-trio"),
+                    region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                )
+                config = Config(
+                    connect_timeout=TIMEOUT,
+                    read_timeout=TIMEOUT,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                )
+                client = session.client("dynamodb", endpoint_url=self._endpoint, config=config)
+                _ensure_table(client)
+                self._client = client
+            return self._client
+
+    async def _call(self, fn: Callable[[Any], T]) -> T:
+        def run() -> T:
+            try:
+                return fn(self._connect())
+            except (BotoCoreError, ClientError) as exc:
+                raise BackendError(f"dynamodb {self._endpoint}: {exc}") from exc
+
+        return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+
+    def _key(self, key: str) -> dict[str, Any]:
+        return {"ns": _s(self._namespace), "key": _s(key)}
+
+    def _get(self, client: Any, key: str) -> dict[str, Any] | None:
+        reply = client.get_item(TableName=TABLE, Key=self._key(key), ConsistentRead=True)
+        item: dict[str, Any] | None = reply.get("Item")
+        return item
+
+    def _read_head(self, client: Any) -> _Head:
+        return _head(self._get(client, _HEAD))
+
+    def _advance(self, client: Any, index: int, fence: int) -> bool:
+        """Commit entry ``index``: move the head from index - 1, under lease ``fence`` if
+        non-zero. False when the head moved or the lease changed."""
+        condition = "(idx = :prev OR attribute_not_exists(idx))" if index == 1 else "idx = :prev"
+        values = {":prev": _n(index - 1), ":next": _n(index)}
+        if fence:
+            condition += " AND attribute_exists(holder) AND fence = :fence"
+            values[":fence"] = _n(fence)
+        try:
+            client.update_item(
+                TableName=TABLE,
+                Key=self._key(_HEAD),
+                UpdateExpression="SET idx = :next",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def _settle(self, client: Any, index: int) -> None:
+        """Entry ``index`` exists past the head: commit it if it still may be, else drop it."""
+        head = self._read_head(client)  # read before the entry: see `_advance`'s fence rule
+        if head.index >= index:
+            return
+        entry = self._get(client, _entry_key(index))
+        if entry is None:
+            return
+        fence = _num(entry, "fence")
+        alive = not fence or (head.lease is not None and head.lease.fence == fence)
+        if alive:
+            self._advance(client, index, fence)
+            return
+        self._delete_entry(client, index, entry["token"]["S"])
+
+    def _delete_entry(self, client: Any, index: int, token: str) -> None:
+        """Delete entry ``index`` if it is still the one written with ``token``."""
+        try:
+            client.delete_item(
+                TableName=TABLE,
+                Key=self._key(_entry_key(index)),
+                ConditionExpression="#t = :token",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":token": _s(token)},
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
+
+    async def append(self, data: bytes, *, fence: Lease | None = None) -> int:
+        def attempt(client: Any) -> int | None:
+            head = self._read_head(client)
+            if fence is not None and head.lease != fence:
+                raise Fenced(f"lease {fence.fence} of {fence.holder} is no longer current")
+            index, token = head.index + 1, secrets.token_hex(8)
+            item = {**self._key(_entry_key(index)), "token": _s(token)}
+            item["fence"] = _n(0 if fence is None else fence.fence)
+            try:
+                client.put_item(
+                    TableName=TABLE,
+                    Item=_with_data(item, data),
+                    ConditionExpression="attribute_not_exists(#k)",
+                    ExpressionAttributeNames={"#k": "key"},
+                )
+            except ClientError as exc:
+                if not _failed_condition(exc):
+                    raise
+                self._settle(client, index)
+                return None
+            if self._advance(client, index, 0 if fence is None else fence.fence):
+                return index
+            return self._after_failed_advance(client, index, token, fence)
+
+        while True:
+            index = await self._call(attempt)
+            if index is not None:
+                return index
+
+    def _after_failed_advance(
+        self, client: Any, index: int, token: str, fence: Lease | None
+    ) -> int | None:
+        """Our entry's commit failed: a helper committed it, or the lease changed, or (no
+        fence) another writer's entry took the place; the index, Fenced, or None to retry."""
+        head = self._read_head(client)
+        entry = self._get(client, _entry_key(index))
+        ours = entry is not None and entry["token"]["S"] == token
+        if ours and head.index >= index:
+            snapshot = self._get(client, _SNAPSHOT)
+            if snapshot is None or _num(snapshot, "idx") < index:
+                return index
+            # Compacted since: committed by a helper, or written after the entry once there
+            # was deleted (this writer stalled across a snapshot). Below the snapshot it is
+            # dead either way; which of the two happened cannot be told.
+            self._delete_entry(client, index, token)
+            raise BackendError(f"append at {index} raced a compaction: outcome unknown")
+        if fence is not None and head.lease != fence:
+            if ours:
+                self._settle(client, index)
+            raise Fenced(f"lease {fence.fence} of {fence.holder} is no longer current")
+        return None
+
+    async def entries(self, after: int, limit: int) -> list[Entry]:
+        def read(client: Any) -> list[Entry]:
+            snapshot = self._get(client, _SNAPSHOT)
+            if snapshot is not None and after < _num(snapshot, "idx"):
+                raise BackendError(f"entries after {after} were compacted")
+            last = min(self._read_head(client).index, after + limit)
+            if last <= after:
+                return []
+            found: list[Entry] = []
+            request: dict[str, Any] = {
+                "TableName": TABLE,
+                "ConsistentRead": True,
+                "KeyConditionExpression": "ns = :ns AND #k BETWEEN :first AND :last",
+                "ExpressionAttributeNames": {"#k": "key"},
+                "ExpressionAttributeValues": {
+                    ":ns": _s(self._namespace),
+                    ":first": _s(_entry_key(after + 1)),
+                    ":last": _s(_entry_key(last)),
+                },
+            }
+            while True:
+                reply = client.query(**request)
+                found += [Entry(int(i["key"]["S"][4:]), _data(i)) for i in reply["Items"]]
+                if "LastEvaluatedKey" not in reply:
+                    break
+                request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+            if [e.index for e in found] != list(range(after + 1, last + 1)):
+                raise BackendError(f"entries after {after} were compacted meanwhile")
+            return found
+
+        return await self._call(read)
+
+    async def wait_entries(self, after: int, max_wait: float) -> None:
+        with trio.move_on_after(max_wait):
+            while True:
+                head = await self._call(self._read_head)
+                if head.index > after:
+                    return
+                await trio.sleep(POLL)
+
+    async def save_snapshot(self, index: int, image: bytes) -> None:
+        token = secrets.token_hex(8)
+        chunks = [image[i : i + CHUNK] for i in range(0, len(image), CHUNK)] or [b""]
+
+        def write(client: Any) -> None:
+            for i, chunk in enumerate(chunks):
+                item = {**self._key(_chunk_key(index, token, i))}
+                client.put_item(TableName=TABLE, Item=_with_data(item, chunk))
+
+        def switch(client: Any) -> dict[str, Any] | None:
+            """Point the record at the new image; the record replaced, or None if newer."""
+            record = {**self._key(_SNAPSHOT), "idx": _n(index), "token": _s(token)}
+            record["chunks"] = _n(len(chunks))
+            while True:
+                old = self._get(client, _SNAPSHOT)
+                if old is not None and _num(old, "idx") >= index:
+                    return None
+                if self._read_head(client).index < index:
+                    raise BackendError(f"snapshot index {index} is past the log's end")
+                condition = "attribute_not_exists(idx)" if old is None else "idx = :old"
+                values = None if old is None else {":old": old["idx"]}
+                try:
+                    client.put_item(
+                        TableName=TABLE,
+                        Item=record,
+                        ConditionExpression=condition,
+                        **({} if values is None else {"ExpressionAttributeValues": values}),
+                    )
+                except ClientError as exc:
+                    if _failed_condition(exc):
+                        continue
+                    raise
+                return old or {}
+
+        await self._call(write)
+        try:
+            replaced = await self._call(switch)
+        except BackendError:
+            await self._call(lambda client: self._drop_chunks(client, index, token, len(chunks)))
+            raise
+        if replaced is None:
+            await self._call(lambda client: self._drop_chunks(client, index, token, len(chunks)))
+            return
+        old_index = _num(replaced, "idx")
+        keys = [_entry_key(i) for i in range(old_index + 1, index + 1)]
+        await self._call(lambda client: self._delete(client, keys))
+        if replaced:
+            old_token, count = replaced["token"]["S"], _num(replaced, "chunks")
+            await self._call(lambda client: self._drop_chunks(client, old_index, old_token, count))
+
+    def _drop_chunks(self, client: Any, index: int, token: str, count: int) -> None:
+        self._delete(client, [_chunk_key(index, token, i) for i in range(count)])
+
+    def _delete(self, client: Any, keys: list[str]) -> None:
+        for start in range(0, len(keys), DELETE_BATCH):
+            requests = [
+                {"DeleteRequest": {"Key": self._key(k)}} for k in keys[start : start + DELETE_BATCH]
+            ]
+            pending: dict[str, Any] = {TABLE: requests}
+            while pending:
+                reply = client.batch_write_item(RequestItems=pending)
+                pending = reply.get("UnprocessedItems") or {}
+
+    async def load_snapshot(self) -> tuple[int, bytes] | None:
+        def load(client: Any) -> tuple[int, bytes] | None:
+            while True:
+                record = self._get(client, _SNAPSHOT)
+                if record is None:
+                    return None
+                index, token = _num(record, "idx"), record["token"]["S"]
+                parts = [
+                    self._get(client, _chunk_key(index, token, i))
+                    for i in range(_num(record, "chunks"))
+                ]
+                if all(p is not None for p in parts):
+                    return index, b"".join(_data(p) for p in parts if p is not None)
+                # A newer snapshot replaced this one and dropped its chunks meanwhile.
+
+        return await self._call(load)
+
+    def _take(self, client: Any, holder: str, ttl: float, seen: _Head | None) -> Lease | None:
+        """Take the lease if it is free (``seen`` None) or still at ``seen``'s renewal."""
+        if seen is None:
+            condition = "attribute_not_exists(holder)"
+            values: dict[str, Any] = {}
+        else:
+            condition = "lver = :seen"
+            values = {":seen": _n(seen.renewals)}
+        values.update({":h": _s(holder), ":one": _n(1), ":zero": _n(0)})
+        values[":ttl"] = _n(_ttl_ms(ttl))
+        try:
+            reply = client.update_item(
+                TableName=TABLE,
+                Key=self._key(_HEAD),
+                UpdateExpression=(
+                    "SET holder = :h, lttl = :ttl, fence = if_not_exists(fence, :zero) + :one, "
+                    "lver = if_not_exists(lver, :zero) + :one"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return None
+            raise
+        return Lease(holder, _num(reply["Attributes"], "fence"))
+
+    async def campaign(self, holder: str, ttl: float) -> Lease:
+        _ttl_ms(ttl)
+        watched: _Head | None = None
+        since = 0.0
+        while True:
+            head = await self._call(self._read_head)
+            now = time.monotonic()
+            if head.lease is None:
+                watched = None
+            elif watched is None or watched.renewals != head.renewals:
+                watched, since = head, now
+            if watched is None or now - since >= max(ttl, watched.ttl_ms / 1000):
+                taken = await self._take_async(holder, ttl, watched)
+                if taken is not None:
+                    return taken
+            await trio.sleep(POLL)
+
+    async def _take_async(self, holder: str, ttl: float, seen: _Head | None) -> Lease | None:
+        return await self._call(lambda client: self._take(client, holder, ttl, seen))
+
+    async def renew(self, lease: Lease, ttl: float) -> bool:
+        def renew(client: Any) -> bool:
+            try:
+                client.update_item(
+                    TableName=TABLE,
+                    Key=self._key(_HEAD),
+                    UpdateExpression="SET lver = lver + :one, lttl = :ttl",
+                    ConditionExpression="holder = :h AND fence = :fence",
+                    ExpressionAttributeValues={
+                        ":one": _n(1),
+                        ":ttl": _n(_ttl_ms(ttl)),
+                        ":h": _s(lease.holder),
+                        ":fence": _n(lease.fence),
+                    },
+                )
+            except ClientError as exc:
+                if _failed_condition(exc):
+                    return False
+                raise
+            return True
+
+        return await self._call(renew)
+
+    async def resign(self, lease: Lease) -> None:
+        def resign(client: Any) -> None:
+            try:
+                client.update_item(
+                    TableName=TABLE,
+                    Key=self._key(_HEAD),
+                    UpdateExpression="REMOVE holder",
+                    ConditionExpression="holder = :h AND fence = :fence",
+                    ExpressionAttributeValues={
+                        ":h": _s(lease.holder),
+                        ":fence": _n(lease.fence),
+                    },
+                )
+            except ClientError as exc:
+                if not _failed_condition(exc):
+                    raise
+
+        await self._call(resign)
+
+    async def leader(self) -> Lease | None:
+        return (await self._call(self._read_head)).lease
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None:
+            await trio.to_thread.run_sync(client.close)
+
+
+def _ttl_ms(ttl: float) -> int:
+    if ttl <= 0:
+        raise ValueError(f"lease ttl must be positive, got {ttl}")
+    return max(1, round(ttl * 1000))
+
+
+def _ensure_table(client: Any) -> None:
+    """Create the table when missing (several servers may race: one wins) and wait until
+    it is usable."""
+    try:
+        client.create_table(
+            TableName=TABLE,
+            AttributeDefinitions=[
+                {"AttributeName": "ns", "AttributeType": "S"},
+                {"AttributeName": "key", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "ns", "KeyType": "HASH"},
+                {"AttributeName": "key", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    deadline = time.monotonic() + 60
+    while client.describe_table(TableName=TABLE)["Table"]["TableStatus"] != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise BackendError(f"dynamodb table {TABLE} did not become active within 60 s")
+        time.sleep(0.1)
+
+
+def open_driver(machines: Sequence[str], namespace: str) -> DynamoLogDriver:
+    """A driver for the DynamoDB endpoint ``machines[0]``, namespace = one partition."""
+    if not machines:
+        raise ValueError("the dynamodb backend needs backend-machines (host:port or URL)")
+    if not namespace:
+        raise ValueError("the dynamodb backend needs a non-empty namespace")
+    return DynamoLogDriver(_endpoint(machines[0]), namespace)
