@@ -15,6 +15,7 @@ import attrs
 from dkron_trio.acl import AclToken
 from dkron_trio.commands import (
     Command,
+    CommandError,
     DeleteExecutions,
     DeleteJob,
     DeleteToken,
@@ -26,7 +27,7 @@ from dkron_trio.commands import (
     SetToken,
 )
 from dkron_trio.execution import Execution, MissedTick
-from dkron_trio.job import Job
+from dkron_trio.job import Job, ValidationError
 from dkron_trio.store.base import ExecutionQuery, JobPage, JobQuery, StoreError
 from dkron_trio.store.replica import ReplicaStore
 
@@ -59,7 +60,11 @@ class ReplicatedStore:
     _log: CommandLog
 
     async def _apply(self, cmd: Command, *, forward: bool = True) -> object:
-        return _raise_refusal(await self._log.apply(cmd, forward=forward))
+        try:
+            result = await self._log.apply(cmd, forward=forward)
+        except CommandError as exc:  # not encodable (a naive datetime): refused like a store
+            raise ValidationError(type(cmd).__name__, str(exc)) from None
+        return _raise_refusal(result)
 
     async def linearize(self) -> None:
         await self._log.linearize()

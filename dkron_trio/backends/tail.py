@@ -1,0 +1,165 @@
+"""LogTail: follows the backend's command log into the local replica.
+
+Every server applies the same entries in the same order through the same state machine
+(`StoreStateMachine`), so its `state.db` is a replica of the log, as a Raft follower's is.
+Entries come in batches, each applied in one store transaction with its last index. A
+server whose replica is behind the first entry the backend kept (compacted) restores the
+backend's snapshot first.
+
+Writers learn their results here: `collect()` keeps the result of every entry applied while
+it is open, so an appender that only learns its index after appending cannot miss it.
+`sync()` waits for a full pass that started after the call (linearizable reads).
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+import attrs
+import trio
+
+from dkron_trio.fsm import StoreStateMachine
+from dkron_trio.logs import get_logger
+from dkron_trio.raft.types import ConfState, Entry, Snapshot, SnapshotMeta
+from dkron_trio.store.backend import BackendError, LogDriver
+from dkron_trio.store.base import ClusterUnavailable
+from dkron_trio.store.replica import ReplicaStore
+
+log = get_logger(__name__)
+
+BATCH = 256
+"""Entries read and applied per store transaction."""
+MAX_WAIT = 1.0
+"""Longest wait for new entries before polling again."""
+RETRY = 0.5
+"""Pause after the backend failed before trying again."""
+
+
+@attrs.define(eq=False)
+class Results:
+    """Results of the entries applied while a `collect()` is open, by index."""
+
+    _by_index: dict[int, object] = attrs.field(factory=dict)
+
+    def add(self, index: int, result: object) -> None:
+        self._by_index[index] = result
+
+    def get(self, index: int) -> object:
+        if index not in self._by_index:
+            return ClusterUnavailable(
+                f"entry {index} was committed but reached this server in a snapshot: "
+                "its result is unknown"
+            )
+        return self._by_index[index]
+
+
+@attrs.define(eq=False)
+class LogTail:
+    """Create, `await nursery.start(tail.run)`; the replica then follows the log."""
+
+    _driver: LogDriver
+    _store: ReplicaStore
+    _fsm: StoreStateMachine
+    _applied: int = 0
+    _progress: trio.Event = attrs.field(factory=trio.Event)
+    _kicked: trio.Event = attrs.field(factory=trio.Event)
+    _collectors: list[Results] = attrs.field(factory=list)
+    _passes_started: int = 0
+    _passes_done: int = 0
+
+    @property
+    def applied(self) -> int:
+        return self._applied
+
+    def kick(self) -> None:
+        """Read the log now instead of after the current wait (a local append)."""
+        self._kicked.set()
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[Results]:
+        results = Results()
+        self._collectors.append(results)
+        try:
+            yield results
+        finally:
+            self._collectors.remove(results)
+
+    async def wait_applied(self, index: int) -> None:
+        self.kick()
+        while self._applied < index:
+            await self._progress.wait()
+
+    async def sync(self) -> None:
+        """Return after a complete pass over the log that started after this call."""
+        target = self._passes_started + 1
+        self.kick()
+        while self._passes_done < target:
+            await self._progress.wait()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._applied = await self._store.applied_index()
+        task_status.started()
+        while True:
+            try:
+                await self._one_pass()
+            except BackendError as exc:
+                log.warning("backend log unreadable, retrying", error=str(exc))
+                await trio.sleep(RETRY)
+                continue
+            await self._wait_for_more()
+
+    async def _one_pass(self) -> None:
+        self._passes_started += 1
+        started = self._passes_started
+        self._kicked = trio.Event()
+        while True:
+            try:
+                entries = await self._driver.entries(self._applied, BATCH)
+            except BackendError:
+                if not await self._restore_snapshot():
+                    raise
+                continue
+            if not entries:
+                break
+            batch = [Entry(0, e.index, data=e.data) for e in entries]
+            results = await self._fsm.apply(batch)
+            for collector in self._collectors:
+                for entry, result in zip(batch, results, strict=True):
+                    collector.add(entry.index, result)
+            self._applied = batch[-1].index
+            self._notify()
+        self._passes_done = started
+        self._notify()
+
+    async def _restore_snapshot(self) -> bool:
+        """Load the backend's snapshot if it is ahead of the replica (entries compacted)."""
+        snapshot = await self._driver.load_snapshot()
+        if snapshot is None or snapshot[0] <= self._applied:
+            return False
+        index, image = snapshot
+        log.warning("replica behind the backend's log, restoring its snapshot", index=index)
+        await self._fsm.restore(Snapshot(SnapshotMeta(index, 0, ConfState()), image))
+        self._applied = index
+        self._notify()
+        return True
+
+    async def _wait_for_more(self) -> None:
+        async with trio.open_nursery() as nursery:
+
+            async def backend() -> None:
+                try:
+                    await self._driver.wait_entries(self._applied, MAX_WAIT)
+                except BackendError as exc:
+                    log.warning("backend watch failed", error=str(exc))
+                    await trio.sleep(RETRY)
+                nursery.cancel_scope.cancel()
+
+            async def local() -> None:
+                await self._kicked.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(backend)
+            nursery.start_soon(local)
+
+    def _notify(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
