@@ -5,8 +5,10 @@ gossip (membership and tags; the Raft server finds the other servers through it)
 server (RPC listener, ``raft.db``, the node), the run manager (the local executor
 pool) writing through the cluster, the scheduler (run only while this server leads, after a
 barrier, in a cancel scope per term, and told of every job written through any server) and
-the HTTP API. SIGTERM or SIGINT starts a graceful shutdown:
-stop scheduling, let running executions finish within a grace period, then cancel the rest.
+the HTTP API. With an external ``backend`` (etcd, ...), a `BackendServer` stands in for the
+Raft server: the state is the backend's command log, leadership its lease. SIGTERM or
+SIGINT starts a graceful shutdown: stop scheduling, let running executions finish within a
+grace period, then cancel the rest.
 """
 
 import gc
@@ -17,10 +19,14 @@ import attrs
 import trio
 
 from dkron_trio import __version__
+from dkron_trio.backends.registry import driver_opener, is_external
+from dkron_trio.backends.server import BackendServer
+from dkron_trio.backends.view import BackendClusterView
 from dkron_trio.clock import WallClock
 from dkron_trio.cluster.config import ClusterConfig, advertised_host
 from dkron_trio.cluster.replicated import ReplicatedStore
 from dkron_trio.cluster.server import RaftServer
+from dkron_trio.cluster.serving import ClusterServer
 from dkron_trio.cluster.view import RaftClusterView
 from dkron_trio.config import AgentConfig, ConfigError, HostPort
 from dkron_trio.dispatch import wire as dispatch_wire
@@ -34,6 +40,7 @@ from dkron_trio.executors.base import Executor
 from dkron_trio.executors.registry import get_executor
 from dkron_trio.gossip.service import GossipService, reload_tags
 from dkron_trio.gossip.swim_types import TagsTooLarge
+from dkron_trio.http.context import ClusterView
 from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
 from dkron_trio.metrics import Metrics
@@ -118,18 +125,36 @@ class Agent:
                 rpc_client_context(self.config),
             )
             rpc_config = RpcConfig(max_frame_size=self.config.rpc_max_frame_size)
-            raft = RaftServer(
-                cluster_config,
-                local,
-                rpc_config=rpc_config,
-                server_tls=server_tls,
-                client_tls=client_tls,
-                on_jobs=on_jobs,
-                on_executions=on_executions,
-                on_missed=None if metrics is None else metrics.on_missed,
-                seeds=lambda: alive_servers(gossip, name),
-            )
-            self.raft = raft
+            on_missed = None if metrics is None else metrics.on_missed
+            server: ClusterServer
+            if is_external(self.config.backend):
+                open_driver = driver_opener(self.config.backend)
+                server = BackendServer(
+                    cluster_config,
+                    local,
+                    open_driver(self.config.backend_machines, self.config.keyspace),
+                    lease_ttl=self.config.backend_lease_ttl.total_seconds(),
+                    rpc_config=rpc_config,
+                    server_tls=server_tls,
+                    on_jobs=on_jobs,
+                    on_executions=on_executions,
+                    on_missed=on_missed,
+                )
+                cluster: ClusterView = BackendClusterView(server, gossip)
+            else:
+                raft = RaftServer(
+                    cluster_config,
+                    local,
+                    rpc_config=rpc_config,
+                    server_tls=server_tls,
+                    client_tls=client_tls,
+                    on_jobs=on_jobs,
+                    on_executions=on_executions,
+                    on_missed=on_missed,
+                    seeds=lambda: alive_servers(gossip, name),
+                )
+                self.raft = server = raft
+                cluster = RaftClusterView(raft, tags, gossip)
             pool = PeerPool(rpc_config, ssl_context=client_tls)
             journal = await Journal.open(data_dir / "agent.db")
             worker = Worker(
@@ -141,18 +166,18 @@ class Agent:
                 max_concurrent=self.config.max_concurrent_executions,
                 executors=self._executor,
             )
-            worker.register(raft.rpc)
+            worker.register(server.rpc)
             async with trio.open_nursery() as nursery:
                 await nursery.start(gossip.run)
                 await nursery.start(pool.run)
-                await nursery.start(raft.run)
-                store = ReplicatedStore(local, raft.command_log)
+                await nursery.start(server.run)
+                store = ReplicatedStore(local, server.command_log)
                 remote = RemoteRuns(
                     pool,
                     store,
                     clock,
                     lambda node: address_of(gossip, node),
-                    lambda: raft.node.term,
+                    lambda: server.fence,
                     str(cluster_config.advertise),
                     self.config.run_lease.total_seconds(),
                 )
@@ -167,11 +192,12 @@ class Agent:
                     max_concurrent=self.config.max_concurrent_executions,
                     executors=self._executor,
                 )
-                _serve_reports(raft.rpc, store, runs)
+                _serve_reports(server.rpc, store, runs)
                 if metrics is not None:
                     runs.add_started_listener(metrics.on_started)
                     runs.add_finished_listener(metrics.on_finished)
-                    metrics.watch_raft(raft.node.status)
+                    if self.raft is not None:
+                        metrics.watch_raft(self.raft.node.status)
                     metrics.watch_members(gossip.members)
                 await nursery.start(worker.run)
                 await nursery.start(run_execution_outputs, self.config, runs)
@@ -182,7 +208,7 @@ class Agent:
 
                 async def schedule() -> None:
                     with scheduling:
-                        await raft.lead(scheduler.run)
+                        await server.lead(scheduler.run)
 
                 async def feed_scheduler() -> None:
                     nonlocal jobs_changed
@@ -206,7 +232,7 @@ class Agent:
                     version=__version__,
                     tags=tags,
                     request_leave=self.request_stop,
-                    cluster=RaftClusterView(raft, tags, gossip),
+                    cluster=cluster,
                     gossip=gossip,
                     state_image=local.snapshot_image,
                     metrics=metrics,
@@ -223,7 +249,7 @@ class Agent:
                 await self._wait_for_signal()
                 log.info("agent stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
                 scheduling.cancel()
-                await raft.leave()
+                await server.leave()
                 await gossip.leave()
                 with trio.move_on_after(SHUTDOWN_GRACE_SECONDS):
                     await runs.wait_idle()

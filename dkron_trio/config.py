@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import yaml
 
+from dkron_trio.backends.registry import backend_error, is_external
 from dkron_trio.config_keys import KEYS, KeyKind, KeySpec, KeyStatus
 from dkron_trio.durations import DurationError, parse_go_duration
 from dkron_trio.executors.config import OUTPUT_LIMIT_BYTES
@@ -46,6 +47,8 @@ RESERVED_TAGS = frozenset(
     {"role", "dc", "region", "version", "server", "bootstrap", "expect", "rpc_addr", "port"}
 )
 _NAME_RE = re.compile(r"^[^\s/]+$")
+_KEYSPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
+"""Fits an etcd prefix, a Redis key, a znode and a DynamoDB table name alike."""
 _GO_BOOL = {
     "1": True, "t": True, "true": True, "yes": True,
     "0": False, "f": False, "false": False, "no": False,
@@ -156,6 +159,11 @@ class AgentConfig:
     retry_join: tuple[HostPort, ...] = ()
     raft_multiplier: int = 1
     raft_snapshot_threshold: int = 8192
+    backend: str = ""
+    """Dkron's `backend`: "" / raft / boltdb for the embedded store, else an external one."""
+    backend_machines: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    keyspace: str = "dkron"
+    backend_lease_ttl: timedelta = timedelta(seconds=10)
     run_lease: timedelta = timedelta(seconds=30)
     config_path: Path | None = attrs.field(default=None, eq=False)
     """The file the config was read from (SIGHUP re-reads its tags); not a key."""
@@ -203,6 +211,17 @@ class AgentConfig:
         _check(0 <= self.advertise_rpc_port <= 65535, "advertise-rpc-port", "must be 0-65535")
         _check(1 <= self.raft_multiplier <= 10, "raft-multiplier", "must be between 1 and 10")
         _check(self.raft_snapshot_threshold >= 1, "raft-snapshot-threshold", "must be >= 1")
+        problem = backend_error(self.backend)
+        _check(problem is None, "backend", problem or "")
+        _check(
+            not is_external(self.backend) or bool(self.backend_machines),
+            "backend-machines",
+            f"backend {self.backend} needs at least one host:port",
+        )
+        _check(bool(_KEYSPACE_RE.match(self.keyspace)), "keyspace", "3-64 letters, digits, _ . -")
+        _check(
+            self.backend_lease_ttl.total_seconds() >= 1, "backend-lease-ttl", "must be at least 1s"
+        )
         _check(self.run_lease.total_seconds() > 0, "run-lease", "must be a positive duration")
         _check(self.bootstrap_expect >= 0, "bootstrap-expect", "must not be negative")
         _check(
@@ -466,7 +485,7 @@ def _field_value(raw: _Raw, value: object) -> object:
         return _enum_value(LogFormat, raw, value)
     if name == "profile":
         return _enum_value(GossipProfile, raw, value)
-    if name in {"serf-reconnect-timeout", "retry-interval", "run-lease"}:
+    if name in {"serf-reconnect-timeout", "retry-interval", "run-lease", "backend-lease-ttl"}:
         try:
             return parse_go_duration(str(value))
         except DurationError as exc:

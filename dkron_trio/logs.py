@@ -150,3 +150,7 @@ def setup_logging(level: LogLevel, fmt: LogFormat, stream: TextIO | None = None)
     handler.setFormatter(JsonFormatter() if fmt is LogFormat.JSON else TextFormatter())
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
+    # httpx logs every request at INFO (an etcd backend makes several a second); its
+    # warnings still show, and at debug level its requests too.
+    quiet = _LEVELS[level] if _LEVELS[level] <= logging.DEBUG else logging.WARNING
+    logging.getLogger("httpx").setLevel(max(_LEVELS[level], quiet))

@@ -16,8 +16,11 @@ import trio
 from dkron_trio.backends.leadership import Leadership
 from dkron_trio.backends.tail import LogTail
 from dkron_trio.commands import Command, encode_command
+from dkron_trio.logs import get_logger
 from dkron_trio.store.backend import BackendError, Fenced, Lease, LogDriver
 from dkron_trio.store.base import ClusterUnavailable
+
+log = get_logger(__name__)
 
 
 @attrs.define(eq=False)
@@ -49,6 +52,16 @@ class BackendCommandLog:
                 raise ClusterUnavailable(
                     f"the backend took no write in {self._timeout}s (outcome unknown)"
                 ) from None
+            if index <= self._tail.applied and index not in results:
+                log.error(
+                    "backend log behind this replica (backend data lost?)",
+                    index=index,
+                    applied=self._tail.applied,
+                )
+                raise ClusterUnavailable(
+                    f"the backend gave index {index} but this replica applied "
+                    f"{self._tail.applied}: the backend's log was lost or replaced"
+                )
             try:
                 with trio.fail_after(self._timeout):
                     await self._tail.wait_applied(index)

@@ -48,7 +48,8 @@ class Leadership:
     _known: Lease | None = None
     _version: int = 0
     _changed: trio.Event = attrs.field(factory=trio.Event)
-    _leaving: bool = False
+    _campaigning: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    """Cancelled by `leave`: no campaign after it, not even one already waiting."""
 
     @property
     def current(self) -> Lease | None:
@@ -76,25 +77,29 @@ class Leadership:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_leader)
             task_status.started()
-            while not self._leaving:
-                try:
-                    lease = await self._driver.campaign(self._holder, self._ttl)
-                except BackendError as exc:
-                    log.warning("campaign failed, retrying", error=str(exc))
-                    await trio.sleep(RETRY)
-                    continue
-                self._held = lease
-                log.info("lease acquired", holder=lease.holder, fence=lease.fence)
-                try:
-                    await self._hold(lease)
-                finally:
-                    self._set(None)
-                    if self._held == lease:
-                        self._held = None
-                        with trio.CancelScope(shield=True):
-                            await self._resign(lease)
-                log.info("lease ended", holder=lease.holder, fence=lease.fence)
+            with self._campaigning:
+                while True:
+                    await self._one_lease()
             await trio.sleep_forever()
+
+    async def _one_lease(self) -> None:
+        try:
+            lease = await self._driver.campaign(self._holder, self._ttl)
+        except BackendError as exc:
+            log.warning("campaign failed, retrying", error=str(exc))
+            await trio.sleep(RETRY)
+            return
+        self._held = lease
+        log.info("lease acquired", holder=lease.holder, fence=lease.fence)
+        try:
+            await self._hold(lease)
+        finally:
+            self._set(None)
+            if self._held == lease:
+                self._held = None
+                with trio.CancelScope(shield=True):
+                    await self._resign(lease)
+        log.info("lease ended", holder=lease.holder, fence=lease.fence)
 
     async def lead(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` for every lease this server holds, after its barrier; cancelled when
@@ -113,7 +118,7 @@ class Leadership:
     async def leave(self) -> None:
         """Stop campaigning and give the lease up now, so another server need not wait for
         it to expire."""
-        self._leaving = True
+        self._campaigning.cancel()
         lease, self._held = self._held, None
         self._set(None)
         if lease is not None:

@@ -43,6 +43,9 @@ class Results:
     def add(self, index: int, result: object) -> None:
         self._by_index[index] = result
 
+    def __contains__(self, index: int) -> bool:
+        return index in self._by_index
+
     def get(self, index: int) -> object:
         if index not in self._by_index:
             return ClusterUnavailable(

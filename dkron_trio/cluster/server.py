@@ -111,6 +111,11 @@ class RaftServer:
         return self._node
 
     @property
+    def fence(self) -> int:
+        """The term: orders to workers carry it (`ClusterServer.fence`)."""
+        return self.node.term
+
+    @property
     def command_log(self) -> RaftCommandLog:
         if self._log is None:
             raise NotReady("the raft node has not started")

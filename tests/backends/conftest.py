@@ -7,7 +7,6 @@ that does not exist yet is skipped locally and fails under CI.
 """
 
 import contextlib
-import importlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +18,7 @@ import pytest
 from dkron_trio.backends.memory import MemoryBackend
 from dkron_trio.backends.registry import driver_opener
 from dkron_trio.store.backend import LogDriver
-from tests.backends.servers import under_ci
+from tests.backends.servers import launcher
 
 BACKEND_NAMES = ["memory", "etcd", "redis", "zookeeper", "dynamodb"]
 _namespaces = itertools.count(1)
@@ -34,16 +33,8 @@ def machines(
     if name == "memory":
         yield name, []
         return
-    try:
-        launcher = importlib.import_module(f"tests.backends.launch_{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"tests.backends.launch_{name}":
-            raise
-        if under_ci():
-            pytest.fail(f"no launcher for backend {name}")
-        pytest.skip(f"no launcher for backend {name} yet")
     tmp: Path = tmp_path_factory.mktemp(name)
-    with launcher.running(tmp) as found:
+    with launcher(name).running(tmp) as found:
         yield name, found
 
 

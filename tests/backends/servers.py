@@ -1,11 +1,13 @@
 """What the backend launchers share: free ports, the missing-binary rule, stopping by PID."""
 
+import importlib
 import os
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Callable
+from types import ModuleType
 
 import pytest
 
@@ -54,3 +56,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def launcher(name: str) -> ModuleType:
+    """``tests.backends.launch_<name>``; skipped locally while it does not exist yet, a
+    failure under CI."""
+    module = f"tests.backends.launch_{name}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        if under_ci():
+            pytest.fail(f"no launcher for backend {name}")
+        pytest.skip(f"no launcher for backend {name} yet")

@@ -8,6 +8,7 @@ import pytest
 from dkron_trio.cluster.replicated import ReplicatedStore
 from dkron_trio.commands import SetCursor
 from dkron_trio.store.base import ClusterUnavailable, JobNotFound, JobQuery
+from dkron_trio.store.memory import MemoryStore
 from tests.backends.conftest import BackendUnderTest
 from tests.backends.harness import running_server, until, wait_leader
 from tests.store.helpers import T0, job
@@ -83,3 +84,13 @@ async def test_the_leader_snapshots_and_a_new_server_starts_from_it(
         await store_b.linearize()
         page = await b_local.list_jobs(JobQuery())
         assert sorted(j.name for j in page.jobs) == sorted(f"j{n}" for n in range(12))
+
+
+async def test_a_replica_ahead_of_the_backends_log_refuses_writes(
+    backend: BackendUnderTest, tmp_path: Path
+) -> None:
+    local = MemoryStore()
+    await local.apply_replicated(50, [])  # state from a backend that was since lost
+    async with running_server(backend, "a", tmp_path, local=local) as (a, _):
+        with pytest.raises(ClusterUnavailable, match="lost or replaced"):
+            await ReplicatedStore(local, a.command_log).set_job(job("x"))

@@ -71,3 +71,25 @@ async def test_leaving_resigns_at_once(autojump_clock: trio.testing.MockClock) -
         assert trio.current_time() - left_at < 1
         assert a.current is None
         nursery.cancel_scope.cancel()
+
+
+async def test_a_server_that_left_does_not_take_the_lease_later(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    backend = MemoryBackend()
+
+    async def barrier(lease: Lease) -> None:
+        return None
+
+    a = Leadership(backend.driver(), "a", TTL, barrier)
+    b = Leadership(backend.driver(), "b", TTL, barrier)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await trio.sleep(1)
+        await nursery.start(b.run)  # waits for a's lease
+        await b.leave()
+        await a.leave()
+        await trio.sleep(3 * TTL)
+        assert await backend.driver().leader() is None
+        assert a.current is None and b.current is None
+        nursery.cancel_scope.cancel()
