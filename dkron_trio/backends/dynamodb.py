@@ -46,7 +46,9 @@ T = TypeVar("T")
 
 TABLE = "dkron-trio"
 CHUNK = 300 * 1024
-"""Snapshot bytes per item (DynamoDB refuses items above 400 KB)."""
+"""Snapshot (and large entry) bytes per item: DynamoDB refuses items above 400 KB."""
+INLINE = 350 * 1024
+"""An entry up to this size is kept in its log item; a larger one in `CHUNK` parts."""
 POLL = 0.05
 """Seconds between looks at the head while waiting for entries or a lease."""
 TIMEOUT = 10.0
@@ -64,6 +66,15 @@ def _entry_key(index: int) -> str:
 
 def _chunk_key(index: int, token: str, i: int) -> str:
     return f"chunk/{index:020d}/{token}/{i:06d}"
+
+
+def _part_key(token: str, i: int) -> str:
+    """Part ``i`` of the large entry written with ``token`` (parts are written first)."""
+    return f"part/{token}/{i:06d}"
+
+
+def _split(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
 
 
 def _n(value: int) -> dict[str, str]:
@@ -216,10 +227,11 @@ class DynamoLogDriver:
         if alive:
             self._advance(client, index, fence)
             return
-        self._delete_entry(client, index, entry["token"]["S"])
+        self._delete_entry(client, index, entry["token"]["S"], _num(entry, "parts"))
 
-    def _delete_entry(self, client: Any, index: int, token: str) -> None:
-        """Delete entry ``index`` if it is still the one written with ``token``."""
+    def _delete_entry(self, client: Any, index: int, token: str, parts: int) -> None:
+        """Delete entry ``index`` (and its parts) if it is still the one written with
+        ``token``."""
         try:
             client.delete_item(
                 TableName=TABLE,
@@ -231,19 +243,39 @@ class DynamoLogDriver:
         except ClientError as exc:
             if not _failed_condition(exc):
                 raise
+            return
+        self._delete(client, [_part_key(token, i) for i in range(parts)])
+
+    def _entry(self, client: Any, item: dict[str, Any]) -> Entry:
+        """The entry an item holds, reading its parts when it was too large for one item."""
+        index = int(item["key"]["S"][4:])
+        if "parts" not in item:
+            return Entry(index, _data(item))
+        token, data = item["token"]["S"], b""
+        for i in range(_num(item, "parts")):
+            part = self._get(client, _part_key(token, i))
+            if part is None:
+                raise BackendError(f"entry {index} was compacted meanwhile")
+            data += _data(part)
+        return Entry(index, data)
 
     async def append(self, data: bytes, *, fence: Lease | None = None) -> int:
+        token = secrets.token_hex(8)
+        parts = _split(data) if len(data) > INLINE else []
+
         def attempt(client: Any) -> int | None:
             head = self._read_head(client)
             if fence is not None and head.lease != fence:
                 raise Fenced(f"lease {fence.fence} of {fence.holder} is no longer current")
-            index, token = head.index + 1, secrets.token_hex(8)
+            index = head.index + 1
             item = {**self._key(_entry_key(index)), "token": _s(token)}
             item["fence"] = _n(0 if fence is None else fence.fence)
+            if parts:
+                item["parts"] = _n(len(parts))
             try:
                 client.put_item(
                     TableName=TABLE,
-                    Item=_with_data(item, data),
+                    Item=item if parts else _with_data(item, data),
                     ConditionExpression="attribute_not_exists(#k)",
                     ExpressionAttributeNames={"#k": "key"},
                 )
@@ -256,10 +288,24 @@ class DynamoLogDriver:
                 return index
             return self._after_failed_advance(client, index, token, fence)
 
-        while True:
-            index = await self._call(attempt)
-            if index is not None:
-                return index
+        def write_parts(client: Any) -> None:
+            for i, part in enumerate(parts):
+                client.put_item(
+                    TableName=TABLE, Item=_with_data(self._key(_part_key(token, i)), part)
+                )
+
+        if parts:
+            await self._call(write_parts)
+        try:
+            while True:
+                index = await self._call(attempt)
+                if index is not None:
+                    return index
+        except Fenced:
+            if parts:
+                keys = [_part_key(token, i) for i in range(len(parts))]
+                await self._call(lambda client: self._delete(client, keys))
+            raise
 
     def _after_failed_advance(
         self, client: Any, index: int, token: str, fence: Lease | None
@@ -276,7 +322,7 @@ class DynamoLogDriver:
             # Compacted since: committed by a helper, or written after the entry once there
             # was deleted (this writer stalled across a snapshot). Below the snapshot it is
             # dead either way; which of the two happened cannot be told.
-            self._delete_entry(client, index, token)
+            self._delete_entry(client, index, token, _num(entry or {}, "parts"))
             raise BackendError(f"append at {index} raced a compaction: outcome unknown")
         if fence is not None and head.lease != fence:
             if ours:
@@ -306,7 +352,7 @@ class DynamoLogDriver:
             }
             while True:
                 reply = client.query(**request)
-                found += [Entry(int(i["key"]["S"][4:]), _data(i)) for i in reply["Items"]]
+                found += [self._entry(client, item) for item in reply["Items"]]
                 if "LastEvaluatedKey" not in reply:
                     break
                 request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
@@ -326,7 +372,7 @@ class DynamoLogDriver:
 
     async def save_snapshot(self, index: int, image: bytes) -> None:
         token = secrets.token_hex(8)
-        chunks = [image[i : i + CHUNK] for i in range(0, len(image), CHUNK)] or [b""]
+        chunks = _split(image)
 
         def write(client: Any) -> None:
             for i, chunk in enumerate(chunks):
@@ -368,11 +414,36 @@ class DynamoLogDriver:
             await self._call(lambda client: self._drop_chunks(client, index, token, len(chunks)))
             return
         old_index = _num(replaced, "idx")
-        keys = [_entry_key(i) for i in range(old_index + 1, index + 1)]
-        await self._call(lambda client: self._delete(client, keys))
+        await self._call(lambda client: self._drop_entries(client, old_index + 1, index))
         if replaced:
             old_token, count = replaced["token"]["S"], _num(replaced, "chunks")
             await self._call(lambda client: self._drop_chunks(client, old_index, old_token, count))
+
+    def _drop_entries(self, client: Any, first: int, last: int) -> None:
+        """Delete entries ``first``..``last`` and the parts of the large ones."""
+        keys = [_entry_key(i) for i in range(first, last + 1)]
+        request: dict[str, Any] = {
+            "TableName": TABLE,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "ns = :ns AND #k BETWEEN :first AND :last",
+            "FilterExpression": "attribute_exists(#p)",
+            "ProjectionExpression": "#t, #p",
+            "ExpressionAttributeNames": {"#k": "key", "#t": "token", "#p": "parts"},
+            "ExpressionAttributeValues": {
+                ":ns": _s(self._namespace),
+                ":first": _s(_entry_key(first)),
+                ":last": _s(_entry_key(last)),
+            },
+        }
+        while True:
+            reply = client.query(**request)
+            for item in reply["Items"]:
+                token = item["token"]["S"]
+                keys += [_part_key(token, i) for i in range(_num(item, "parts"))]
+            if "LastEvaluatedKey" not in reply:
+                break
+            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+        self._delete(client, keys)
 
     def _drop_chunks(self, client: Any, index: int, token: str, count: int) -> None:
         self._delete(client, [_chunk_key(index, token, i) for i in range(count)])

@@ -94,3 +94,31 @@ def test_open_driver_names_a_bad_machine_or_namespace() -> None:
         open_driver(["nonsense"], "ns")
     with pytest.raises(ValueError, match="namespace"):
         open_driver(["127.0.0.1:1"], "")
+
+
+def _parts_left(machines: list[str], namespace: str) -> int:
+    client: Any = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    ).client("dynamodb", endpoint_url=f"http://{machines[0]}")
+    reply = client.query(
+        TableName=TABLE,
+        KeyConditionExpression="ns = :ns AND begins_with(#k, :part)",
+        ExpressionAttributeNames={"#k": "key"},
+        ExpressionAttributeValues={":ns": {"S": namespace}, ":part": {"S": "part/"}},
+    )
+    client.close()
+    return len(reply["Items"])
+
+
+async def test_an_entry_above_the_item_limit_is_kept_in_parts_and_compacted_with_them(
+    machines: list[str],
+) -> None:
+    driver = open_driver(machines, "large")
+    large = bytes(range(256)) * 4096  # 1 MiB, above DynamoDB's 400 KB item limit
+    assert await driver.append(large) == 1
+    assert await driver.append(b"small") == 2
+    assert await driver.entries(0, 10) == [Entry(1, large), Entry(2, b"small")]
+    assert await trio.to_thread.run_sync(_parts_left, machines, "large") > 0
+    await driver.save_snapshot(2, b"image")
+    assert await trio.to_thread.run_sync(_parts_left, machines, "large") == 0
+    await driver.aclose()
