@@ -46,7 +46,12 @@ from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease
 T = TypeVar("T")
 
 CHUNK = 512 * 1024
-"""Snapshot bytes per znode (ZooKeeper refuses nodes above about 1 MB)."""
+"""Snapshot (and large entry) bytes per znode: ZooKeeper refuses requests above about 1 MB."""
+INLINE = 512 * 1024
+"""An entry up to this size is kept in its log znode; a larger one in `CHUNK` parts."""
+_INLINE_TAG = b"\x00"
+_PARTS_TAG = b"\x01"
+"""First byte of a log znode: the entry follows, or a record naming its parts."""
 POLL = 0.05
 """Seconds between looks at the head or the election while waiting."""
 TIMEOUT = 10.0
@@ -61,6 +66,18 @@ def _entry_path(root: str, index: int) -> str:
 
 def _election_path(root: str, fence: int) -> str:
     return f"{root}/election/n_{fence:010d}"
+
+
+def _split(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+
+
+def _parts_record(value: bytes) -> tuple[str, int] | None:
+    """(token, count) when a log znode names the parts of a large entry, else None."""
+    if not value.startswith(_PARTS_TAG):
+        return None
+    record = json.loads(value[1:])
+    return str(record["token"]), int(record["parts"])
 
 
 def _sequence(name: str) -> int:
@@ -96,7 +113,7 @@ class ZooKeeperLogDriver:
             if self._client is None:
                 client = KazooClient(hosts=self._hosts, timeout=TIMEOUT)
                 client.start(timeout=TIMEOUT)
-                for name in ("log", "election", "chunks"):
+                for name in ("log", "election", "chunks", "parts"):
                     client.ensure_path(f"{self._root}/{name}")
                 with contextlib.suppress(NodeExistsError):
                     client.create(f"{self._root}/head", b"0")
@@ -114,6 +131,13 @@ class ZooKeeperLogDriver:
 
     async def append(self, data: bytes, *, fence: Lease | None = None) -> int:
         head = f"{self._root}/head"
+        token = secrets.token_hex(8)
+        parts = _split(data) if len(data) > INLINE else []
+        if parts:
+            record = json.dumps({"token": token, "parts": len(parts)}).encode()
+            stored = _PARTS_TAG + record
+        else:
+            stored = _INLINE_TAG + data
 
         def attempt(client: Any) -> int | None:
             value, stat = client.get(head)
@@ -122,7 +146,7 @@ class ZooKeeperLogDriver:
             if fence is not None:
                 tx.check(_election_path(self._root, fence.fence), 0)
             tx.set_data(head, str(index).encode(), version=stat.version)
-            tx.create(_entry_path(self._root, index), data)
+            tx.create(_entry_path(self._root, index), stored)
             results = tx.commit()
             failed = [r for r in results if isinstance(r, Exception)]
             if not failed:
@@ -133,10 +157,39 @@ class ZooKeeperLogDriver:
                 return None
             raise BackendError(f"zookeeper append failed: {failed!r}")
 
-        while True:
-            index = await self._call(attempt)
-            if index is not None:
-                return index
+        def write_parts(client: Any) -> None:
+            for i, part in enumerate(parts):
+                client.create(self._part_path(token, i), part)
+
+        if parts:
+            await self._call(write_parts)
+        try:
+            while True:
+                index = await self._call(attempt)
+                if index is not None:
+                    return index
+        except Fenced:
+            if parts:
+                await self._call(lambda client: self._drop_parts(client, token, len(parts)))
+            raise
+
+    def _part_path(self, token: str, i: int) -> str:
+        return f"{self._root}/parts/{token}-{i:06d}"
+
+    def _drop_parts(self, client: Any, token: str, count: int) -> None:
+        for i in range(count):
+            with contextlib.suppress(NoNodeError):
+                client.delete(self._part_path(token, i))
+
+    def _entry(self, client: Any, index: int, value: bytes) -> Entry:
+        """The entry a log znode holds, reading its parts when it was too large for one."""
+        parts = _parts_record(value)
+        if parts is None:
+            return Entry(index, value[1:])
+        token, count = parts
+        return Entry(
+            index, b"".join(client.get(self._part_path(token, i))[0] for i in range(count))
+        )
 
     def _snapshot_meta(self, client: Any) -> tuple[dict[str, Any] | None, int]:
         """The snapshot record and its version (-1 when there is none)."""
@@ -157,7 +210,9 @@ class ZooKeeperLogDriver:
                 client.get_async(_entry_path(self._root, i)) for i in range(after + 1, last + 1)
             ]
             try:
-                return [Entry(after + 1 + i, p.get()[0]) for i, p in enumerate(pending)]
+                return [
+                    self._entry(client, after + 1 + i, p.get()[0]) for i, p in enumerate(pending)
+                ]
             except NoNodeError as exc:
                 raise BackendError(f"entries after {after} were compacted") from exc
 
@@ -218,11 +273,19 @@ class ZooKeeperLogDriver:
             await self._call(lambda client: self._drop_chunks(client, old))
 
     def _drop_entries(self, client: Any, first: int, last: int) -> None:
+        """Delete entries ``first``..``last`` and the parts of the large ones."""
         for start in range(first, last + 1, DELETE_BATCH):
+            indices = range(start, min(last, start + DELETE_BATCH - 1) + 1)
+            pending = [client.get_async(_entry_path(self._root, i)) for i in indices]
             tx = client.transaction()
-            for i in range(start, min(last, start + DELETE_BATCH - 1) + 1):
+            for i in indices:
                 tx.delete(_entry_path(self._root, i))
             tx.commit()
+            for p in pending:
+                with contextlib.suppress(NoNodeError):
+                    parts = _parts_record(p.get()[0])
+                    if parts is not None:
+                        self._drop_parts(client, *parts)
 
     def _drop_chunks(self, client: Any, prefix: str) -> None:
         for name in client.get_children(f"{self._root}/chunks"):

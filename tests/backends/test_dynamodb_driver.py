@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from dkron_trio.backends.dynamodb import TABLE, open_driver
-from dkron_trio.store.backend import Entry, Lease, LogDriver
+from dkron_trio.store.backend import Entry, Fenced, Lease, LogDriver
 from tests.backends import launch_dynamodb
 
 SLACK = 10.0
@@ -122,3 +122,18 @@ async def test_an_entry_above_the_item_limit_is_kept_in_parts_and_compacted_with
     await driver.save_snapshot(2, b"image")
     assert await trio.to_thread.run_sync(_parts_left, machines, "large") == 0
     await driver.aclose()
+
+
+async def test_a_fenced_large_entry_leaves_no_parts(machines: list[str]) -> None:
+    a, b = open_driver(machines, "fenced-large"), open_driver(machines, "fenced-large")
+    with trio.fail_after(SLACK):
+        first = await a.campaign("a", 30)
+    await a.resign(first)
+    with trio.fail_after(SLACK):
+        await b.campaign("b", 30)
+    with pytest.raises(Fenced):
+        await a.append(b"x" * (1024 * 1024), fence=first)
+    assert await trio.to_thread.run_sync(_parts_left, machines, "fenced-large") == 0
+    assert await b.entries(0, 10) == []
+    await a.aclose()
+    await b.aclose()
