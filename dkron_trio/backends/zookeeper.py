@@ -343,8 +343,11 @@ class ZooKeeperLogDriver:
             return path
 
         if self._held is not None:
+            # A new campaign means that lease is over: end its session so its node (which
+            # would stand before the new one) is surely gone.
             self._held.watchdog.cancel()
             self._held = None
+            await trio.to_thread.run_sync(self._expire)
         await self._call(lambda client: None)  # the namespace's znodes exist
         path = await trio.to_thread.run_sync(enter)
         mine = path.rpartition("/")[2]
@@ -385,14 +388,17 @@ class ZooKeeperLogDriver:
         if held is None or held.lease != lease:
             return False
         client = self._election
-        if client is None or client.state != KazooState.CONNECTED:
+        if client is None or client.state == KazooState.LOST:
             return False
+        if client.state == KazooState.SUSPENDED:
+            # kazoo may still reconnect within the session: unknown, not lost (yet).
+            raise BackendError(f"zookeeper {self._hosts}: lease session disconnected")
 
         def check() -> bool:
             try:
                 stat = client.exists(held.path)
-            except (KazooException, KazooTimeoutError):
-                return False
+            except (KazooException, KazooTimeoutError) as exc:
+                raise BackendError(f"zookeeper {self._hosts}: {exc!r}") from exc
             return stat is not None and stat.ephemeralOwner == client.client_id[0]
 
         if not await trio.to_thread.run_sync(check, abandon_on_cancel=True):
@@ -412,12 +418,13 @@ class ZooKeeperLogDriver:
             return
 
         def delete() -> None:
+            """Delete the node; failing that, end its session, which deletes it too."""
             try:
                 client.delete(held.path)
             except NoNodeError:
                 pass
-            except (KazooException, KazooTimeoutError) as exc:
-                raise BackendError(f"zookeeper {self._hosts}: {exc!r}") from exc
+            except (KazooException, KazooTimeoutError):
+                self._expire()
 
         await trio.to_thread.run_sync(delete, abandon_on_cancel=True)
 
