@@ -40,7 +40,7 @@ import trio
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease
+from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease, LogDriver
 
 T = TypeVar("T")
 
@@ -623,7 +623,7 @@ def _ensure_table(client: Any) -> None:
         time.sleep(0.1)
 
 
-def open_driver(machines: Sequence[str], namespace: str) -> DynamoLogDriver:
+def open_driver(machines: Sequence[str], namespace: str) -> LogDriver:
     """A driver for the DynamoDB endpoint ``machines[0]``, namespace = one partition."""
     if not machines:
         raise ValueError("the dynamodb backend needs backend-machines (host:port or URL)")

@@ -23,7 +23,7 @@ import attrs
 import redis
 import trio
 
-from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease
+from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease, LogDriver
 
 T = TypeVar("T")
 
@@ -280,7 +280,7 @@ class RedisLogDriver:
             await trio.to_thread.run_sync(client.close)
 
 
-def open_driver(machines: Sequence[str], namespace: str) -> RedisLogDriver:
+def open_driver(machines: Sequence[str], namespace: str) -> LogDriver:
     """A driver for the Redis server at ``machines[0]`` keeping its keys under ``namespace``."""
     if not machines:
         raise ValueError("the redis backend needs backend-machines (host:port)")

@@ -41,7 +41,7 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
-from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease
+from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease, LogDriver
 
 T = TypeVar("T")
 
@@ -460,7 +460,7 @@ class ZooKeeperLogDriver:
         await trio.to_thread.run_sync(close)
 
 
-def open_driver(machines: Sequence[str], namespace: str) -> ZooKeeperLogDriver:
+def open_driver(machines: Sequence[str], namespace: str) -> LogDriver:
     """A driver for the ZooKeeper ensemble ``machines`` keeping znodes under ``/namespace``."""
     if not machines:
         raise ValueError("the zookeeper backend needs backend-machines (host:port)")
