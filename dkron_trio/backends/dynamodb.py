@@ -18,16 +18,12 @@ has none), with one item, ``head``, as the point every write meets:
   the counter unchanged for the lease's ttl by its own monotonic clock, with a write
   conditioned on that counter value. The holder stops leading 2/3 ttl after its last
   successful renewal (the leadership loop's rule), before any candidate can take over.
-- Snapshots are chunks of `CHUNK` bytes (the item limit is 400 KB) plus a ``snapshot`` record.
+- Snapshots, and entries above `INLINE`, are chunks of `CHUNK` bytes (the item limit is
+  400 KB), written before the item that refers to them.
 
-Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION when set, else
-fixed placeholders (enough for a local DynamoDB); the endpoint is always ``machines[0]``, so
-boto3 never looks anything up elsewhere (no instance metadata service).
+The endpoint is always ``machines[0]``; the table and the client: `dynamodb_table`.
 """
 
-import contextlib
-import functools
-import os
 import secrets
 import threading
 import time
@@ -35,95 +31,37 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
-import boto3
 import trio
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dkron_trio.backends.dynamodb_table import (
+    HEAD,
+    INLINE,
+    SNAPSHOT,
+    TABLE,
+    Head,
+    chunk_key,
+    data_of,
+    endpoint_url,
+    entry_key,
+    failed_condition,
+    head_of,
+    make_client,
+    number,
+    number_of,
+    part_key,
+    split,
+    string,
+    with_data,
+)
 from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease, LogDriver
 
 T = TypeVar("T")
 
-TABLE = "dkron-trio"
-CHUNK = 300 * 1024
-"""Snapshot (and large entry) bytes per item: DynamoDB refuses items above 400 KB."""
-INLINE = 350 * 1024
-"""An entry up to this size is kept in its log item; a larger one in `CHUNK` parts."""
 POLL = 0.05
 """Seconds between looks at the head while waiting for entries or a lease."""
-TIMEOUT = 10.0
-"""Seconds a single request may take before the driver reports the backend unreachable."""
 DELETE_BATCH = 25
 """BatchWriteItem's most requests per call."""
-
-_HEAD = "head"
-_SNAPSHOT = "snapshot"
-
-
-def _entry_key(index: int) -> str:
-    return f"log/{index:020d}"
-
-
-def _chunk_key(index: int, token: str, i: int) -> str:
-    return f"chunk/{index:020d}/{token}/{i:06d}"
-
-
-def _part_key(token: str, i: int) -> str:
-    """Part ``i`` of the large entry written with ``token`` (parts are written first)."""
-    return f"part/{token}/{i:06d}"
-
-
-def _split(data: bytes) -> list[bytes]:
-    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
-
-
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _num(item: dict[str, Any], name: str) -> int:
-    return int(item[name]["N"]) if name in item else 0
-
-
-def _data(item: dict[str, Any]) -> bytes:
-    """An item's bytes (absent when empty: some servers refuse an empty binary value)."""
-    return bytes(item["data"]["B"]) if "data" in item else b""
-
-
-def _with_data(item: dict[str, Any], data: bytes) -> dict[str, Any]:
-    return {**item, "data": {"B": data}} if data else item
-
-
-def _failed_condition(exc: ClientError) -> bool:
-    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
-
-
-def _endpoint(machine: str) -> str:
-    if machine.startswith(("http://", "https://")):
-        return machine
-    host, sep, port = machine.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"backend-machines entry {machine!r} is not host:port or a URL")
-    return f"http://{machine}"
-
-
-@attrs.frozen
-class _Head:
-    index: int
-    lease: Lease | None
-    renewals: int
-    ttl_ms: int
-
-
-def _head(item: dict[str, Any] | None) -> _Head:
-    if item is None:
-        return _Head(0, None, 0, 0)
-    lease = Lease(item["holder"]["S"], _num(item, "fence")) if "holder" in item else None
-    return _Head(_num(item, "idx"), lease, _num(item, "lver"), _num(item, "lttl"))
 
 
 @attrs.define(eq=False)
@@ -141,19 +79,7 @@ class DynamoLogDriver:
             if self._closed:
                 raise BackendError("dynamodb driver is closed")
             if self._client is None:
-                config = Config(
-                    connect_timeout=TIMEOUT,
-                    read_timeout=TIMEOUT,
-                    retries={"max_attempts": 3, "mode": "standard"},
-                )
-                with _SESSION_LOCK:
-                    session = _session(
-                        os.environ.get("AWS_ACCESS_KEY_ID", "dkron-trio"),
-                        os.environ.get("AWS_SECRET_ACCESS_KEY", "dkron-trio"),
-                        os.environ.get("AWS_REGION", "us-east-1"),
-                    )
-                    client = session.client("dynamodb", endpoint_url=self._endpoint, config=config)
-                _ensure_table(client)
+                client = make_client(self._endpoint)
                 self._client = client
             return self._client
 
@@ -167,7 +93,7 @@ class DynamoLogDriver:
         return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
 
     def _key(self, key: str) -> dict[str, Any]:
-        return {"ns": _s(self._namespace), "key": _s(key)}
+        return {"ns": string(self._namespace), "key": string(key)}
 
     def _get(self, client: Any, key: str) -> dict[str, Any] | None:
         reply = client.get_item(TableName=TABLE, Key=self._key(key), ConsistentRead=True)
@@ -189,27 +115,27 @@ class DynamoLogDriver:
             request = reply.get("UnprocessedKeys") or {}
         return found.get(first), found.get(second)
 
-    def _read_head(self, client: Any) -> _Head:
-        return _head(self._get(client, _HEAD))
+    def _read_head(self, client: Any) -> Head:
+        return head_of(self._get(client, HEAD))
 
     def _advance(self, client: Any, index: int, fence: int) -> bool:
         """Commit entry ``index``: move the head from index - 1, under lease ``fence`` if
         non-zero. False when the head moved or the lease changed."""
         condition = "(idx = :prev OR attribute_not_exists(idx))" if index == 1 else "idx = :prev"
-        values = {":prev": _n(index - 1), ":next": _n(index)}
+        values = {":prev": number(index - 1), ":next": number(index)}
         if fence:
             condition += " AND attribute_exists(holder) AND fence = :fence"
-            values[":fence"] = _n(fence)
+            values[":fence"] = number(fence)
         try:
             client.update_item(
                 TableName=TABLE,
-                Key=self._key(_HEAD),
+                Key=self._key(HEAD),
                 UpdateExpression="SET idx = :next",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if _failed_condition(exc):
+            if failed_condition(exc):
                 return False
             raise
         return True
@@ -219,15 +145,15 @@ class DynamoLogDriver:
         head = self._read_head(client)  # read before the entry: see `_advance`'s fence rule
         if head.index >= index:
             return
-        entry = self._get(client, _entry_key(index))
+        entry = self._get(client, entry_key(index))
         if entry is None:
             return
-        fence = _num(entry, "fence")
+        fence = number_of(entry, "fence")
         alive = not fence or (head.lease is not None and head.lease.fence == fence)
         if alive:
             self._advance(client, index, fence)
             return
-        self._delete_entry(client, index, entry["token"]["S"], _num(entry, "parts"))
+        self._delete_entry(client, index, entry["token"]["S"], number_of(entry, "parts"))
 
     def _delete_entry(self, client: Any, index: int, token: str, parts: int) -> None:
         """Delete entry ``index`` (and its parts) if it is still the one written with
@@ -235,52 +161,52 @@ class DynamoLogDriver:
         try:
             client.delete_item(
                 TableName=TABLE,
-                Key=self._key(_entry_key(index)),
+                Key=self._key(entry_key(index)),
                 ConditionExpression="#t = :token",
                 ExpressionAttributeNames={"#t": "token"},
-                ExpressionAttributeValues={":token": _s(token)},
+                ExpressionAttributeValues={":token": string(token)},
             )
         except ClientError as exc:
-            if not _failed_condition(exc):
+            if not failed_condition(exc):
                 raise
             return
-        self._delete(client, [_part_key(token, i) for i in range(parts)])
+        self._delete(client, [part_key(token, i) for i in range(parts)])
 
     def _entry(self, client: Any, item: dict[str, Any]) -> Entry:
         """The entry an item holds, reading its parts when it was too large for one item."""
         index = int(item["key"]["S"][4:])
         if "parts" not in item:
-            return Entry(index, _data(item))
+            return Entry(index, data_of(item))
         token, data = item["token"]["S"], b""
-        for i in range(_num(item, "parts")):
-            part = self._get(client, _part_key(token, i))
+        for i in range(number_of(item, "parts")):
+            part = self._get(client, part_key(token, i))
             if part is None:
                 raise BackendError(f"entry {index} was compacted meanwhile")
-            data += _data(part)
+            data += data_of(part)
         return Entry(index, data)
 
     async def append(self, data: bytes, *, fence: Lease | None = None) -> int:
         token = secrets.token_hex(8)
-        parts = _split(data) if len(data) > INLINE else []
+        parts = split(data) if len(data) > INLINE else []
 
         def attempt(client: Any) -> int | None:
             head = self._read_head(client)
             if fence is not None and head.lease != fence:
                 raise Fenced(f"lease {fence.fence} of {fence.holder} is no longer current")
             index = head.index + 1
-            item = {**self._key(_entry_key(index)), "token": _s(token)}
-            item["fence"] = _n(0 if fence is None else fence.fence)
+            item = {**self._key(entry_key(index)), "token": string(token)}
+            item["fence"] = number(0 if fence is None else fence.fence)
             if parts:
-                item["parts"] = _n(len(parts))
+                item["parts"] = number(len(parts))
             try:
                 client.put_item(
                     TableName=TABLE,
-                    Item=item if parts else _with_data(item, data),
+                    Item=item if parts else with_data(item, data),
                     ConditionExpression="attribute_not_exists(#k)",
                     ExpressionAttributeNames={"#k": "key"},
                 )
             except ClientError as exc:
-                if not _failed_condition(exc):
+                if not failed_condition(exc):
                     raise
                 self._settle(client, index)
                 return None
@@ -291,7 +217,7 @@ class DynamoLogDriver:
         def write_parts(client: Any) -> None:
             for i, part in enumerate(parts):
                 client.put_item(
-                    TableName=TABLE, Item=_with_data(self._key(_part_key(token, i)), part)
+                    TableName=TABLE, Item=with_data(self._key(part_key(token, i)), part)
                 )
 
         if parts:
@@ -303,7 +229,7 @@ class DynamoLogDriver:
                     return index
         except Fenced:
             if parts:
-                keys = [_part_key(token, i) for i in range(len(parts))]
+                keys = [part_key(token, i) for i in range(len(parts))]
                 await self._call(lambda client: self._delete(client, keys))
             raise
 
@@ -313,16 +239,16 @@ class DynamoLogDriver:
         """Our entry's commit failed: a helper committed it, or the lease changed, or (no
         fence) another writer's entry took the place; the index, Fenced, or None to retry."""
         head = self._read_head(client)
-        entry = self._get(client, _entry_key(index))
+        entry = self._get(client, entry_key(index))
         ours = entry is not None and entry["token"]["S"] == token
         if ours and head.index >= index:
-            snapshot = self._get(client, _SNAPSHOT)
-            if snapshot is None or _num(snapshot, "idx") < index:
+            snapshot = self._get(client, SNAPSHOT)
+            if snapshot is None or number_of(snapshot, "idx") < index:
                 return index
             # Compacted since: committed by a helper, or written after the entry once there
             # was deleted (this writer stalled across a snapshot). Below the snapshot it is
             # dead either way; which of the two happened cannot be told.
-            self._delete_entry(client, index, token, _num(entry or {}, "parts"))
+            self._delete_entry(client, index, token, number_of(entry or {}, "parts"))
             raise BackendError(f"append at {index} raced a compaction: outcome unknown")
         if fence is not None and head.lease != fence:
             if ours:
@@ -332,10 +258,10 @@ class DynamoLogDriver:
 
     async def entries(self, after: int, limit: int) -> list[Entry]:
         def read(client: Any) -> list[Entry]:
-            snapshot, head = self._get_two(client, _SNAPSHOT, _HEAD)
-            if snapshot is not None and after < _num(snapshot, "idx"):
+            snapshot, head = self._get_two(client, SNAPSHOT, HEAD)
+            if snapshot is not None and after < number_of(snapshot, "idx"):
                 raise BackendError(f"entries after {after} were compacted")
-            last = min(_head(head).index, after + limit)
+            last = min(head_of(head).index, after + limit)
             if last <= after:
                 return []
             found: list[Entry] = []
@@ -345,9 +271,9 @@ class DynamoLogDriver:
                 "KeyConditionExpression": "ns = :ns AND #k BETWEEN :first AND :last",
                 "ExpressionAttributeNames": {"#k": "key"},
                 "ExpressionAttributeValues": {
-                    ":ns": _s(self._namespace),
-                    ":first": _s(_entry_key(after + 1)),
-                    ":last": _s(_entry_key(last)),
+                    ":ns": string(self._namespace),
+                    ":first": string(entry_key(after + 1)),
+                    ":last": string(entry_key(last)),
                 },
             }
             while True:
@@ -372,20 +298,20 @@ class DynamoLogDriver:
 
     async def save_snapshot(self, index: int, image: bytes) -> None:
         token = secrets.token_hex(8)
-        chunks = _split(image)
+        chunks = split(image)
 
         def write(client: Any) -> None:
             for i, chunk in enumerate(chunks):
-                item = {**self._key(_chunk_key(index, token, i))}
-                client.put_item(TableName=TABLE, Item=_with_data(item, chunk))
+                item = {**self._key(chunk_key(index, token, i))}
+                client.put_item(TableName=TABLE, Item=with_data(item, chunk))
 
         def switch(client: Any) -> dict[str, Any] | None:
             """Point the record at the new image; the record replaced, or None if newer."""
-            record = {**self._key(_SNAPSHOT), "idx": _n(index), "token": _s(token)}
-            record["chunks"] = _n(len(chunks))
+            record = {**self._key(SNAPSHOT), "idx": number(index), "token": string(token)}
+            record["chunks"] = number(len(chunks))
             while True:
-                old = self._get(client, _SNAPSHOT)
-                if old is not None and _num(old, "idx") >= index:
+                old = self._get(client, SNAPSHOT)
+                if old is not None and number_of(old, "idx") >= index:
                     return None
                 if self._read_head(client).index < index:
                     raise BackendError(f"snapshot index {index} is past the log's end")
@@ -399,7 +325,7 @@ class DynamoLogDriver:
                         **({} if values is None else {"ExpressionAttributeValues": values}),
                     )
                 except ClientError as exc:
-                    if _failed_condition(exc):
+                    if failed_condition(exc):
                         continue
                     raise
                 return old or {}
@@ -413,15 +339,15 @@ class DynamoLogDriver:
         if replaced is None:
             await self._call(lambda client: self._drop_chunks(client, index, token, len(chunks)))
             return
-        old_index = _num(replaced, "idx")
+        old_index = number_of(replaced, "idx")
         await self._call(lambda client: self._drop_entries(client, old_index + 1, index))
         if replaced:
-            old_token, count = replaced["token"]["S"], _num(replaced, "chunks")
+            old_token, count = replaced["token"]["S"], number_of(replaced, "chunks")
             await self._call(lambda client: self._drop_chunks(client, old_index, old_token, count))
 
     def _drop_entries(self, client: Any, first: int, last: int) -> None:
         """Delete entries ``first``..``last`` and the parts of the large ones."""
-        keys = [_entry_key(i) for i in range(first, last + 1)]
+        keys = [entry_key(i) for i in range(first, last + 1)]
         request: dict[str, Any] = {
             "TableName": TABLE,
             "ConsistentRead": True,
@@ -430,23 +356,23 @@ class DynamoLogDriver:
             "ProjectionExpression": "#t, #p",
             "ExpressionAttributeNames": {"#k": "key", "#t": "token", "#p": "parts"},
             "ExpressionAttributeValues": {
-                ":ns": _s(self._namespace),
-                ":first": _s(_entry_key(first)),
-                ":last": _s(_entry_key(last)),
+                ":ns": string(self._namespace),
+                ":first": string(entry_key(first)),
+                ":last": string(entry_key(last)),
             },
         }
         while True:
             reply = client.query(**request)
             for item in reply["Items"]:
                 token = item["token"]["S"]
-                keys += [_part_key(token, i) for i in range(_num(item, "parts"))]
+                keys += [part_key(token, i) for i in range(number_of(item, "parts"))]
             if "LastEvaluatedKey" not in reply:
                 break
             request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
         self._delete(client, keys)
 
     def _drop_chunks(self, client: Any, index: int, token: str, count: int) -> None:
-        self._delete(client, [_chunk_key(index, token, i) for i in range(count)])
+        self._delete(client, [chunk_key(index, token, i) for i in range(count)])
 
     def _delete(self, client: Any, keys: list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):
@@ -461,34 +387,34 @@ class DynamoLogDriver:
     async def load_snapshot(self) -> tuple[int, bytes] | None:
         def load(client: Any) -> tuple[int, bytes] | None:
             while True:
-                record = self._get(client, _SNAPSHOT)
+                record = self._get(client, SNAPSHOT)
                 if record is None:
                     return None
-                index, token = _num(record, "idx"), record["token"]["S"]
+                index, token = number_of(record, "idx"), record["token"]["S"]
                 parts = [
-                    self._get(client, _chunk_key(index, token, i))
-                    for i in range(_num(record, "chunks"))
+                    self._get(client, chunk_key(index, token, i))
+                    for i in range(number_of(record, "chunks"))
                 ]
                 if all(p is not None for p in parts):
-                    return index, b"".join(_data(p) for p in parts if p is not None)
+                    return index, b"".join(data_of(p) for p in parts if p is not None)
                 # A newer snapshot replaced this one and dropped its chunks meanwhile.
 
         return await self._call(load)
 
-    def _take(self, client: Any, holder: str, ttl: float, seen: _Head | None) -> Lease | None:
+    def _take(self, client: Any, holder: str, ttl: float, seen: Head | None) -> Lease | None:
         """Take the lease if it is free (``seen`` None) or still at ``seen``'s renewal."""
         if seen is None:
             condition = "attribute_not_exists(holder)"
             values: dict[str, Any] = {}
         else:
             condition = "lver = :seen"
-            values = {":seen": _n(seen.renewals)}
-        values.update({":h": _s(holder), ":one": _n(1), ":zero": _n(0)})
-        values[":ttl"] = _n(_ttl_ms(ttl))
+            values = {":seen": number(seen.renewals)}
+        values.update({":h": string(holder), ":one": number(1), ":zero": number(0)})
+        values[":ttl"] = number(_ttl_ms(ttl))
         try:
             reply = client.update_item(
                 TableName=TABLE,
-                Key=self._key(_HEAD),
+                Key=self._key(HEAD),
                 UpdateExpression=(
                     "SET holder = :h, lttl = :ttl, fence = if_not_exists(fence, :zero) + :one, "
                     "lver = if_not_exists(lver, :zero) + :one"
@@ -498,14 +424,14 @@ class DynamoLogDriver:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _failed_condition(exc):
+            if failed_condition(exc):
                 return None
             raise
-        return Lease(holder, _num(reply["Attributes"], "fence"))
+        return Lease(holder, number_of(reply["Attributes"], "fence"))
 
     async def campaign(self, holder: str, ttl: float) -> Lease:
         _ttl_ms(ttl)
-        watched: _Head | None = None
+        watched: Head | None = None
         since = 0.0
         while True:
             head = await self._call(self._read_head)
@@ -520,7 +446,7 @@ class DynamoLogDriver:
                     return taken
             await trio.sleep(POLL)
 
-    async def _take_async(self, holder: str, ttl: float, seen: _Head | None) -> Lease | None:
+    async def _take_async(self, holder: str, ttl: float, seen: Head | None) -> Lease | None:
         return await self._call(lambda client: self._take(client, holder, ttl, seen))
 
     async def renew(self, lease: Lease, ttl: float) -> bool:
@@ -528,18 +454,18 @@ class DynamoLogDriver:
             try:
                 client.update_item(
                     TableName=TABLE,
-                    Key=self._key(_HEAD),
+                    Key=self._key(HEAD),
                     UpdateExpression="SET lver = lver + :one, lttl = :ttl",
                     ConditionExpression="holder = :h AND fence = :fence",
                     ExpressionAttributeValues={
-                        ":one": _n(1),
-                        ":ttl": _n(_ttl_ms(ttl)),
-                        ":h": _s(lease.holder),
-                        ":fence": _n(lease.fence),
+                        ":one": number(1),
+                        ":ttl": number(_ttl_ms(ttl)),
+                        ":h": string(lease.holder),
+                        ":fence": number(lease.fence),
                     },
                 )
             except ClientError as exc:
-                if _failed_condition(exc):
+                if failed_condition(exc):
                     return False
                 raise
             return True
@@ -551,16 +477,16 @@ class DynamoLogDriver:
             try:
                 client.update_item(
                     TableName=TABLE,
-                    Key=self._key(_HEAD),
+                    Key=self._key(HEAD),
                     UpdateExpression="REMOVE holder",
                     ConditionExpression="holder = :h AND fence = :fence",
                     ExpressionAttributeValues={
-                        ":h": _s(lease.holder),
-                        ":fence": _n(lease.fence),
+                        ":h": string(lease.holder),
+                        ":fence": number(lease.fence),
                     },
                 )
             except ClientError as exc:
-                if not _failed_condition(exc):
+                if not failed_condition(exc):
                     raise
 
         await self._call(resign)
@@ -576,51 +502,10 @@ class DynamoLogDriver:
             await trio.to_thread.run_sync(client.close)
 
 
-_SESSION_LOCK = threading.Lock()
-"""boto3 sessions are not safe to make clients from in several threads at once."""
-
-
-@functools.cache
-def _session(key_id: str, secret: str, region: str) -> Any:
-    """One session per credentials: it loads DynamoDB's API model once (0.2-0.5 s each)."""
-    return boto3.session.Session(
-        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region
-    )
-
-
 def _ttl_ms(ttl: float) -> int:
     if ttl <= 0:
         raise ValueError(f"lease ttl must be positive, got {ttl}")
     return max(1, round(ttl * 1000))
-
-
-def _ensure_table(client: Any) -> None:
-    """Create the table when missing (several servers may race: one wins) and wait until
-    it is usable."""
-    with contextlib.suppress(ClientError):
-        if client.describe_table(TableName=TABLE)["Table"]["TableStatus"] == "ACTIVE":
-            return
-    try:
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[
-                {"AttributeName": "ns", "AttributeType": "S"},
-                {"AttributeName": "key", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "ns", "KeyType": "HASH"},
-                {"AttributeName": "key", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceInUseException":
-            raise
-    deadline = time.monotonic() + 60
-    while client.describe_table(TableName=TABLE)["Table"]["TableStatus"] != "ACTIVE":
-        if time.monotonic() > deadline:
-            raise BackendError(f"dynamodb table {TABLE} did not become active within 60 s")
-        time.sleep(0.1)
 
 
 def open_driver(machines: Sequence[str], namespace: str) -> LogDriver:
@@ -629,4 +514,4 @@ def open_driver(machines: Sequence[str], namespace: str) -> LogDriver:
         raise ValueError("the dynamodb backend needs backend-machines (host:port or URL)")
     if not namespace:
         raise ValueError("the dynamodb backend needs a non-empty namespace")
-    return DynamoLogDriver(_endpoint(machines[0]), namespace)
+    return DynamoLogDriver(endpoint_url(machines[0]), namespace)

@@ -30,7 +30,7 @@ from kazoo.client import KazooClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dkron_trio.backends.dynamodb import TABLE
+from dkron_trio.backends.dynamodb_table import TABLE
 from dkron_trio.backends.memory import MemoryBackend
 from dkron_trio.backends.registry import driver_opener
 from dkron_trio.store.backend import LogDriver

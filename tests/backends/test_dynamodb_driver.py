@@ -8,7 +8,8 @@ import boto3
 import pytest
 import trio
 
-from dkron_trio.backends.dynamodb import TABLE, open_driver
+from dkron_trio.backends.dynamodb import open_driver
+from dkron_trio.backends.dynamodb_table import TABLE
 from dkron_trio.store.backend import Entry, Fenced, Lease, LogDriver
 from tests.backends import launch_dynamodb
 
