@@ -11,7 +11,7 @@ Everything lives under the key prefix ``/<namespace>/``:
   (etcd's global revision when it was created, which only grows) is the fence. Campaigning
   creates it only if absent; renewing keeps the etcd lease alive; resigning revokes it,
   deleting the key at once.
-* ``snap/meta`` (JSON: index, chunk count, id) and ``snap/<id>/<chunk>``: the latest state
+* ``snap/meta`` (JSON: index, chunk count, id) and ``chunks/<id>/<chunk>``: the latest state
   image in chunks of 1 MiB (etcd refuses requests above 1.5 MiB). The meta and the deletion
   of the entries it covers are one transaction.
 
@@ -29,10 +29,16 @@ import attrs
 import httpx
 import trio
 
+from dkron_trio.backends.batching import AppendBatcher
 from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease, LogDriver
 
 CHUNK = 1 << 20
 """Bytes of a snapshot image per key."""
+BATCH_ENTRIES = 64
+"""Entries per append transaction (etcd allows 128 operations in one)."""
+BATCH_BYTES = 1 << 20
+"""Bytes of entries per append transaction (etcd refuses requests above 1.5 MiB; a single
+larger entry is sent alone, and refused by etcd)."""
 REQUEST_TIMEOUT = 10.0
 CAMPAIGN_RECHECK = 1.0
 """Longest wait on a watch for the leader key before looking at it again."""
@@ -87,6 +93,10 @@ class EtcdLogDriver:
     """(last index, mod revision of the head key) as last seen: the next append's guess."""
     _lease_ids: dict[int, str] = attrs.field(factory=dict)
     """etcd lease ID of each fence this driver campaigned for."""
+    _batcher: AppendBatcher = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._batcher = AppendBatcher(self._append_batch, BATCH_ENTRIES, BATCH_BYTES)
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -155,6 +165,10 @@ class EtcdLogDriver:
     # -- the log ------------------------------------------------------------------------------
 
     async def append(self, data: bytes, *, fence: Lease | None = None) -> int:
+        return await self._batcher.append(data, fence)
+
+    async def _append_batch(self, batch: Sequence[bytes], fence: Lease | None) -> int:
+        """Append ``batch`` in one transaction; the first entry's index."""
         head_key, leader_key = self._key("head"), self._key("leader")
         while True:
             last, mod = self._head
@@ -170,17 +184,20 @@ class EtcdLogDriver:
                         "create_revision": fence.fence,
                     }
                 )
-            index = last + 1
-            put_head = {"request_put": {"key": _b64(head_key), "value": _b64(b"%d" % index)}}
-            put_entry = {"request_put": {"key": _b64(self._log_key(index)), "value": _b64(data)}}
+            end = last + len(batch)
+            puts = [
+                {"request_put": {"key": _b64(self._log_key(last + 1 + n)), "value": _b64(data)}}
+                for n, data in enumerate(batch)
+            ]
+            puts.append({"request_put": {"key": _b64(head_key), "value": _b64(b"%d" % end)}})
             reads = [
                 {"request_range": {"key": _b64(head_key)}},
                 {"request_range": {"key": _b64(leader_key)}},
             ]
-            result = await self._txn(compare, [put_head, put_entry], reads)
+            result = await self._txn(compare, puts, reads)
             if result.get("succeeded"):
-                self._head = (index, int(result["header"]["revision"]))
-                return index
+                self._head = (end, int(result["header"]["revision"]))
+                return last + 1
             head_kvs, leader_kvs = (_range_kvs(r) for r in result.get("responses", [{}, {}]))
             self._head = (int(head_kvs[0].value), head_kvs[0].mod_revision) if head_kvs else (0, 0)
             if fence is not None:
@@ -223,7 +240,7 @@ class EtcdLogDriver:
         snap_id = secrets.token_hex(8)
         count = max(1, math.ceil(len(image) / CHUNK))
         for n in range(count):
-            key = self._key(f"snap/{snap_id}/{n:06d}")
+            key = self._key(f"chunks/{snap_id}/{n:06d}")
             await self._post(
                 "/v3/kv/put", {"key": _b64(key), "value": _b64(image[n * CHUNK : (n + 1) * CHUNK])}
             )
@@ -246,26 +263,36 @@ class EtcdLogDriver:
             },
         ]
         result = await self._txn(compare, success)
-        stale = snap_id if not result.get("succeeded") else None
-        if stale is None and old_meta is not None:
-            stale = old_meta["id"]
-        if stale is not None:
-            chunks = self._key(f"snap/{stale}/")
-            await self._post(
-                "/v3/kv/deleterange", {"key": _b64(chunks), "range_end": _b64(prefix_end(chunks))}
-            )
+        if result.get("succeeded"):
+            await self._delete_chunks_except(snap_id)
+        else:
+            chunks = self._key(f"chunks/{snap_id}/")
+            await self._delete_range(chunks, prefix_end(chunks))
+
+    async def _delete_chunks_except(self, keep: str) -> None:
+        """Every chunk but ``keep``'s: the replaced snapshot's, and any a saver that died
+        midway left behind."""
+        every, kept = self._key("chunks/"), self._key(f"chunks/{keep}/")
+        await self._delete_range(every, kept)
+        await self._delete_range(prefix_end(kept), prefix_end(every))
+
+    async def _delete_range(self, key: bytes, end: bytes) -> None:
+        await self._post("/v3/kv/deleterange", {"key": _b64(key), "range_end": _b64(end)})
 
     async def load_snapshot(self) -> tuple[int, bytes] | None:
+        seen = None
         while True:
             found = await self._range(self._key("snap/meta"))
             if not found:
                 return None
             meta = json.loads(found[0].value)
-            chunks = self._key(f"snap/{meta['id']}/")
+            chunks = self._key(f"chunks/{meta['id']}/")
             parts = await self._range(chunks, prefix_end(chunks))
             if len(parts) == meta["chunks"]:
                 return meta["index"], b"".join(kv.value for kv in parts)
-            # replaced by a newer snapshot meanwhile (its chunks deleted): read the new one
+            if meta["id"] == seen:
+                raise BackendError(f"etcd: snapshot {meta['id']} lacks chunks")
+            seen = meta["id"]  # replaced meanwhile (its chunks deleted): read the new one
 
     # -- leadership ---------------------------------------------------------------------------
 

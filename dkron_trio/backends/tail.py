@@ -130,6 +130,8 @@ class LogTail:
                     collector.add(entry.index, result)
             self._applied = batch[-1].index
             self._notify()
+            if len(entries) < BATCH:
+                break  # that read reached the end of the log as it was then
         self._passes_done = started
         self._notify()
 

@@ -13,7 +13,8 @@ from dkron_trio.store.memory import MemoryStore
 from dkron_trio.store.replica import ReplicaStore
 from tests.backends.conftest import BackendUnderTest
 
-LEASE_TTL = 2.0
+LEASE_TTL = 10.0
+"""Long enough that no test loses its leader to a loaded machine (handovers use leave)."""
 
 
 def server_config(name: str, tmp: Path, *, snapshot_threshold: int = 8192) -> ClusterConfig:
