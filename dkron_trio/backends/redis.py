@@ -4,7 +4,8 @@ Keys live under ``{namespace}:`` (the braces are a hash tag: a Redis Cluster kee
 one slot, so every script below may touch them all). Every step that must be atomic is one
 Lua script, which Redis runs alone:
 
-- append: check the fence against the lock key when given, INCR the head, HSET the entry;
+- append: check the fence against the lock key when given, INCRBY the head, HSET the
+  entries (concurrent appends of one process share a call: `AppendBatcher`);
 - the lease: ``SET lock "fence:holder" NX PX ttl`` with the fence from INCR of a counter
   that never goes back, renewed by a compare-and-PEXPIRE; the expiry is Redis's own timer
   (a duration on one machine: no clock is compared between machines);
@@ -23,24 +24,32 @@ import attrs
 import redis
 import trio
 
+from dkron_trio.backends.batching import AppendBatcher
 from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease, LogDriver
 
 T = TypeVar("T")
 
 CHUNK = 512 * 1024
 """Snapshot bytes per key (far below Redis's 512 MiB value limit, to keep replies small)."""
+BATCH_ENTRIES = 64
+"""Concurrent appends of one process written by one script call (group commit)."""
+BATCH_BYTES = 1 << 20
+"""Bytes of entries per script call (a larger entry is written alone)."""
 POLL = 0.05
 """Seconds between looks at the head while waiting for entries or a free lease."""
 TIMEOUT = 10.0
 """Seconds a single Redis call may take before the driver reports the backend unreachable."""
 
 _APPEND = """
-if ARGV[2] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[2] then
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return false
 end
-local n = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[3], n, ARGV[1])
-return n
+local last = redis.call('INCRBY', KEYS[2], #ARGV - 1)
+local first = last - #ARGV + 2
+for i = 2, #ARGV do
+  redis.call('HSET', KEYS[3], first + i - 2, ARGV[i])
+end
+return first
 """
 _ENTRIES = """
 local snap = tonumber(redis.call('HGET', KEYS[3], 'index') or '0')
@@ -134,6 +143,10 @@ class RedisLogDriver:
     _client: "redis.Redis | None" = None
     _scripts: dict[str, "redis.commands.core.Script"] = attrs.field(factory=dict)
     _closed: bool = False
+    _batcher: AppendBatcher = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._batcher = AppendBatcher(self._append_batch, BATCH_ENTRIES, BATCH_BYTES)
 
     def _key(self, name: str) -> str:
         return f"{{{self._namespace}}}:{name}"
@@ -175,9 +188,13 @@ class RedisLogDriver:
         return await self._call(run)
 
     async def append(self, data: bytes, *, fence: Lease | None = None) -> int:
+        return await self._batcher.append(data, fence)
+
+    async def _append_batch(self, batch: Sequence[bytes], fence: Lease | None) -> int:
+        """Append ``batch`` in one script call; the first entry's index."""
         expected = b"" if fence is None else _lock_value(fence)
         keys = [self._key("lock"), self._key("head"), self._key("log")]
-        index = await self._script("append", keys, [data, expected])
+        index = await self._script("append", keys, [expected, *batch])
         if index is None:
             assert fence is not None
             raise Fenced(f"lease {fence.fence} of {fence.holder} is no longer current")
