@@ -3,8 +3,9 @@
 Znodes under ``/<namespace>``:
 
 - ``head`` holds the last index; an append is one multi-op transaction: (with a fence)
-  check that the leader's election node still exists, set ``head`` to n + 1 at the version
-  read, create ``log/<n + 1>``. Two appenders racing on one version: one wins, the other
+  check that the leader's election node still exists, set ``head`` to n + k at the version
+  read, create ``log/<n + 1>`` .. ``log/<n + k>`` (concurrent appends of one process share
+  a transaction: `AppendBatcher`). Two appenders racing on one version: one wins, the other
   reads again, so indices are dense and an entry is visible with its head.
 - ``election/n_<sequence>``: ephemeral sequential nodes; the lowest holds the lease and its
   sequence number is the fence (ZooKeeper never hands out a sequence number twice under one
@@ -41,6 +42,7 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
+from dkron_trio.backends.batching import AppendBatcher
 from dkron_trio.store.backend import BackendError, Entry, Fenced, Lease, LogDriver
 
 T = TypeVar("T")
@@ -56,6 +58,8 @@ POLL = 0.05
 """Seconds between looks at the head or the election while waiting."""
 TIMEOUT = 10.0
 """Seconds to connect, and the session timeout of the log's (not the lease's) connection."""
+BATCH_ENTRIES = 64
+"""Concurrent appends of one process written by one multi-op (group commit)."""
 DELETE_BATCH = 200
 """Compacted entries deleted per transaction (a multi-op stays far below 1 MB)."""
 
@@ -105,6 +109,10 @@ class ZooKeeperLogDriver:
     _held: _Held | None = None
     _closed: bool = False
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
+    _batcher: AppendBatcher = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._batcher = AppendBatcher(self._append_batch, BATCH_ENTRIES, INLINE)
 
     def _connect(self) -> Any:
         with self._lock:
@@ -130,27 +138,33 @@ class ZooKeeperLogDriver:
         return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
 
     async def append(self, data: bytes, *, fence: Lease | None = None) -> int:
+        return await self._batcher.append(data, fence)
+
+    async def _append_batch(self, batch: Sequence[bytes], fence: Lease | None) -> int:
+        """Append ``batch`` in one multi-op; the first entry's index. An entry above
+        `INLINE` comes alone (the batcher's byte limit) and goes to parts first."""
         head = f"{self._root}/head"
         token = secrets.token_hex(8)
-        parts = _split(data) if len(data) > INLINE else []
+        parts = _split(batch[0]) if len(batch) == 1 and len(batch[0]) > INLINE else []
         if parts:
             record = json.dumps({"token": token, "parts": len(parts)}).encode()
-            stored = _PARTS_TAG + record
+            stored = [_PARTS_TAG + record]
         else:
-            stored = _INLINE_TAG + data
+            stored = [_INLINE_TAG + data for data in batch]
 
         def attempt(client: Any) -> int | None:
             value, stat = client.get(head)
-            index = int(value) + 1
+            first = int(value) + 1
             tx = client.transaction()
             if fence is not None:
                 tx.check(_election_path(self._root, fence.fence), 0)
-            tx.set_data(head, str(index).encode(), version=stat.version)
-            tx.create(_entry_path(self._root, index), stored)
+            tx.set_data(head, str(first + len(stored) - 1).encode(), version=stat.version)
+            for offset, data in enumerate(stored):
+                tx.create(_entry_path(self._root, first + offset), data)
             results = tx.commit()
             failed = [r for r in results if isinstance(r, Exception)]
             if not failed:
-                return index
+                return first
             if fence is not None and isinstance(results[0], NoNodeError):
                 raise Fenced(f"lease {fence.fence} of {fence.holder} is no longer current")
             if any(isinstance(r, BadVersionError) for r in failed):

@@ -13,6 +13,8 @@ from tests.backends.servers import free_port, require_binary, stop, under_ci, wa
 
 JAR = pathlib.Path("/usr/share/java/zookeeper.jar")
 """Debian's `zookeeper` package; its manifest names every library it needs."""
+SIMPLE_LOG = pathlib.Path("/usr/share/java/slf4j-simple.jar")
+"""slf4j's plain logger (Debian's libslf4j-java): the server's warnings go to its log."""
 
 
 def _answers(port: int) -> bool:
@@ -46,9 +48,12 @@ def running(tmp: pathlib.Path) -> Iterator[list[str]]:
         "maxSessionTimeout=60000\n"
         "admin.enableServer=false\n"
         "4lw.commands.whitelist=ruok\n"
+        "maxClientCnxns=0\n"
     )
     args = [java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
-    args += ["-cp", str(JAR), "org.apache.zookeeper.server.ZooKeeperServerMain", str(config)]
+    args += ["-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+    classpath = f"{JAR}:{SIMPLE_LOG}" if SIMPLE_LOG.exists() else str(JAR)
+    args += ["-cp", classpath, "org.apache.zookeeper.server.ZooKeeperServerMain", str(config)]
     with (root / "zookeeper.log").open("wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     try:
