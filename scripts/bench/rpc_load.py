@@ -12,10 +12,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import attrs
-import msgpack
 import trio
 from api import Result, job_body
 
+from dkron_trio.cluster import wire
 from dkron_trio.commands import SetJob, encode_command
 from dkron_trio.config import HostPort
 from dkron_trio.job import Job
@@ -69,10 +69,14 @@ async def _rpc_applies(
                 body = bodies.body(names())
                 started = time.perf_counter()
                 try:
-                    await peer.call("apply", body)
-                except (RemoteError, RpcTimeout, RpcUnavailable) as exc:
+                    result, _ = wire.decode_reply(await peer.call("apply", body))
+                except (RemoteError, RpcTimeout, RpcUnavailable, wire.WireError) as exc:
                     errors[0] += 1
                     sample[0] = repr(exc)
+                    continue
+                if isinstance(result, Exception):  # e.g. "not the leader": not acknowledged
+                    errors[0] += 1
+                    sample[0] = repr(result)
                     continue
                 latencies.append(time.perf_counter() - started)
 
@@ -94,7 +98,7 @@ def rpc_applies(
 async def serve_rpc_ceiling() -> None:
     """The RPC client's ceiling: answer every "apply" at once (prints the bound port)."""
     server = RpcServer(RPC_CONFIG)
-    reply: bytes = msgpack.packb(None)
+    reply = wire.encode_reply(None, 0)
 
     async def apply(body: bytes) -> bytes:
         return reply
