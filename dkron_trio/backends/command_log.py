@@ -62,6 +62,7 @@ class BackendCommandLog:
                     f"the backend gave index {index} but this replica applied "
                     f"{self._tail.applied}: the backend's log was lost or replaced"
                 )
+            await self._tail.offer(index, data)
             try:
                 with trio.fail_after(self._timeout):
                     await self._tail.wait_applied(index)

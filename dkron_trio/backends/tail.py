@@ -7,7 +7,9 @@ server whose replica is behind the first entry the backend kept (compacted) rest
 backend's snapshot first.
 
 Writers learn their results here: `collect()` keeps the result of every entry applied while
-it is open, so an appender that only learns its index after appending cannot miss it.
+it is open, so an appender that only learns its index after appending cannot miss it. A
+writer `offer`s its own entry, applied at once when it is the next one (one backend read
+fewer per write); otherwise the reader brings it with the entries before it.
 `sync()` waits for a full pass that started after the call (linearizable reads).
 """
 
@@ -68,6 +70,10 @@ class LogTail:
     _collectors: list[Results] = attrs.field(factory=list)
     _passes_started: int = 0
     _passes_done: int = 0
+    _applying: trio.Lock = attrs.field(factory=trio.Lock)
+    """Held while entries are applied: the log's reader and `offer` take turns."""
+    _running: bool = False
+    _offered: dict[int, bytes] = attrs.field(factory=dict)
 
     @property
     def applied(self) -> int:
@@ -86,7 +92,21 @@ class LogTail:
         finally:
             self._collectors.remove(results)
 
+    async def offer(self, index: int, data: bytes) -> None:
+        """An entry this server just appended (the backend said ``data`` is its entry
+        ``index``): applied without reading it back once the entries before it are. Whoever
+        applies next takes every offered entry that follows on, in one batch."""
+        if not self._running or index <= self._applied:
+            return
+        self._offered[index] = data
+        if self._applying.locked():
+            return  # the holder takes it when done, or the reader brings it
+        async with self._applying:
+            await self._apply_offered()
+
     async def wait_applied(self, index: int) -> None:
+        if self._applied >= index:
+            return
         self.kick()
         while self._applied < index:
             await self._progress.wait()
@@ -100,6 +120,7 @@ class LogTail:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._applied = await self._store.applied_index()
+        self._running = True
         task_status.started()
         while True:
             try:
@@ -123,29 +144,51 @@ class LogTail:
                 continue
             if not entries:
                 break
-            batch = [Entry(0, e.index, data=e.data) for e in entries]
-            results = await self._fsm.apply(batch)
-            for collector in self._collectors:
-                for entry, result in zip(batch, results, strict=True):
-                    collector.add(entry.index, result)
-            self._applied = batch[-1].index
-            self._notify()
+            async with self._applying:  # entries offered meanwhile are applied already
+                fresh = [Entry(0, e.index, data=e.data) for e in entries if e.index > self._applied]
+                if fresh:
+                    await self._apply(fresh)
+                await self._apply_offered()
             if len(entries) < BATCH:
                 break  # that read reached the end of the log as it was then
         self._passes_done = started
         self._notify()
 
+    async def _apply(self, batch: list[Entry]) -> None:
+        """Apply consecutive entries starting right after the applied index."""
+        results = await self._fsm.apply(batch)
+        for collector in self._collectors:
+            for entry, result in zip(batch, results, strict=True):
+                collector.add(entry.index, result)
+        self._applied = batch[-1].index
+        for index in [i for i in self._offered if i <= self._applied]:
+            del self._offered[index]
+        self._notify()
+
+    async def _apply_offered(self) -> None:
+        """Apply the offered entries that follow on from the applied index (while more are
+        offered during each apply)."""
+        while self._applied + 1 in self._offered:
+            batch = []
+            index = self._applied + 1
+            while index in self._offered:
+                batch.append(Entry(0, index, data=self._offered.pop(index)))
+                index += 1
+            await self._apply(batch)
+
     async def _restore_snapshot(self) -> bool:
         """Load the backend's snapshot if it is ahead of the replica (entries compacted)."""
         snapshot = await self._driver.load_snapshot()
-        if snapshot is None or snapshot[0] <= self._applied:
-            return False
-        index, image = snapshot
-        log.warning("replica behind the backend's log, restoring its snapshot", index=index)
-        await self._fsm.restore(Snapshot(SnapshotMeta(index, 0, ConfState()), image))
-        self._applied = index
-        self._notify()
-        return True
+        async with self._applying:
+            if snapshot is None or snapshot[0] <= self._applied:
+                return False
+            index, image = snapshot
+            log.warning("replica behind the backend's log, restoring its snapshot", index=index)
+            await self._fsm.restore(Snapshot(SnapshotMeta(index, 0, ConfState()), image))
+            self._applied = index
+            self._offered.clear()
+            self._notify()
+            return True
 
     async def _wait_for_more(self) -> None:
         async with trio.open_nursery() as nursery:

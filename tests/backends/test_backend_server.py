@@ -4,6 +4,7 @@ snapshots compact the log and catch a new server up."""
 from pathlib import Path
 
 import pytest
+import trio
 
 from dkron_trio.cluster.replicated import ReplicatedStore
 from dkron_trio.commands import SetCursor
@@ -94,3 +95,21 @@ async def test_a_replica_ahead_of_the_backends_log_refuses_writes(
     async with running_server(backend, "a", tmp_path, local=local) as (a, _):
         with pytest.raises(ClusterUnavailable, match="lost or replaced"):
             await ReplicatedStore(local, a.command_log).set_job(job("x"))
+
+
+async def test_concurrent_writers_on_two_servers_leave_identical_replicas(
+    backend: BackendUnderTest, tmp_path: Path
+) -> None:
+    async with (
+        running_server(backend, "a", tmp_path / "a") as (a, a_local),
+        running_server(backend, "b", tmp_path / "b") as (b, b_local),
+    ):
+        stores = [ReplicatedStore(a_local, a.command_log), ReplicatedStore(b_local, b.command_log)]
+        async with trio.open_nursery() as nursery:
+            for n in range(20):
+                nursery.start_soon(stores[n % 2].set_job, job(f"j{n}"))
+        for store in stores:
+            await store.linearize()
+        names = [sorted(j.name for j in (await s.list_jobs(JobQuery())).jobs) for s in stores]
+        assert names[0] == names[1] == sorted(f"j{n}" for n in range(20))
+        assert await a_local.applied_index() == await b_local.applied_index()
