@@ -73,6 +73,9 @@ class DynamoLogDriver:
     _client: Any = None
     _closed: bool = False
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
+    _appending: trio.Lock = attrs.field(factory=trio.Lock)
+    """One append of this process at a time: concurrent ones would only race on the head
+    and settle each other's entries (one table item cannot hold several entries)."""
 
     def _connect(self) -> Any:
         with self._lock:
@@ -223,10 +226,11 @@ class DynamoLogDriver:
         if parts:
             await self._call(write_parts)
         try:
-            while True:
-                index = await self._call(attempt)
-                if index is not None:
-                    return index
+            async with self._appending:
+                while True:
+                    index = await self._call(attempt)
+                    if index is not None:
+                        return index
         except Fenced:
             if parts:
                 keys = [part_key(token, i) for i in range(len(parts))]

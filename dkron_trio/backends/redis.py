@@ -75,12 +75,12 @@ local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if index > head then
   return -1
 end
-local previous = redis.call('HGET', KEYS[1], 'token') or ''
+local previous = redis.call('HMGET', KEYS[1], 'token', 'chunks')
 redis.call('HSET', KEYS[1], 'index', index, 'token', ARGV[2], 'chunks', ARGV[3])
 for i = old + 1, index do
   redis.call('HDEL', KEYS[2], i)
 end
-return previous
+return {old, previous[1] or '', previous[2] or '0'}
 """
 _CAMPAIGN = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -225,14 +225,15 @@ class RedisLogDriver:
 
         await self._call(write)
         keys = [self._key("snapshot"), self._key("log"), self._key("head")]
-        previous = await self._script("switch", keys, [index, token, len(chunks)])
-        if previous == -1:
+        replaced = await self._script("switch", keys, [index, token, len(chunks)])
+        if replaced == -1:
             await self._drop_chunks(index, token, len(chunks))
             raise BackendError(f"snapshot index {index} is past the log's end")
-        if previous is None:
+        if replaced is None:  # a newer snapshot is there already
             await self._drop_chunks(index, token, len(chunks))
-        elif previous:
-            await self._drop_old(previous)
+        elif isinstance(replaced, list) and replaced[1]:
+            old, old_token, count = _int(replaced[0]), _bytes(replaced[1]), _int(replaced[2])
+            await self._drop_chunks(old, old_token.decode(), count)
 
     def _chunk_key(self, index: int, token: str, i: int) -> str:
         return self._key(f"snapshot:{index}:{token}:{i}")
@@ -240,18 +241,6 @@ class RedisLogDriver:
     async def _drop_chunks(self, index: int, token: str, count: int) -> None:
         names = [self._chunk_key(index, token, i) for i in range(count)]
         await self._call(lambda client: client.delete(*names))
-
-    async def _drop_old(self, previous: object) -> None:
-        """Delete the chunks of the snapshot just replaced (its keys share its token)."""
-        assert isinstance(previous, bytes)
-        pattern = self._key(f"snapshot:*:{previous.decode()}:*")
-
-        def drop(client: "redis.Redis") -> None:
-            names = list(client.scan_iter(match=pattern, count=1000))
-            if names:
-                client.delete(*names)
-
-        await self._call(drop)
 
     async def load_snapshot(self) -> tuple[int, bytes] | None:
         while True:

@@ -4,7 +4,9 @@ For Redis, ZooKeeper and DynamoDB (dynalite) the real server starts as in the te
 (tests/backends/launch_*.py); one driver appends sequentially. The peer, measured in the
 same run on the same server through the same client library and thread hop, is the
 cheapest single write the backend offers (SET, create, PutItem): the ratio is the driver's
-cost of density and fencing. The in-memory twin is the ceiling of the loop itself.
+cost of density and fencing. 16 tasks appending at once through one driver give its
+throughput (group commit on Redis and ZooKeeper). The in-memory twin is the ceiling of the
+loop itself.
 
 Usage: python scripts/bench/backend_append.py [--appends 300] [--repeats 2]
                                               [--only redis,zookeeper,dynamodb]
@@ -86,6 +88,20 @@ async def _appends(driver: LogDriver, count: int, fenced: bool) -> list[float]:
     return samples
 
 
+async def _concurrent(driver: LogDriver, writers: int, each: int) -> float:
+    """Appends per second with ``writers`` tasks appending at once through one driver."""
+    start = time.perf_counter()
+
+    async def writer() -> None:
+        for _ in range(each):
+            await driver.append(b"x" * 64)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(writers):
+            nursery.start_soon(writer)
+    return writers * each / (time.perf_counter() - start)
+
+
 async def _plain(write: Callable[[int], Any], count: int) -> list[float]:
     await trio.to_thread.run_sync(write, -1)
     return await _timed(count, lambda i: trio.to_thread.run_sync(write, i))
@@ -100,11 +116,13 @@ async def _measure(name: str, machines: list[str], appends: int, repeats: int) -
             raw = await _plain(write, appends)
         unfenced = await _appends(driver, appends, fenced=False)
         fenced = await _appends(driver, appends, fenced=True)
+        rate = await _concurrent(driver, 16, max(1, appends // 16))
         await driver.aclose()
         ratio = statistics.median(unfenced) / statistics.median(raw)
         print(f"{name:10} repeat {repeat}  plain write    {_figures(raw)}")
         print(f"{name:10} repeat {repeat}  append         {_figures(unfenced)}")
         print(f"{name:10} repeat {repeat}  fenced append  {_figures(fenced)}")
+        print(f"{name:10} repeat {repeat}  16 concurrent appenders: {rate:.0f} appends/s")
         print(f"{name:10} repeat {repeat}  append p50 / plain write p50 = {ratio:.2f}")
 
 

@@ -97,7 +97,7 @@ def test_open_driver_names_a_bad_machine_or_namespace() -> None:
         open_driver(["127.0.0.1:1"], "")
 
 
-def _parts_left(machines: list[str], namespace: str) -> int:
+def _parts_left(machines: list[str], namespace: str, prefix: str = "part/") -> int:
     client: Any = boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     ).client("dynamodb", endpoint_url=f"http://{machines[0]}")
@@ -105,7 +105,7 @@ def _parts_left(machines: list[str], namespace: str) -> int:
         TableName=TABLE,
         KeyConditionExpression="ns = :ns AND begins_with(#k, :part)",
         ExpressionAttributeNames={"#k": "key"},
-        ExpressionAttributeValues={":ns": {"S": namespace}, ":part": {"S": "part/"}},
+        ExpressionAttributeValues={":ns": {"S": namespace}, ":part": {"S": prefix}},
     )
     client.close()
     return len(reply["Items"])
@@ -120,8 +120,11 @@ async def test_an_entry_above_the_item_limit_is_kept_in_parts_and_compacted_with
     assert await driver.append(b"small") == 2
     assert await driver.entries(0, 10) == [Entry(1, large), Entry(2, b"small")]
     assert await trio.to_thread.run_sync(_parts_left, machines, "large") > 0
+    await driver.save_snapshot(1, large)  # 4 chunks
     await driver.save_snapshot(2, b"image")
     assert await trio.to_thread.run_sync(_parts_left, machines, "large") == 0
+    assert await trio.to_thread.run_sync(_parts_left, machines, "large", "chunk/") == 1
+    assert await driver.load_snapshot() == (2, b"image")
     await driver.aclose()
 
 

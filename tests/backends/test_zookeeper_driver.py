@@ -1,4 +1,5 @@
-"""ZooKeeper's limits: an entry above a znode's 1 MB is kept in parts, dropped with it."""
+"""ZooKeeper's limits: an entry above a znode's 1 MB is kept in parts, dropped with it;
+no chunk of a replaced snapshot is left."""
 
 from collections.abc import Iterator
 
@@ -19,11 +20,11 @@ def machines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
         yield found
 
 
-def _parts_left(machines: list[str], namespace: str) -> int:
+def _parts_left(machines: list[str], namespace: str, kind: str = "parts") -> int:
     client = KazooClient(hosts=machines[0])
     client.start(timeout=SLACK)
     try:
-        return len(client.get_children(f"/{namespace}/parts"))
+        return len(client.get_children(f"/{namespace}/{kind}"))
     finally:
         client.stop()
         client.close()
@@ -38,8 +39,11 @@ async def test_an_entry_above_the_znode_limit_is_kept_in_parts_and_compacted_wit
     assert await driver.append(b"small") == 2
     assert await driver.entries(0, 10) == [Entry(1, large), Entry(2, b"small")]
     assert await trio.to_thread.run_sync(_parts_left, machines, "large") == 3
+    await driver.save_snapshot(1, large)  # 3 chunks
     await driver.save_snapshot(2, b"image")
     assert await trio.to_thread.run_sync(_parts_left, machines, "large") == 0
+    assert await trio.to_thread.run_sync(_parts_left, machines, "large", "chunks") == 1
+    assert await driver.load_snapshot() == (2, b"image")
     await driver.aclose()
 
 
