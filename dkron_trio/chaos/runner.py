@@ -201,9 +201,7 @@ async def run_chaos(config: ChaosConfig) -> RunReport:
     config.root.mkdir(parents=True, exist_ok=True)
     launcher = Launcher(snapshot_code(config.root))
     nodes = make_nodes(config.root, config.servers, config.agents, launcher, config.log_level)
-    proxy = ChaosProxy(
-        {n.name: (n.proxy_port, n.rpc_port) for n in nodes}, {n.source: n.name for n in nodes}
-    )
+    proxy = ChaosProxy({n.name: n.rpc_port for n in nodes}, {n.source: n.name for n in nodes})
     plan = FaultPlan(
         config.kinds,
         tuple(n.name for n in nodes if n.server),
@@ -219,6 +217,8 @@ async def run_chaos(config: ChaosConfig) -> RunReport:
     )
     async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=5.0) as http:
         await nursery.start(proxy.run)
+        for node in nodes:
+            node.proxy_port = proxy.port(node.name)
         try:
             for node in nodes:
                 node.start()
