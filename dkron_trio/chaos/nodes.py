@@ -35,7 +35,8 @@ class Node:
     extra_args: tuple[str, ...] = ()
     http_port: int = attrs.field(factory=free_port)
     rpc_port: int = attrs.field(factory=free_port)
-    proxy_port: int = attrs.field(factory=free_port)
+    proxy_port: int = 0
+    """The chaos proxy's port in front of this node, which it advertises (set before start)."""
     gossip_port: int = attrs.field(factory=free_port)
     log_level: str = "info"
     _pid: int | None = None
@@ -64,6 +65,8 @@ class Node:
     def start(self) -> None:
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
+        if not self.proxy_port:
+            raise RuntimeError(f"{self.name}: no proxy port yet")
         self.root.mkdir(parents=True, exist_ok=True)
         argv = [
             "agent",

@@ -23,11 +23,13 @@ _CHUNK = 1 << 16
 
 @attrs.define(eq=False)
 class ChaosProxy:
-    """`routes` maps a node name to (proxy port, the node's real RPC port); `sources` maps
-    each node's source address to its name."""
+    """`routes` maps a node name to the node's real RPC port; `sources` maps each node's
+    source address to its name. `run` binds a free port for each node (no other process can
+    take it between choosing and binding); `port` tells which, for the node to advertise."""
 
-    _routes: dict[str, tuple[int, int]]
+    _routes: dict[str, int]
     _sources: dict[str, str]
+    _ports: dict[str, int] = attrs.field(factory=dict)
     _cut: set[frozenset[str]] = attrs.field(factory=set)
     _healed: trio.Event = attrs.field(factory=trio.Event)
     _connections: int = 0
@@ -36,6 +38,10 @@ class ChaosProxy:
     @property
     def connections(self) -> int:
         return self._connections
+
+    def port(self, name: str) -> int:
+        """The port in front of node `name` (once `run` started)."""
+        return self._ports[name]
 
     def partition(self, side: Iterable[str], rest: Iterable[str]) -> None:
         """Cut every pair with one node in `side` and the other in `rest`."""
@@ -52,8 +58,9 @@ class ChaosProxy:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            for name, (port, target) in self._routes.items():
-                listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+            for name, target in self._routes.items():
+                listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+                self._ports[name] = listeners[0].socket.getsockname()[1]
                 nursery.start_soon(self._serve, listeners, name, target)
             task_status.started()
 

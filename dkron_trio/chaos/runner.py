@@ -71,10 +71,12 @@ class ChaosConfig:
             raise ValueError("rounds: at least 1")
 
 
-def tick_job(name: str) -> dict[str, Any]:
-    """A job ticking every second on one agent; missed ticks run late (run_all)."""
+def tick_job(name: str, retention: int) -> dict[str, Any]:
+    """A job ticking every second on one agent; missed ticks run late (run_all). It keeps
+    `retention` executions, so the checks at the end see every tick of the run."""
     return {
         "name": name,
+        "retention_count": retention,
         "schedule": "@every 1s",
         "executor": "shell",
         "executor_config": {"command": "true"},
@@ -118,7 +120,9 @@ async def _setup(http: httpx.AsyncClient, config: ChaosConfig, nodes: list[Node]
             if current is None:
                 return False
             try:
-                answer = await http.post(f"{current.url}/v1/jobs", json=tick_job(name))
+                answer = await http.post(
+                    f"{current.url}/v1/jobs", json=tick_job(name, _retention(config))
+                )
             except httpx.HTTPError:
                 return False
             return answer.status_code == 201
@@ -130,6 +134,11 @@ async def _setup(http: httpx.AsyncClient, config: ChaosConfig, nodes: list[Node]
         return current is not None and await last_run(http, current, names) is not None
 
     await _wait("a first scheduled run", config.startup_timeout, running)
+
+
+def _retention(config: ChaosConfig) -> int:
+    """Executions a tick job keeps: more than its ticks in the run, late ones included."""
+    return int(config.duration * 2) + 1000
 
 
 def _tick_names(config: ChaosConfig) -> tuple[str, ...]:
@@ -192,9 +201,7 @@ async def run_chaos(config: ChaosConfig) -> RunReport:
     config.root.mkdir(parents=True, exist_ok=True)
     launcher = Launcher(snapshot_code(config.root))
     nodes = make_nodes(config.root, config.servers, config.agents, launcher, config.log_level)
-    proxy = ChaosProxy(
-        {n.name: (n.proxy_port, n.rpc_port) for n in nodes}, {n.source: n.name for n in nodes}
-    )
+    proxy = ChaosProxy({n.name: n.rpc_port for n in nodes}, {n.source: n.name for n in nodes})
     plan = FaultPlan(
         config.kinds,
         tuple(n.name for n in nodes if n.server),
@@ -210,6 +217,8 @@ async def run_chaos(config: ChaosConfig) -> RunReport:
     )
     async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=5.0) as http:
         await nursery.start(proxy.run)
+        for node in nodes:
+            node.proxy_port = proxy.port(node.name)
         try:
             for node in nodes:
                 node.start()

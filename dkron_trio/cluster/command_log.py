@@ -57,6 +57,8 @@ class RaftCommandLog:
             return wire.encode_reply(ClusterUnavailable("not the leader"), self._node.applied)
         try:
             result = await self._node.propose(data)
+        except LeadershipLost as exc:  # a NotLeader whose entry may commit: not a retry
+            result = ClusterUnavailable(f"write outcome unknown: {exc}")
         except NotLeader:
             result = ClusterUnavailable("not the leader")
         except RaftError as exc:
@@ -85,10 +87,10 @@ class RaftCommandLog:
         if node.is_leader:
             try:
                 return await node.propose(data)
+            except LeadershipLost as exc:  # first: it is a NotLeader whose entry may commit
+                raise ClusterUnavailable(f"write outcome unknown: {exc}") from None
             except NotLeader:
                 return _RETRY
-            except LeadershipLost as exc:
-                raise ClusterUnavailable(f"write outcome unknown: {exc}") from None
             except RaftError as exc:
                 raise ClusterUnavailable(str(exc)) from None
         leader = node.leader_id

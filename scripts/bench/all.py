@@ -115,10 +115,14 @@ def _section(name: str, command: list[str], code: int, output: str, took: float)
     return f"## {name}\n\n`{shown}` ({took:.0f} s)\n{status}\n```\n{text}\n```\n"
 
 
+LONG_CHAOS_TITLE = "## chaos, long run\n\n"
+"""The last section: the long run, refreshed alone with --refresh-long-chaos."""
+
+
 def _long_chaos(path: Path) -> str:
     """The section of the long chaos run, from the figures file it wrote."""
     if not path.exists():
-        return f"## chaos, long run\n\nNot run yet: no `{path.relative_to(ROOT)}`.\n"
+        return f"{LONG_CHAOS_TITLE}Not run yet: no `{path.relative_to(ROOT)}`.\n"
     figures = json.loads(path.read_text())
     rows = [
         ("seed", figures["seed"]),
@@ -146,9 +150,9 @@ def _long_chaos(path: Path) -> str:
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     violations = "".join(f"\n- VIOLATION: {v}" for v in figures["violations"])
     return (
-        "## chaos, long run\n\n"
-        f"`{figures['command']}` (figures from `{path.relative_to(ROOT)}`; "
-        f"{figures.get('finished_at', 'date in the commit that added it')})\n\n"
+        f"{LONG_CHAOS_TITLE}"
+        f"`{figures['command']}` (figures from `{path.relative_to(ROOT)}`; finished "
+        f"{figures['finished_at']} on this machine kind: {figures['machine']})\n\n"
         f"| figure | value |\n| --- | --- |\n{table}\n{violations}\n"
     )
 
@@ -160,7 +164,21 @@ def main() -> int:
     parser.add_argument("--chaos-servers", type=int, default=3)
     parser.add_argument("--long-chaos", type=Path, default=ROOT / "docs" / "chaos-long.json")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    parser.add_argument("--note", default="", help="a sentence for the header (what else ran)")
+    parser.add_argument(
+        "--refresh-long-chaos",
+        action="store_true",
+        help="only rewrite the long chaos run's section of --out (it finishes after the rest)",
+    )
     args = parser.parse_args()
+    if args.refresh_long_chaos:
+        text = args.out.read_text()
+        head, marker, _ = text.partition(LONG_CHAOS_TITLE)
+        if not marker:
+            parser.error(f"{args.out}: no {LONG_CHAOS_TITLE.strip()!r} section")
+        args.out.write_text(head + _long_chaos(args.long_chaos))
+        print(f"[all] refreshed the long chaos run in {args.out}")
+        return 0
     only = {n.strip() for n in args.only.split(",") if n.strip()}
     started_at = datetime.now(UTC)
     load_before = _load()
@@ -210,6 +228,8 @@ def main() -> int:
         "absolute figures swing (30% and more, p99 several times) between runs; the ratios "
         "against a peer measured in the same run are the figures to compare.\n\n"
     )
+    if args.note:
+        header += f"{args.note}\n\n"
     if only:
         header += f"Partial run (`--only {args.only}`): the other benchmarks are not shown.\n\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
