@@ -27,8 +27,9 @@ from dkron_trio.raft.types import ConfState, HardState, Ready, Snapshot, Snapsho
 from dkron_trio.store import rules
 from dkron_trio.store.base import RaftMember
 from dkron_trio.store.replica import ImageError
+from dkron_trio.store.sqlite_cache import JobCache
 from dkron_trio.store.sqlite_image import fsync_dir, stage_image
-from dkron_trio.store.sqlite_tx import JobCache, SqliteTx, connect
+from dkron_trio.store.sqlite_tx import SqliteTx, connect
 
 STATE_FILE = "state.db"
 RAFT_FILE = "raft.db"

@@ -42,11 +42,11 @@ from dkron_trio.store.base import (
     StoreError,
 )
 from dkron_trio.store.replica import Mutation, check_index
+from dkron_trio.store.sqlite_cache import JobCache
 from dkron_trio.store.sqlite_image import fsync_dir, stage_empty, stage_image
 from dkron_trio.store.sqlite_tx import (
     EXECUTION_FIELDS,
     JOB_READ,
-    JobCache,
     SqliteTx,
     connect,
     execution_from_row,

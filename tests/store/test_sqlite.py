@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
 from dkron_trio.job import Job, JobStatus
-from dkron_trio.store import rules, sqlite_tx
+from dkron_trio.store import rules, sqlite_cache
 from dkron_trio.store.base import (
     ExecutionNotFound,
     ExecutionQuery,
@@ -307,17 +307,17 @@ async def test_execution_writes_match_the_memory_twin(
 
 
 def test_known_executions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlite_tx, "EXECUTION_CACHE_SIZE", 4)
-    cache = sqlite_tx.JobCache()
+    monkeypatch.setattr(sqlite_cache, "EXECUTION_CACHE_SIZE", 4)
+    cache = sqlite_cache.JobCache()
     first = execution("a", 1)
     cache.know_execution(("a", first.id), first)
     cache.know_execution(("a", "gone"), None)
     for n in range(3):
         cache.know_execution(("b", f"{n}"), None)
-    assert cache.execution(("a", first.id)) is sqlite_tx.UNKNOWN  # the oldest job gave way
+    assert cache.execution(("a", first.id)) is sqlite_cache.UNKNOWN  # the oldest job gave way
     assert cache.execution(("b", "2")) is None
     for n in range(10):  # one job alone stays within the bound too
         cache.know_execution(("c", f"{n}"), None)
     assert sum(cache.execution(("c", f"{n}")) is None for n in range(10)) <= 4
     cache.drop("c")
-    assert cache.execution(("c", "9")) is sqlite_tx.UNKNOWN
+    assert cache.execution(("c", "9")) is sqlite_cache.UNKNOWN
