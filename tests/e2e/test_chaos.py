@@ -1,10 +1,8 @@
 """The chaos harness: its checks on hand-made histories, its nemesis schedule and proxy, and
 a short run of ``scripts/chaos.py`` against a real cluster that must find no violation."""
 
-import json
 import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,8 +14,7 @@ from dkron_trio.chaos.history import JobInput, JobModel, JobOp, JobOutput, lost_
 from dkron_trio.chaos.proxy import ChaosProxy
 from dkron_trio.chaos.report import percentile
 from dkron_trio.sim.linearizability import Operation, Outcome, Verdict, check_history
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.chaos_run import run_chaos
 
 Op = Operation[JobInput, JobOutput]
 
@@ -144,11 +141,9 @@ def test_a_short_chaos_run_finds_no_violation(tmp_path: Path) -> None:
     """Ten rounds, each a whole-cluster crash and a step with a kill -9, a pause and a
     partition at once on disjoint nodes: at least 10 faults of each kind, no violation."""
     rounds = int(os.environ.get("DKRON_CHAOS_ROUNDS", "10"))
-    figures = tmp_path / "figures.json"
-    result = subprocess.run(
+    run = run_chaos(
+        tmp_path,
         [
-            sys.executable,
-            str(ROOT / "scripts" / "chaos.py"),
             "--seed",
             "11",
             "--rounds",
@@ -164,20 +159,10 @@ def test_a_short_chaos_run_finds_no_violation(tmp_path: Path) -> None:
             "0.5,1.5",
             "--crash-hold",
             "0.1,0.5",
-            "--root",
-            str(tmp_path / "run"),
-            "--json",
-            str(figures),
         ],
-        check=False,
-        capture_output=True,
-        text=True,
         timeout=600,
-        cwd=ROOT,
     )
-    output = result.stdout[-6000:] + result.stderr[-6000:]
-    assert result.returncode == 0, output
-    report = json.loads(figures.read_text())
-    assert report["faults"] == {k.value: rounds for k in FaultKind}, output
-    assert report["violations"] == [], output
-    assert report["scheduled_runs"] > 0, output
+    assert run.returncode == 0, run.output
+    assert run.report["faults"] == {k.value: rounds for k in FaultKind}, run.output
+    assert run.report["violations"] == [], run.output
+    assert run.report["scheduled_runs"] > 0, run.output
