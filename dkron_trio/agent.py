@@ -341,7 +341,8 @@ def _serve_reports(rpc: RpcServer, store: ReplicatedStore, runs: RunManager) -> 
     output they stream for the executions it ordered."""
 
     async def on_report(body: bytes) -> bytes:
-        await store.put_execution(dispatch_wire.decode_execution(body))
+        executions = dispatch_wire.decode_executions(body)
+        await store.put_executions(executions)  # those of jobs deleted meanwhile are dropped
         return b""
 
     async def on_output(body: bytes) -> None:

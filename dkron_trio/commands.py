@@ -53,6 +53,7 @@ class CommandKind(Enum):
     SET_JOB = "set_job"
     DELETE_JOB = "delete_job"
     PUT_EXECUTION = "put_execution"
+    PUT_EXECUTIONS = "put_executions"
     DELETE_EXECUTIONS = "delete_executions"
     RECORD_MISSED = "record_missed"
     SET_CURSOR = "set_cursor"
@@ -80,6 +81,15 @@ class DeleteJob:
 class PutExecution:
     kind: ClassVar[CommandKind] = CommandKind.PUT_EXECUTION
     execution: Execution
+
+
+@attrs.frozen
+class PutExecutions:
+    """Outcomes workers reported together, in one entry; those of jobs deleted meanwhile are
+    skipped on their own (the state machine's result names them)."""
+
+    kind: ClassVar[CommandKind] = CommandKind.PUT_EXECUTIONS
+    executions: tuple[Execution, ...]
 
 
 @attrs.frozen
@@ -141,6 +151,7 @@ Command = (
     SetJob
     | DeleteJob
     | PutExecution
+    | PutExecutions
     | DeleteExecutions
     | RecordMissed
     | SetCursor
@@ -217,6 +228,8 @@ def _body(cmd: Command) -> dict[str, Any]:
             return {"name": name}
         case PutExecution(ex):
             return {"execution": ex.to_json()}
+        case PutExecutions(executions):
+            return {"executions": [ex.to_json() for ex in executions]}
         case DeleteExecutions(job_name):
             return {"job_name": job_name}
         case RecordMissed(missed):
@@ -336,6 +349,9 @@ _DECODERS: dict[CommandKind, Callable[[dict[str, Any]], Command]] = {
     CommandKind.SET_MEMBER: lambda b: SetMember(b["node_id"], b["name"], b["address"]),
     CommandKind.DELETE_JOB: lambda b: DeleteJob(b["name"]),
     CommandKind.PUT_EXECUTION: lambda b: PutExecution(_execution(b["execution"])),
+    CommandKind.PUT_EXECUTIONS: lambda b: PutExecutions(
+        tuple(_execution(ex) for ex in _list(b["executions"], "executions"))
+    ),
     CommandKind.DELETE_EXECUTIONS: lambda b: DeleteExecutions(b["job_name"]),
     CommandKind.RECORD_MISSED: lambda b: RecordMissed(_missed(b["missed"])),
     CommandKind.SET_CURSOR: lambda b: SetCursor(b["job_name"], _time(b["t"])),

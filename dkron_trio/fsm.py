@@ -34,6 +34,7 @@ from dkron_trio.commands import (
     DeleteJob,
     DeleteToken,
     PutExecution,
+    PutExecutions,
     RecordMissed,
     RecordPlans,
     SetCursor,
@@ -105,6 +106,8 @@ class StoreStateMachine:
     """(position in the batch, ticks) of each command recording missed ticks."""
     _plans_touched: list[tuple[int, RecordPlans]] = attrs.field(factory=list)
     """(position in the batch, fenced plans) of each batch of plans."""
+    _outcomes_touched: list[tuple[int, PutExecutions]] = attrs.field(factory=list)
+    """(position in the batch, command) of each batch of reported executions."""
 
     @property
     def malformed(self) -> int:
@@ -119,9 +122,11 @@ class StoreStateMachine:
         self._executions_touched = []
         self._missed_touched = []
         self._plans_touched = []
+        self._outcomes_touched = []
         mutations = [self._mutation(position, entry) for position, entry in enumerate(entries)]
         results = await self._store.apply_replicated(entries[-1].index, mutations)
         self._note_plans(results)
+        self._note_outcomes(results)
         if self._members_touched and self._on_members is not None:
             self._on_members()
         if self._jobs_touched and self._on_jobs is not None:
@@ -151,6 +156,14 @@ class StoreStateMachine:
                 self._executions_touched += plan.started
                 if plan.missed:
                     self._missed_touched.append((position, plan.missed))
+
+    def _note_outcomes(self, results: Sequence[object]) -> None:
+        """The reported executions stored (not those of jobs deleted meanwhile)."""
+        for position, cmd in self._outcomes_touched:
+            refused = results[position]
+            if not isinstance(refused, tuple):
+                continue
+            self._executions_touched += [e for e in cmd.executions if e.id not in refused]
 
     async def restore(self, snapshot: Snapshot) -> None:
         """Replace the whole state with the snapshot's image. An empty image is the state of
@@ -198,6 +211,8 @@ class StoreStateMachine:
             return lambda tx: _record_plans(tx, fenced, entry.index)
         if isinstance(cmd, PutExecution):
             self._executions_touched.append(cmd.execution)
+        if isinstance(cmd, PutExecutions):
+            self._outcomes_touched.append((position, cmd))
         return lambda tx: _apply_command(tx, cmd)
 
 
@@ -243,6 +258,8 @@ def _apply_command(tx: StoreTx, cmd: Command) -> object:
                 return rules.apply_delete_job(tx, name)
             case PutExecution(ex):
                 rules.apply_put_execution(tx, ex)
+            case PutExecutions(executions):
+                return rules.apply_put_executions(tx, executions)
             case DeleteExecutions(job_name):
                 return rules.apply_delete_executions(tx, job_name)
             case RecordMissed(missed):

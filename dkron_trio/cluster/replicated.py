@@ -20,6 +20,7 @@ from dkron_trio.commands import (
     DeleteJob,
     DeleteToken,
     PutExecution,
+    PutExecutions,
     RecordMissed,
     RecordPlans,
     SetCursor,
@@ -96,6 +97,12 @@ class ReplicatedStore:
 
     async def put_execution(self, ex: Execution) -> None:
         await self._apply(PutExecution(ex))
+
+    async def put_executions(self, executions: Sequence[Execution]) -> tuple[str, ...]:
+        """Workers' reports in one entry; the ids of those whose job is gone (dropped)."""
+        result = await self._apply(PutExecutions(tuple(executions)))
+        assert isinstance(result, tuple)
+        return result
 
     async def get_execution(self, job_name: str, execution_id: str) -> Execution:
         return await self._local.get_execution(job_name, execution_id)

@@ -70,6 +70,8 @@ def _result(result: object) -> list[Any]:
             return ["none"]
         case bool() | int():
             return ["int", int(result)]
+        case tuple() if all(isinstance(item, str) for item in result):
+            return ["ids", list(result)]
         case Job():
             return ["job", encode_command(SetJob(result), verify=False)]
         case ValidationError():
@@ -114,6 +116,8 @@ def _rebuild(tag: str, args: list[Any]) -> object:
             return None
         case "int", [int() as n]:
             return n
+        case "ids", [list() as ids] if all(isinstance(i, str) for i in ids):
+            return tuple(ids)
         case "job", [bytes() as data]:
             try:
                 cmd = decode_command(data)

@@ -13,6 +13,7 @@ import attrs
 import trio
 
 from dkron_trio.clock import WallClock
+from dkron_trio.coalesce import Coalescer, FlushInterrupted
 from dkron_trio.config import HostPort
 from dkron_trio.dispatch import wire
 from dkron_trio.dispatch.pool import PeerPool
@@ -29,6 +30,9 @@ DEFAULT_LEASE = 30.0
 """Seconds a target may stay unreachable before its attempt is recorded lost (DESIGN §5)."""
 _CHECK_EVERY = 1.0
 _ORDER_TIMEOUT = 5.0
+_ORDER_BATCH = 128
+_JOB_BYTES_KEPT = 50_000
+"""Most orders in one RPC to a worker."""
 
 NodeAddress = Callable[[str], HostPort | None]
 """The RPC address of a node gossip sees alive now, or None."""
@@ -38,6 +42,8 @@ NodeAddress = Callable[[str], HostPort | None]
 class _Waiting:
     done: trio.Event = attrs.Factory(trio.Event)
     on_output: Callable[[bytes], None] | None = None
+    outcome: Execution | None = None
+    """The finished record as committed (from the state machine's feed)."""
 
 
 @attrs.define(eq=False)
@@ -50,12 +56,16 @@ class RemoteRuns:
     _reply_to: str
     _lease: float = DEFAULT_LEASE
     _waiting: dict[str, _Waiting] = attrs.field(init=False, factory=dict)
+    _orderers: dict[HostPort, Coalescer[wire.Order, None]] = attrs.field(init=False, factory=dict)
+    _job_bytes: dict[int, tuple[Job, bytes]] = attrs.field(init=False, factory=dict)
+    """Encoded jobs for orders, by the job object's id (a changed job is a new object)."""
 
     def executions_applied(self, executions: list[Execution]) -> None:
         """Told of every execution record committed (the state machine's feed)."""
         for execution in executions:
             waiting = self._waiting.get(execution.id)
             if waiting is not None and execution.status.finished:
+                waiting.outcome = execution
                 waiting.done.set()
 
     def output(self, execution_id: str, chunk: bytes) -> None:
@@ -70,8 +80,7 @@ class RemoteRuns:
         outcome. Cancelled: the worker is told to cancel, and the caller records it."""
         waiting = self._waiting[execution.id] = _Waiting(on_output=on_output)
         try:
-            order = wire.Order(self._term(), job, execution, self._reply_to)
-            await self._order(execution, wire.encode_order(order))
+            await self._order(wire.Order(self._term(), job, execution, self._reply_to))
             return await self._outcome(execution, waiting)
         except trio.Cancelled:
             with trio.CancelScope(shield=True), trio.move_on_after(_ORDER_TIMEOUT):
@@ -114,27 +123,62 @@ class RemoteRuns:
             return False
         return wire.decode_flag(reply)
 
-    async def _order(self, execution: Execution, body: bytes) -> None:
+    async def _order(self, order: wire.Order) -> None:
         """Deliver the order, retrying while the target is unreachable, up to the lease."""
+        execution = order.execution
         with trio.move_on_after(self._lease):
             while True:
                 address = self._address(execution.node_name)
                 if address is not None:
                     try:
-                        with trio.fail_after(_ORDER_TIMEOUT):
-                            await self._pool.call(address, wire.RUN, body)
-                    except (RpcError, trio.TooSlowError) as exc:
+                        await self._orderer(address).submit(order)
+                    except (
+                        RpcError,
+                        trio.TooSlowError,
+                        wire.DispatchWireError,
+                        wire.OrderRefused,
+                        FlushInterrupted,
+                    ) as exc:
                         log.info("order not delivered", execution=execution.id, error=str(exc))
                     else:
                         return
                 await trio.sleep(_CHECK_EVERY)
         log.warning("order never delivered", execution=execution.id, node=execution.node_name)
 
+    def _orderer(self, address: HostPort) -> Coalescer[wire.Order, None]:
+        """Orders for one worker travel together (a wake-up of the scheduler starts many)."""
+        orderer = self._orderers.get(address)
+        if orderer is None:
+
+            async def send(orders: list[wire.Order]) -> list[wire.OrderRefused | None]:
+                body = wire.encode_orders(orders, self._encoded_job)
+                with trio.fail_after(_ORDER_TIMEOUT):
+                    reply = await self._pool.call(address, wire.RUN, body)
+                answers = wire.decode_answers(reply)
+                if len(answers) != len(orders):
+                    raise wire.DispatchWireError(f"{len(answers)} answers to {len(orders)} orders")
+                return answers
+
+            orderer = self._orderers[address] = Coalescer(send, max_batch=_ORDER_BATCH)
+        return orderer
+
+    def _encoded_job(self, job: Job) -> bytes:
+        cached = self._job_bytes.get(id(job))
+        if cached is not None and cached[0] is job:
+            return cached[1]
+        if len(self._job_bytes) >= _JOB_BYTES_KEPT:
+            self._job_bytes.clear()
+        data = wire.encode_job_for_order(job)
+        self._job_bytes[id(job)] = (job, data)
+        return data
+
     async def _outcome(self, execution: Execution, waiting: _Waiting) -> Execution:
         unreachable_since: float | None = None
         while True:
             with trio.move_on_after(_CHECK_EVERY):
                 await waiting.done.wait()
+            if waiting.outcome is not None:
+                return waiting.outcome
             stored = await self._stored(execution)
             if stored is not None and stored.status.finished:
                 return stored

@@ -4,6 +4,7 @@ entry's (only the canonical-bytes comparison is skipped: these bytes never enter
 encoding and comparing them again cost the leader and the agents a third of their time per
 run); any malformed body raises DispatchWireError and nothing else."""
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -14,13 +15,13 @@ from dkron_trio.execution import Execution
 from dkron_trio.job import Job
 
 RUN = "run"
-"""Leader → worker. Request: `encode_order`. Reply: `encode_status` of the attempt."""
+"""Leader → worker. Request: `encode_orders`. Reply: `encode_answers`, one per order."""
 CANCEL = "cancel"
 """Leader → worker. Request: execution id (msgpack str). Reply: msgpack bool (was running)."""
 STATUS = "status"
 """Leader → worker. Request: msgpack list of execution ids. Reply: list of `encode_status`."""
 REPORT = "report"
-"""Worker → any server. Request: `encode_execution` of a started or finished execution."""
+"""Worker → any server. Request: `encode_executions` of finished executions. Reply: empty."""
 OUTPUT = "output"
 """Worker → the ordering server, one-way: msgpack [execution id, chunk bytes]."""
 
@@ -68,19 +69,36 @@ def decode_execution(data: bytes) -> Execution:
     return cmd.execution
 
 
-def encode_order(order: Order) -> bytes:
+class OrderRefused(Exception):
+    """The worker refused one order of a batch (stale term, another node's attempt)."""
+
+
+def encode_orders(orders: list[Order], job_bytes: Callable[[Job], bytes] | None = None) -> bytes:
+    """Orders for one worker, sent together (a scheduler wake-up starts many runs at once).
+    ``job_bytes`` may supply a job's encoded form (the leader caches it: jobs change
+    rarely, and encoding one costs more than the rest of an order)."""
+    encode_job = job_bytes or encode_job_for_order
     return _pack(
         [
-            order.term,
-            encode_command(SetJob(order.job), verify=False),  # a stored job: canonical
-            encode_execution(order.execution),
-            order.reply_to,
+            [order.term, encode_job(order.job), encode_execution(order.execution), order.reply_to]
+            for order in orders
         ]
     )
 
 
-def decode_order(data: bytes) -> Order:
-    match _unpack(data):
+def encode_job_for_order(job: Job) -> bytes:
+    return encode_command(SetJob(job), verify=False)  # a stored job: canonical
+
+
+def decode_orders(data: bytes) -> list[Order]:
+    value = _unpack(data)
+    if not isinstance(value, list):
+        raise DispatchWireError("orders must be a list")
+    return [_order(item) for item in value]
+
+
+def _order(value: object) -> Order:
+    match value:
         case [int() as term, bytes() as job, bytes() as execution, str() as reply_to]:
             try:
                 cmd = decode_command(job, canonical=False)
@@ -90,6 +108,29 @@ def decode_order(data: bytes) -> Order:
                 raise DispatchWireError("expected a job")
             return Order(term, cmd.job, decode_execution(execution), reply_to)
     raise DispatchWireError("order must be [term, job, execution, reply_to]")
+
+
+def encode_answers(answers: list[OrderRefused | None]) -> bytes:
+    """Per order: nil once it is journalled (new or a repeat), or why it was refused."""
+    return _pack([None if a is None else str(a) for a in answers])
+
+
+def decode_answers(data: bytes) -> list[OrderRefused | None]:
+    value = _unpack(data)
+    if not isinstance(value, list) or not all(v is None or isinstance(v, str) for v in value):
+        raise DispatchWireError("answers must be a list of nil or reasons")
+    return [None if v is None else OrderRefused(v) for v in value]
+
+
+def encode_executions(executions: list[Execution]) -> bytes:
+    return _pack([encode_execution(e) for e in executions])
+
+
+def decode_executions(data: bytes) -> list[Execution]:
+    value = _unpack(data)
+    if not isinstance(value, list) or not all(isinstance(v, bytes) for v in value):
+        raise DispatchWireError("expected a list of executions")
+    return [decode_execution(v) for v in value]
 
 
 def encode_status(execution: Execution | None) -> bytes:

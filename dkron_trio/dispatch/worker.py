@@ -17,6 +17,7 @@ import msgpack
 import trio
 
 from dkron_trio.clock import WallClock
+from dkron_trio.coalesce import Coalescer, FlushInterrupted
 from dkron_trio.config import HostPort, parse_host_port
 from dkron_trio.dispatch import wire
 from dkron_trio.dispatch.journal import Journal
@@ -34,6 +35,9 @@ log = get_logger(__name__)
 _REPORT_RETRY = 1.0
 """Seconds between rounds of report attempts while no server takes a report."""
 _REPORT_TIMEOUT = 10.0
+_REPORT_BATCH_BYTES = 512 * 1024
+"""Most output in one batch of reports: the server commits a batch as one log entry, and an
+entry holds at most `MAX_COMMAND_BYTES` (1 MiB)."""
 
 
 class StaleOrder(Exception):
@@ -69,6 +73,7 @@ class Worker:
     _highest_term: int = attrs.field(init=False, default=0)
     _running: dict[str, _Attempt] = attrs.field(init=False, factory=dict)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
+    _reporters: dict[HostPort, Coalescer[Execution, None]] = attrs.field(init=False, factory=dict)
 
     def register(self, rpc: RpcServer) -> None:
         rpc.on_request(wire.RUN, self._on_run)
@@ -97,23 +102,38 @@ class Worker:
     # -- handlers -------------------------------------------------------------------------------
 
     async def _on_run(self, body: bytes) -> bytes:
-        order = wire.decode_order(body)
+        """Orders come in batches; each is answered on its own (accepted or refused), and
+        the new ones are journalled together, in one transaction, before any starts."""
+        orders = wire.decode_orders(body)
+        answers: list[wire.OrderRefused | None] = []
+        fresh: list[wire.Order] = []
+        for order in orders:
+            try:
+                self._check(order)
+            except (StaleOrder, ValueError) as exc:
+                answers.append(wire.OrderRefused(str(exc)))
+                continue
+            answers.append(None)
+            fresh.append(order)
+        accepted = await self._journal.accept_all([o.execution for o in fresh])
+        for order, new in zip(fresh, accepted, strict=True):
+            if new:  # a repeat (a new leader, a retried RPC) runs on as it is
+                self._start(order)
+        return wire.encode_answers(answers)
+
+    def _check(self, order: wire.Order) -> None:
         if order.term < self._highest_term:
             raise StaleOrder(f"order of term {order.term} after term {self._highest_term}")
         self._highest_term = order.term
         execution = order.execution
         if execution.node_name != self._node_name:
             raise ValueError(f"execution {execution.id} is for node {execution.node_name!r}")
-        known = await self._journal.get(execution.id)
-        if known is not None:
-            attempt = self._running.get(execution.id)
-            return wire.encode_status(attempt.execution if attempt else known)
-        await self._journal.accept(execution)
+
+    def _start(self, order: wire.Order) -> None:
         assert self._nursery is not None
-        attempt = _Attempt(execution, trio.CancelScope(), OutputBuffer())
-        self._running[execution.id] = attempt
+        attempt = _Attempt(order.execution, trio.CancelScope(), OutputBuffer())
+        self._running[order.execution.id] = attempt
         self._nursery.start_soon(self._execute, order, attempt)
-        return wire.encode_status(execution)
 
     async def _on_cancel(self, body: bytes) -> bytes:
         execution_id = msgpack.unpackb(body, raw=False)  # `wire.encode_cancel`
@@ -181,16 +201,33 @@ class Worker:
         await self._report(done, reply_to)
 
     async def _report(self, execution: Execution, prefer: HostPort | None) -> None:
-        body = wire.encode_execution(execution)
         while True:
             targets = [prefer] if prefer is not None else []
             targets += [s for s in self._servers() if s != prefer]
             for address in targets:
                 try:
-                    with trio.fail_after(_REPORT_TIMEOUT):
-                        await self._pool.call(address, wire.REPORT, body)
-                except (RpcError, trio.TooSlowError) as exc:
+                    await self._reporter(address).submit(execution)
+                except (RpcError, trio.TooSlowError, FlushInterrupted) as exc:
                     log.info("report not taken", server=str(address), error=str(exc))
                     continue
                 return
             await trio.sleep(_REPORT_RETRY)
+
+    def _reporter(self, address: HostPort) -> Coalescer[Execution, None]:
+        """Reports to one server travel together: one RPC and one log entry for many."""
+        reporter = self._reporters.get(address)
+        if reporter is None:
+
+            async def send(executions: list[Execution]) -> list[None]:
+                with trio.fail_after(_REPORT_TIMEOUT):
+                    await self._pool.call(address, wire.REPORT, wire.encode_executions(executions))
+                return [None] * len(executions)
+
+            reporter = self._reporters[address] = Coalescer(
+                send, weight=_report_weight, max_weight=_REPORT_BATCH_BYTES
+            )
+        return reporter
+
+
+def _report_weight(execution: Execution) -> int:
+    return len(execution.output) + 1024

@@ -305,6 +305,17 @@ def apply_delete_job(tx: StoreTx, name: str) -> Job:
     return job
 
 
+def apply_put_executions(tx: StoreTx, executions: Sequence[Execution]) -> tuple[str, ...]:
+    """`apply_put_execution` for each; the ids refused (their job is gone) are returned."""
+    refused = []
+    for ex in executions:
+        try:
+            apply_put_execution(tx, ex)
+        except JobNotFound:
+            refused.append(ex.id)
+    return tuple(refused)
+
+
 def apply_put_execution(tx: StoreTx, ex: Execution) -> None:
     """Upsert an execution and keep the job's bookkeeping.
 

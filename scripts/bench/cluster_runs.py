@@ -11,7 +11,7 @@ window the longest gap between consecutive run starts around the kill. Targets (
 0 unexplained misses. The peer line is the same load on one single server that runs every
 job itself (no dispatch, no replication beyond its own log).
 
-Usage: python scripts/bench/cluster_runs.py [--jobs 1000] [--seconds 60] [--skip-failover]
+Usage: python scripts/bench/cluster_runs.py [--jobs 1000] [--seconds 60] [--skip-failover] [--skip-peer]
 """
 
 import argparse
@@ -167,7 +167,7 @@ async def single_server(args: argparse.Namespace, root: Path) -> Window:
 
 
 async def run(args: argparse.Namespace, root: Path) -> None:
-    peer = await single_server(args, root)
+    peer = None if args.skip_peer else await single_server(args, root)
     cluster = Cluster.create(root, 3)
     workers = [
         AgentProcess(root / n / "dkron.data", free_port(), node_name=n, server=False)
@@ -183,7 +183,8 @@ async def run(args: argparse.Namespace, root: Path) -> None:
     try:
         leader = cluster.by_name(await wait_for_leader(cluster.servers, within=60))
         window = await steady(args, leader, {"kind": "worker:1"}, "3 servers + 2 agents")
-        print(f"  ratio runs/s cluster / one server: {window.rate / max(peer.rate, 1e-9):.2f}x")
+        if peer is not None:
+            print(f"  ratio runs/s cluster / one server: {window.rate / max(peer.rate, 1e-9):.2f}x")
         if args.skip_failover:
             return
         start = datetime.now(UTC)
@@ -215,6 +216,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--keep", type=Path, help="run in this directory and keep it (logs)")
+    parser.add_argument("--skip-peer", action="store_true", help="no single-server line (no ratio)")
     args = parser.parse_args()
     register_executor("noop", NoopExecutor)  # the jobs built here name it, as servers do
     print(
@@ -222,8 +225,12 @@ def main() -> None:
         f"{platform.platform()}"
     )
     print(f"== {args.jobs} jobs @every {PERIOD:g}s = {args.jobs / PERIOD:.0f} runs/s offered")
-    with TemporaryDirectory() as tmp:
-        trio.run(run, args, Path(tmp))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        trio.run(run, args, args.keep)
+    else:
+        with TemporaryDirectory() as tmp:
+            trio.run(run, args, Path(tmp))
     print("targets: 1,000 runs/s; p99 lateness <= 100 ms outside the failover; 0 duplicates;")
     print("         0 unexplained misses")
 

@@ -28,6 +28,8 @@ from tests.store.helpers import job
 RESULTS: list[object] = [
     None,
     7,
+    ("1795372713520041000-w2", "1795372713520161000-w1"),
+    (),
     job("a"),
     ValidationError("schedule", "bad"),
     JobNotFound("a"),

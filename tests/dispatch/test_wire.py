@@ -13,7 +13,12 @@ from tests.store.helpers import execution, job
 def test_bodies_round_trip() -> None:
     ex = execution("a", 1, ExecutionStatus.RUNNING)
     order = wire.Order(7, job("a"), ex, "127.0.0.1:6868")
-    assert wire.decode_order(wire.encode_order(order)) == order
+    assert wire.decode_orders(wire.encode_orders([order, order])) == [order, order]
+    answers = wire.decode_answers(wire.encode_answers([None, wire.OrderRefused("stale")]))
+    assert answers[0] is None
+    assert isinstance(answers[1], wire.OrderRefused)
+    assert str(answers[1]) == "stale"
+    assert wire.decode_executions(wire.encode_executions([ex, ex])) == [ex, ex]
     assert wire.decode_execution(wire.encode_execution(ex)) == ex
     assert wire.decode_status(wire.encode_status(None)) is None
     assert wire.decode_statuses(wire.encode_statuses([ex, None])) == [ex, None]
@@ -25,7 +30,9 @@ def test_bodies_round_trip() -> None:
 @given(st.binary(max_size=300))
 def test_random_bytes_decode_or_raise_the_one_error(data: bytes) -> None:
     for decode in (
-        wire.decode_order,
+        wire.decode_orders,
+        wire.decode_answers,
+        wire.decode_executions,
         wire.decode_execution,
         wire.decode_status,
         wire.decode_statuses,

@@ -46,6 +46,7 @@ def test_every_kind_is_covered_and_tagged() -> None:
         "set_job",
         "delete_job",
         "put_execution",
+        "put_executions",
         "delete_executions",
         "record_missed",
         "set_cursor",

@@ -17,6 +17,7 @@ from dkron_trio.commands import (
     DeleteJob,
     DeleteToken,
     PutExecution,
+    PutExecutions,
     RecordMissed,
     RecordPlans,
     SetCursor,
@@ -25,7 +26,7 @@ from dkron_trio.commands import (
     encode_command,
     encode_member,
 )
-from dkron_trio.execution import ExecutionStatus, MissedTick, MissReason
+from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
 from dkron_trio.fsm import SnapshotMismatch, StoreStateMachine
 from dkron_trio.job import JobStatus, ValidationError
 from dkron_trio.raft.codec import encode_conf_change
@@ -93,9 +94,15 @@ def random_commands(rng: random.Random, n: int) -> list[Command]:
             cmds.append(SetJob(job(name, retention_count=3, **fields)))
         elif roll < 0.3:
             cmds.append(DeleteJob(name))
-        elif roll < 0.55:
+        elif roll < 0.48:
             status = rng.choice(list(ExecutionStatus))
             cmds.append(PutExecution(execution(name, rng.randrange(6), status, group=step)))
+        elif roll < 0.55:
+            reported = [
+                execution(rng.choice(names), rng.randrange(6), rng.choice(list(ExecutionStatus)))
+                for _ in range(rng.randrange(1, 4))
+            ]
+            cmds.append(PutExecutions(tuple(reported)))
         elif roll < 0.6:
             cmds.append(DeleteExecutions(name))
         elif roll < 0.7:
@@ -156,6 +163,16 @@ async def test_results_are_the_store_return_values(store: ReplicaStore) -> None:
     assert results[1:5] == [None, None, 2, None]
     # The deleted job as it was stored: counters reset, the last run's status kept.
     assert results[5] == attrs.evolve(a, status=JobStatus.PARTIALLY_FAILED)
+
+
+async def test_reported_executions_of_deleted_jobs_are_skipped_alone(store: ReplicaStore) -> None:
+    fed: list[Execution] = []
+    machine = StoreStateMachine(store, on_executions=fed.extend)
+    kept, dropped = execution("a", 1), execution("gone", 2)
+    results = await machine.apply(entries([SetJob(job("a")), PutExecutions((dropped, kept))]))
+    assert results[1] == (dropped.id,)
+    assert await store.get_execution("a", kept.id) == kept
+    assert fed == [kept]
 
 
 async def test_a_deleted_token_is_the_result(store: ReplicaStore) -> None:
