@@ -90,24 +90,33 @@ def encode_job_for_order(job: Job) -> bytes:
     return encode_command(SetJob(job), verify=False)  # a stored job: canonical
 
 
-def decode_orders(data: bytes) -> list[Order]:
+def decode_orders(data: bytes, jobs: dict[bytes, Job] | None = None) -> list[Order]:
+    """``jobs`` memoizes decoded jobs by their bytes (a worker sees the same job every tick,
+    and decoding one costs more than the rest of an order); the caller bounds it."""
     value = _unpack(data)
     if not isinstance(value, list):
         raise DispatchWireError("orders must be a list")
-    return [_order(item) for item in value]
+    return [_order(item, {} if jobs is None else jobs) for item in value]
 
 
-def _order(value: object) -> Order:
+def _order(value: object, jobs: dict[bytes, Job]) -> Order:
     match value:
-        case [int() as term, bytes() as job, bytes() as execution, str() as reply_to]:
-            try:
-                cmd = decode_command(job, canonical=False)
-            except CommandError as exc:
-                raise DispatchWireError(str(exc)) from None
-            if not isinstance(cmd, SetJob):
-                raise DispatchWireError("expected a job")
-            return Order(term, cmd.job, decode_execution(execution), reply_to)
+        case [int() as term, bytes() as job_bytes, bytes() as execution, str() as reply_to]:
+            job = jobs.get(job_bytes)
+            if job is None:
+                job = jobs[job_bytes] = _decode_job(job_bytes)
+            return Order(term, job, decode_execution(execution), reply_to)
     raise DispatchWireError("order must be [term, job, execution, reply_to]")
+
+
+def _decode_job(data: bytes) -> Job:
+    try:
+        cmd = decode_command(data, canonical=False)
+    except CommandError as exc:
+        raise DispatchWireError(str(exc)) from None
+    if not isinstance(cmd, SetJob):
+        raise DispatchWireError("expected a job")
+    return cmd.job
 
 
 def encode_answers(answers: list[OrderRefused | None]) -> bytes:

@@ -26,6 +26,7 @@ from dkron_trio.execution import Execution, ExecutionStatus
 from dkron_trio.executors.base import ExecutionRequest, Executor
 from dkron_trio.executors.output import OutputBuffer
 from dkron_trio.executors.registry import get_executor
+from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
 from dkron_trio.rpc.errors import RpcError
 from dkron_trio.rpc.server import RpcServer
@@ -35,6 +36,7 @@ log = get_logger(__name__)
 _REPORT_RETRY = 1.0
 """Seconds between rounds of report attempts while no server takes a report."""
 _REPORT_TIMEOUT = 10.0
+_JOBS_KEPT = 10_000
 _REPORT_BATCH_BYTES = 512 * 1024
 """Most output in one batch of reports: the server commits a batch as one log entry, and an
 entry holds at most `MAX_COMMAND_BYTES` (1 MiB)."""
@@ -74,6 +76,8 @@ class Worker:
     _running: dict[str, _Attempt] = attrs.field(init=False, factory=dict)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _reporters: dict[HostPort, Coalescer[Execution, None]] = attrs.field(init=False, factory=dict)
+    _jobs: dict[bytes, Job] = attrs.field(init=False, factory=dict)
+    """Jobs of recent orders by their encoded form (`wire.decode_orders`)."""
 
     def register(self, rpc: RpcServer) -> None:
         rpc.on_request(wire.RUN, self._on_run)
@@ -104,7 +108,9 @@ class Worker:
     async def _on_run(self, body: bytes) -> bytes:
         """Orders come in batches; each is answered on its own (accepted or refused), and
         the new ones are journalled together, in one transaction, before any starts."""
-        orders = wire.decode_orders(body)
+        if len(self._jobs) >= _JOBS_KEPT:
+            self._jobs.clear()
+        orders = wire.decode_orders(body, self._jobs)
         answers: list[wire.OrderRefused | None] = []
         fresh: list[wire.Order] = []
         for order in orders:

@@ -11,7 +11,8 @@ window the longest gap between consecutive run starts around the kill. Targets (
 0 unexplained misses. The peer line is the same load on one single server that runs every
 job itself (no dispatch, no replication beyond its own log).
 
-Usage: python scripts/bench/cluster_runs.py [--jobs 1000] [--seconds 60] [--skip-failover] [--skip-peer]
+Usage: python scripts/bench/cluster_runs.py [--jobs 1000] [--seconds 60] [--skip-failover]
+       [--skip-peer] [--keep DIR]
 """
 
 import argparse
@@ -139,8 +140,21 @@ async def measure(
     return Window(name, runs, seconds, lateness, duplicates, unexplained, max(gaps, default=0))
 
 
+def cpu_seconds(process: AgentProcess) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    pid = process.pid
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def steady(
-    args: argparse.Namespace, leader: AgentProcess, tags: dict[str, str], name: str
+    args: argparse.Namespace,
+    leader: AgentProcess,
+    tags: dict[str, str],
+    name: str,
+    processes: list[AgentProcess],
 ) -> Window:
     began = time.monotonic()
     base = datetime.now(UTC) + timedelta(seconds=5)
@@ -148,9 +162,20 @@ async def steady(
     print(f"  created {args.jobs} jobs in {time.monotonic() - began:.1f} s", flush=True)
     start = datetime.now(UTC) + timedelta(seconds=PERIOD)
     end = start + timedelta(seconds=args.seconds)
-    await trio.sleep((end - datetime.now(UTC)).total_seconds() + 5)
+    await trio.sleep((start - datetime.now(UTC)).total_seconds())
+    cpu_before = {p.node_name: cpu_seconds(p) for p in processes}
+    await trio.sleep((end - datetime.now(UTC)).total_seconds())
+    cpu = {p.node_name: cpu_seconds(p) - cpu_before[p.node_name] for p in processes}
+    await trio.sleep(5)
     window = await measure(name, leader.data_dir / "state.db", start, end, None)
     print(window.line(), flush=True)
+    if window.runs:
+        per_run = "  ".join(
+            f"{n}{'*' if n == leader.node_name else ''} {c * 1e3 / window.runs:.2f}"
+            for n, c in sorted(cpu.items())
+        )
+        total = sum(cpu.values()) * 1e3 / window.runs
+        print(f"  CPU ms per run (* leader): {per_run}  all {total:.2f}", flush=True)
     return window
 
 
@@ -161,7 +186,7 @@ async def single_server(args: argparse.Namespace, root: Path) -> Window:
     server.start()
     try:
         await wait_for_leader([server], within=60)
-        return await steady(args, server, {}, "one server, runs local (peer)")
+        return await steady(args, server, {}, "one server, runs local (peer)", [server])
     finally:
         server.stop_quietly()
 
@@ -182,7 +207,9 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         w.start()
     try:
         leader = cluster.by_name(await wait_for_leader(cluster.servers, within=60))
-        window = await steady(args, leader, {"kind": "worker:1"}, "3 servers + 2 agents")
+        window = await steady(
+            args, leader, {"kind": "worker:1"}, "3 servers + 2 agents", [*cluster.servers, *workers]
+        )
         if peer is not None:
             print(f"  ratio runs/s cluster / one server: {window.rate / max(peer.rate, 1e-9):.2f}x")
         if args.skip_failover:
