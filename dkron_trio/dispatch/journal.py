@@ -26,6 +26,10 @@ KEEP_FINISHED = 10_000
 """Finished attempts kept to answer repeated orders and status queries."""
 
 
+_IDS_PER_QUERY = 500
+"""Ids per lookup (SQLite's default limit of bound parameters is 999 on old builds)."""
+
+
 class _Op(enum.Enum):
     ACCEPT = "accept"
     FINISH = "finish"
@@ -93,9 +97,17 @@ class Journal:
 
         return await trio.to_thread.run_sync(write, limiter=self._limiter)
 
-    async def get(self, execution_id: str) -> Execution | None:
-        rows = await self._run("SELECT record FROM attempts WHERE id = ?", (execution_id,))
-        return None if not rows else decode_execution(rows[0][0])
+    async def get_many(self, execution_ids: list[str]) -> dict[str, Execution]:
+        """The journalled records of those attempts it holds, by id."""
+        found: dict[str, Execution] = {}
+        for start in range(0, len(execution_ids), _IDS_PER_QUERY):
+            chunk = tuple(execution_ids[start : start + _IDS_PER_QUERY])
+            marks = ",".join("?" * len(chunk))
+            rows = await self._run(f"SELECT record FROM attempts WHERE id IN ({marks})", chunk)
+            for (record,) in rows:
+                execution = decode_execution(record)
+                found[execution.id] = execution
+        return found
 
     async def accept_all(self, executions: list[Execution]) -> Sequence[bool]:
         """Journal new attempts in one transaction; per attempt, False (nothing written) if

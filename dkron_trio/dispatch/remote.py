@@ -32,6 +32,7 @@ _CHECK_EVERY = 1.0
 _ORDER_TIMEOUT = 5.0
 _ORDER_BATCH = 128
 _JOB_BYTES_KEPT = 50_000
+_STATUS_BATCH = 512
 """Most orders in one RPC to a worker."""
 
 NodeAddress = Callable[[str], HostPort | None]
@@ -57,6 +58,9 @@ class RemoteRuns:
     _lease: float = DEFAULT_LEASE
     _waiting: dict[str, _Waiting] = attrs.field(init=False, factory=dict)
     _orderers: dict[HostPort, Coalescer[wire.Order, None]] = attrs.field(init=False, factory=dict)
+    _askers: dict[HostPort, Coalescer[str, Execution | None]] = attrs.field(
+        init=False, factory=dict
+    )
     _job_bytes: dict[int, tuple[Job, bytes]] = attrs.field(init=False, factory=dict)
     """Encoded jobs for orders, by the job object's id (a changed job is a new object)."""
 
@@ -99,17 +103,28 @@ class RemoteRuns:
 
     async def status(self, execution: Execution) -> Execution | None:
         """The worker's record of the attempt, None if it never got the order; Unreachable
-        if the worker cannot be asked now."""
+        if the worker cannot be asked now. (A new leader asks about every attempt it takes
+        over at once: the questions to one worker travel together.)"""
         address = self._address(execution.node_name)
         if address is None:
             raise Unreachable(execution.node_name)
+        asker = self._askers.get(address)
+        if asker is None:
+            asker = self._askers[address] = Coalescer(
+                lambda ids: self._ask(address, ids), max_batch=_STATUS_BATCH
+            )
         try:
-            with trio.fail_after(_ORDER_TIMEOUT):
-                reply = await self._pool.call(address, wire.STATUS, wire.encode_ids([execution.id]))
-            [status] = wire.decode_statuses(reply)
-        except (RpcError, trio.TooSlowError, wire.DispatchWireError, ValueError) as exc:
+            return await asker.submit(execution.id)
+        except (RpcError, trio.TooSlowError, wire.DispatchWireError, FlushInterrupted) as exc:
             raise Unreachable(f"{execution.node_name}: {exc}") from None
-        return status
+
+    async def _ask(self, address: HostPort, ids: list[str]) -> list[Execution | None]:
+        with trio.fail_after(_ORDER_TIMEOUT):
+            reply = await self._pool.call(address, wire.STATUS, wire.encode_ids(ids))
+        statuses = wire.decode_statuses(reply)
+        if len(statuses) != len(ids):
+            raise wire.DispatchWireError(f"{len(statuses)} statuses for {len(ids)} attempts")
+        return statuses
 
     async def cancel(self, execution: Execution) -> bool:
         """Tell the execution's worker to cancel it; whether it was running there."""

@@ -150,10 +150,11 @@ class Worker:
         return reply
 
     async def _on_status(self, body: bytes) -> bytes:
-        statuses: list[Execution | None] = []
-        for execution_id in wire.decode_ids(body):
-            attempt = self._running.get(execution_id)
-            statuses.append(attempt.execution if attempt else await self._journal.get(execution_id))
+        ids = wire.decode_ids(body)
+        journalled = await self._journal.get_many([i for i in ids if i not in self._running])
+        statuses = [
+            self._running[i].execution if i in self._running else journalled.get(i) for i in ids
+        ]
         return wire.encode_statuses(statuses)
 
     # -- running --------------------------------------------------------------------------------
