@@ -11,6 +11,10 @@ enumerates every tick in ``(cursor, now]`` and decides each one:
 - concurrency: ``forbid`` runs nothing while a run is in progress and at most one run per batch,
   ``replace`` keeps the newest tick and cancels what is running, ``allow`` runs everything.
 
+The scheduler plans a tick a little before it is due (a *horizon* past ``now``), so that the
+plan is durable when the tick comes and the run starts on time; `may_plan_ahead` says when
+that is safe.
+
 Times are aware UTC datetimes throughout.
 """
 
@@ -74,11 +78,14 @@ def plan_job(
     *,
     running: int,
     paused: bool,
+    horizon: datetime | None = None,
 ) -> JobPlan:
-    """Decide every tick of ``job`` in ``(cursor, now]``; see the module docstring."""
-    ticks = list(_ticks(job, schedule, cursor, now))
+    """Decide every tick of ``job`` in ``(cursor, max(now, horizon)]``; see the module
+    docstring. Ticks past ``now`` are on time: they run when due."""
+    until = now if horizon is None else max(now, horizon)
+    ticks = list(_ticks(job, schedule, cursor, until))
     new_cursor = ticks[-1] if ticks else cursor
-    upcoming = next_due(job, schedule, max(new_cursor, now))
+    upcoming = next_due(job, schedule, max(new_cursor, until))
     if not ticks:
         return JobPlan((), (), new_cursor, upcoming)
     if paused:
@@ -108,6 +115,14 @@ def plan_job(
         job.name, overlapped, MissReason.OVERLAP, now
     )
     return JobPlan(tuple(runs), missed, new_cursor, upcoming, cancel)
+
+
+def may_plan_ahead(job: Job, running: int) -> bool:
+    """Whether a job's next tick may be decided before it is due. Not while a ``forbid`` or
+    ``replace`` job runs: whether it still runs at the tick decides that tick. Otherwise
+    nothing the plan depends on can change before the tick: the planned run counts as
+    running from the moment its plan is stored."""
+    return job.concurrency is Concurrency.ALLOW or running == 0
 
 
 def _ledger(

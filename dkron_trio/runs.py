@@ -50,6 +50,10 @@ FinishedListener = Callable[[Job, Execution], None]
 StartedListener = Callable[[Job, Execution], None]
 """Told of every execution as it starts (its running record is stored); must only queue."""
 
+_START_MEMORY = timedelta(seconds=10)
+"""How long a start is remembered to keep ids unique: far beyond how far ahead ticks are
+planned, so a start it forgets lies in the past of every start still to come."""
+
 
 class RunRefused(Exception):
     """A manual run that the job's rules forbid (``forbid`` while running, disabled job)."""
@@ -94,7 +98,8 @@ class RunManager:
     _finished_listeners: list[FinishedListener] = attrs.field(factory=list)
     _started_listeners: list[StartedListener] = attrs.field(factory=list)
     _inflight: int = 0
-    _last_start: datetime | None = None
+    _starts: dict[datetime, None] = attrs.field(factory=dict)
+    """Starts given out lately, in the order given (`_unique_start`)."""
     _idle: trio.Event = attrs.field(factory=trio.Event)
     _stopped: bool = False
     _remote: "RemoteRuns | None" = None
@@ -179,11 +184,11 @@ class RunManager:
     def plan_attempts(self, job: Job, scheduled_at: datetime) -> list[Execution]:
         """The running records of a tick's first attempt, one per target node (empty when no
         node matches the job's tags). The scheduler commits them with its plan, then
-        `start_planned` each."""
+        `start_planned` each. A tick planned ahead starts at its scheduled time."""
         targets = select_targets(job.tags, self._candidates())
         if not targets:
             return []
-        started = self._unique_start()
+        started = self._unique_start(max(self._clock.now(), scheduled_at))
         group = unix_nanos(started)
         return [self._execution(job, scheduled_at, 1, group, started, t.name) for t in targets]
 
@@ -333,13 +338,19 @@ class RunManager:
                 continue
             self.start_run(child, self._clock.now())
 
-    def _unique_start(self) -> datetime:
-        """Now, bumped past the previous start: execution ids (start + node) must not repeat."""
+    def _unique_start(self, at: datetime | None = None) -> datetime:
+        """``at`` (default now), bumped past the starts already given out: execution ids
+        (start + node) must not repeat. Starts planned ahead lie in the future, so starts are
+        not monotonic: every start of the last `_START_MEMORY` is remembered."""
         now = self._clock.now()
-        if self._last_start is not None and now <= self._last_start:
-            now = self._last_start + timedelta(microseconds=1)
-        self._last_start = now
-        return now
+        start = now if at is None else at
+        while start in self._starts:
+            start += timedelta(microseconds=1)
+        self._starts[start] = None
+        oldest = now - _START_MEMORY
+        while (first := next(iter(self._starts))) < oldest:  # roughly in order: trim the front
+            del self._starts[first]
+        return start
 
     def _execution(  # noqa: PLR0917
         self,
@@ -375,8 +386,6 @@ class RunManager:
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
         self._track(active)
-        for listener in self._started_listeners:
-            listener(job, execution)
 
         def on_output(chunk: bytes) -> None:
             output.append(chunk)
@@ -392,12 +401,18 @@ class RunManager:
             executor_config=dict(job.executor_config),
             timeout=job.timeout,
         )
-        log.info(
-            "execution started", job=job.name, execution=execution.id, attempt=execution.attempt
-        )
         result: ExecutionResult | None = None
         try:
             with active.scope:
+                await self._until_due(execution)
+                for listener in self._started_listeners:
+                    listener(job, execution)
+                log.info(
+                    "execution started",
+                    job=job.name,
+                    execution=execution.id,
+                    attempt=execution.attempt,
+                )
                 async with self._slots:
                     result = await self._executors(job.executor).run(request, on_output)
             done = self._outcome(execution, result, output)
@@ -429,15 +444,15 @@ class RunManager:
             for listener in list(self._listeners):
                 listener(execution.id, chunk)
 
-        if not taking_over:
-            for listener in self._started_listeners:
-                listener(job, execution)
         done: Execution | None = None
         try:
             with active.scope:
                 if taking_over:
                     done = await self._resume_remote(job, execution, remote, on_output)
                 else:
+                    await self._until_due(execution)
+                    for listener in self._started_listeners:
+                        listener(job, execution)
                     done = await remote.run(job, execution, on_output)
             if done is None:
                 done = self._outcome(execution, None, output)
@@ -513,11 +528,17 @@ class RunManager:
         except Unreachable:
             seen = execution
         if seen is None:
+            await self._until_due(execution)
             return await remote.run(job, execution, on_output)
         if seen.status.finished:
             await self._store.put_execution(seen)
             return seen
         return await remote.adopt(execution, on_output)
+
+    async def _until_due(self, execution: Execution) -> None:
+        """Hold a run planned ahead of its tick until the tick (no wait for any other)."""
+        if execution.scheduled_at is not None and execution.scheduled_at > self._clock.now():
+            await self._clock.sleep_until(execution.scheduled_at)
 
     def feed_output(self, execution_id: str, chunk: bytes) -> None:
         """Output a worker streamed here for an execution this server ordered."""

@@ -5,11 +5,18 @@ due time; afterwards only `job_changed` (called by whoever writes a job) touches
 Stale heap entries are skipped lazily: the authoritative due time of each job lives in
 ``_due``. Decisions come from the pure `planner`; this shell does the IO: missed-tick records,
 cursors, and starting runs through the `RunManager`.
+
+Ticks are planned `PLAN_AHEAD` before they are due: storing a plan takes a commit (an fsync,
+or a Raft round), and a run may only start once its plan is stored, so a plan made when the
+tick is due starts its run late by that commit. Planned ahead, the run waits for its tick
+instead (`RunManager` holds it until ``scheduled_at``). A job whose decision depends on what
+runs at the tick (`may_plan_ahead`) is decided when due. A pause or a job update takes
+effect for ticks not yet planned, that is up to `PLAN_AHEAD` later.
 """
 
 import gc
 import heapq
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 import trio
@@ -19,7 +26,7 @@ from dkron_trio.clock import WallClock
 from dkron_trio.execution import Execution, MissedTick, MissReason
 from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
-from dkron_trio.planner import JobPlan, initial_cursor, next_due, plan_job
+from dkron_trio.planner import JobPlan, initial_cursor, may_plan_ahead, next_due, plan_job
 from dkron_trio.runs import RunManager
 from dkron_trio.schedule import Schedule
 from dkron_trio.store.base import JobNotFound, PlanRecord, PlansRecorded, Store
@@ -31,6 +38,11 @@ _PLAN_BATCH = 200
 
 _LOAD_SLICE = 1000
 """Jobs loaded between two checkpoints when the scheduler starts."""
+
+PLAN_AHEAD = timedelta(milliseconds=100)
+"""How long before its tick a run is planned: above the usual time to store a wake-up's
+plans (at most two commits: one in flight, then its own), short enough that pauses and job
+updates still apply to the next tick of jobs that run every second."""
 
 
 @attrs.frozen
@@ -64,7 +76,10 @@ class Scheduler:
     _store: Store
     _runs: RunManager
     _clock: WallClock
-    _heap: list[tuple[datetime, int, str]] = attrs.field(factory=list)
+    _plan_ahead: timedelta = PLAN_AHEAD
+    _heap: list[tuple[datetime, int, str, datetime]] = attrs.field(factory=list)
+    """(when to decide, sequence, job, due time): the decision comes `_plan_ahead` before the
+    tick, or at the tick itself for a job that must be decided then."""
     _due: dict[str, datetime] = attrs.field(factory=dict)
     _jobs: dict[str, tuple[Job, Schedule]] = attrs.field(factory=dict)
     _cursors: dict[str, datetime] = attrs.field(factory=dict)
@@ -161,25 +176,38 @@ class Scheduler:
         """(Re)schedule a job whose cursor is known."""
         schedule = job.schedule_obj()
         self._jobs[job.name] = (job, schedule)
-        due = next_due(job, schedule, self._cursors[job.name])
+        self._enqueue(job.name, next_due(job, schedule, self._cursors[job.name]))
+
+    def _enqueue(self, name: str, due: datetime | None, *, ahead: bool = True) -> None:
+        """Make ``due`` the job's next tick (None: it has none), decided `_plan_ahead` before
+        it or, unless ``ahead``, when it is due."""
         if due is None:
-            self._due.pop(job.name, None)
+            self._due.pop(name, None)
             return
-        self._due[job.name] = due
+        self._due[name] = due
         self._seq += 1
-        heapq.heappush(self._heap, (due, self._seq, job.name))
+        decide_at = due - self._plan_ahead if ahead else due
+        heapq.heappush(self._heap, (decide_at, self._seq, name, due))
 
     async def _fire_due(self) -> None:
-        """Plan every due job. The plans of one wake-up are stored together: one log entry
-        per `_PLAN_BATCH` plans, the entries committed concurrently (one fsync), and only
-        then do their runs start."""
+        """Plan every job whose decision time has come. The plans of one wake-up are stored
+        together: one log entry per `_PLAN_BATCH` plans, the entries committed concurrently
+        (one fsync), and only then do their runs start (each at its tick)."""
         now = self._clock.now()
-        due_jobs: dict[str, None] = {}  # a job rescheduled to the same time has two entries
+        due_jobs: dict[str, datetime] = {}  # a job rescheduled to the same time has two entries
         while self._heap and self._heap[0][0] <= now:
-            due, _, name = heapq.heappop(self._heap)
+            _, _, name, due = heapq.heappop(self._heap)
             if self._due.get(name) == due:
-                due_jobs[name] = None
-        decisions = [self._decide(name, now) for name in due_jobs]
+                due_jobs[name] = due
+        decisions = []
+        for name, due in due_jobs.items():
+            horizon = now + self._plan_ahead
+            if not may_plan_ahead(self._jobs[name][0], self._runs.running_count(name)):
+                horizon = now
+            if due > horizon:  # decided when due
+                self._enqueue(name, due, ahead=False)
+            else:
+                decisions.append(self._decide(name, now, horizon))
         batches = [decisions[i : i + _PLAN_BATCH] for i in range(0, len(decisions), _PLAN_BATCH)]
         if len(batches) == 1:
             await self._record(batches[0])
@@ -188,7 +216,7 @@ class Scheduler:
             for batch in batches:
                 nursery.start_soon(self._record, batch)
 
-    def _decide(self, name: str, now: datetime) -> _Decision:
+    def _decide(self, name: str, now: datetime, horizon: datetime) -> _Decision:
         job, schedule = self._jobs[name]
         plan = plan_job(
             job,
@@ -197,6 +225,7 @@ class Scheduler:
             now,
             running=self._runs.running_count(name),
             paused=self._paused,
+            horizon=horizon,
         )
         missed = list(plan.missed)
         started: list[Execution] = []
@@ -238,9 +267,4 @@ class Scheduler:
             self._runs.cancel_job(name)
         for execution in started:
             self._runs.start_planned(job, execution)
-        if plan.next_due is None:
-            self._due.pop(name, None)
-        else:
-            self._due[name] = plan.next_due
-            self._seq += 1
-            heapq.heappush(self._heap, (plan.next_due, self._seq, name))
+        self._enqueue(name, plan.next_due)

@@ -10,6 +10,7 @@ from dkron_trio.job import Job
 from dkron_trio.planner import (
     MAX_LEDGER_PER_PLAN,
     JobPlan,
+    may_plan_ahead,
     next_due,
     plan_job,
     retry_delay,
@@ -47,6 +48,34 @@ def test_due_tick_runs_and_advances_cursor() -> None:
     p = plan(job(), 0, 10.002)
     assert p.runs == (sec(10),)
     assert p.cursor == sec(10) and p.next_due == sec(20)
+
+
+def test_a_tick_within_the_horizon_is_planned_ahead_and_on_time() -> None:
+    j = job(misfire_policy="skip", misfire_grace="1s")
+    p = plan_job(j, j.schedule_obj(), sec(0), sec(9.9), running=0, paused=False, horizon=sec(10))
+    assert p.runs == (sec(10),) and p.missed == ()
+    assert p.cursor == sec(10) and p.next_due == sec(20)
+    late = plan_job(
+        j, j.schedule_obj(), sec(0), sec(21.5), running=0, paused=False, horizon=sec(22)
+    )
+    assert late.runs == () and [m.scheduled_at for m in late.missed] == [sec(10), sec(20)]
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "running", "ahead"),
+    [
+        ("allow", 0, True),
+        ("allow", 3, True),
+        ("forbid", 0, True),
+        ("forbid", 1, False),
+        ("replace", 0, True),
+        ("replace", 1, False),
+    ],
+)
+def test_may_plan_ahead_unless_the_tick_depends_on_what_runs_then(
+    concurrency: str, running: int, ahead: bool
+) -> None:
+    assert may_plan_ahead(job(concurrency=concurrency), running) is ahead
 
 
 def test_late_within_grace_is_not_a_misfire() -> None:

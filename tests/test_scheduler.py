@@ -1,6 +1,6 @@
 """The Trio scheduler and run manager under MockClock, with the memory store and fake executors."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +14,8 @@ from dkron_trio.execution import Execution, ExecutionStatus, MissReason
 from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor, OutputCallback
 from dkron_trio.job import Job, JobStatus
 from dkron_trio.runs import RunManager, RunRefused
-from dkron_trio.scheduler import Scheduler
-from dkron_trio.store.base import ExecutionQuery, JobNotFound
+from dkron_trio.scheduler import PLAN_AHEAD, Scheduler
+from dkron_trio.store.base import ExecutionQuery, JobNotFound, PlanRecord, PlansRecorded
 from dkron_trio.store.memory import MemoryStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -100,6 +100,55 @@ async def test_every_fires_on_its_grid(harness: Harness, autojump_clock: MockClo
     assert [e.status for e in execs] == [ExecutionStatus.SUCCESS] * 3
     job = await harness.store.get_job("a")
     assert job.success_count == 3 and job.status is JobStatus.SUCCESS
+
+
+@attrs.define
+class SlowPlanStore(MemoryStore):
+    """Takes ``delay`` to store plans, as a commit (fsync, Raft round) does."""
+
+    delay: timedelta = timedelta(0)
+
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> PlansRecorded:
+        await trio.sleep(self.delay.total_seconds())
+        return await super().record_plans(plans)
+
+
+async def test_a_tick_is_planned_ahead_so_a_slow_commit_does_not_make_it_late(
+    autojump_clock: MockClock,
+) -> None:
+    store = SlowPlanStore(delay=PLAN_AHEAD * 0.9)
+    clock = WallClock.starting_at(T0)
+    executor = FakeExecutor(clock)
+    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
+    scheduler = Scheduler(store, runs, clock)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(scheduler.run)
+        for name in ("a", "b"):
+            body = {"name": name, "schedule": "@every 1s", "executor": "shell"}
+            job = Job.from_json(body | {"executor_config": {"command": "true"}}, now=T0)
+            await store.set_job(job)
+            await scheduler.job_changed(name)
+        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=5.5)))
+        nursery.cancel_scope.cancel()
+    assert sorted(executor.ticks("a")) == [1, 2, 3, 4, 5]
+    assert [when - req.scheduled_at for req, when in executor.calls] == [timedelta(0)] * 10
+    for e in await store.list_executions("a", ExecutionQuery()):
+        assert e.started_at == e.scheduled_at  # started at its tick, planned before it
+
+
+async def test_a_forbid_job_running_when_its_tick_is_planned_is_decided_when_due(
+    harness: Harness, autojump_clock: MockClock
+) -> None:
+    async def almost_ten(req: ExecutionRequest) -> bool:
+        await trio.sleep(10 - PLAN_AHEAD.total_seconds() / 2)  # still running when planned
+        return True
+
+    harness.executor.behaviours["f"] = almost_ten
+    await harness.add(name="f", concurrency="forbid")
+    await harness.until(35)
+    assert harness.executor.ticks("f") == [10, 20, 30]
+    assert await harness.store.list_missed("f") == []
 
 
 async def test_update_keeps_every_phase_and_schedule_change_restarts_from_now(

@@ -6,8 +6,12 @@ One connection, used by one operation at a time on a worker thread
 applied by the shared rules (`dkron_trio.store.rules`) inside a savepoint, so a refused or
 failed mutation leaves nothing behind. Mutations waiting while a commit is in flight are
 applied together in the next transaction (group commit): one fsync serves them all, which is
-what lets a scheduler firing hundreds of runs a second keep up on a slow disk. An operation
-that has reached the thread finishes even if its caller is cancelled.
+what lets a scheduler firing hundreds of runs a second keep up on a slow disk. Point reads
+(a job, an execution, a cursor) join the same groups: each run reads its job back when it
+ends, and a trip to the thread per read, queued behind the commits, would cap the runs per
+second at the thread round trips per second. A read answers once its group has committed,
+so it never sees a write that is not durable. An operation that has reached the thread
+finishes even if its caller is cancelled.
 
 The file's layout and the transaction object the rules run against live in `sqlite_tx`.
 """
@@ -57,19 +61,19 @@ T = TypeVar("T")
 
 
 @attrs.define
-class _PendingWrite(Generic[T]):
-    """One mutation waiting for a group commit, and then its outcome."""
+class _Pending(Generic[T]):
+    """One operation waiting for a group commit, and then its outcome. A read-only one
+    changes nothing, so its error spoils nothing else in the group."""
 
-    fn: Callable[[rules.StoreTx], T]
+    fn: Callable[[SqliteTx], T]
+    read_only: bool
     done: bool = False
     result: T | None = None
     error: Exception | None = None
     wake: trio.Event = attrs.field(factory=trio.Event)
 
 
-def _apply_batch(
-    conn: sqlite3.Connection, cache: JobCache, batch: "list[_PendingWrite[Any]]"
-) -> None:
+def _apply_batch(conn: sqlite3.Connection, cache: JobCache, batch: "list[_Pending[Any]]") -> None:
     """Run every mutation in one transaction, then commit once.
 
     Mutations are tried all together first, without savepoints (two statements fewer per
@@ -99,22 +103,24 @@ def _apply_batch(
             item.done = True
 
 
-def _apply_all(tx: SqliteTx, batch: "list[_PendingWrite[Any]]") -> bool:
+def _apply_all(tx: SqliteTx, batch: "list[_Pending[Any]]") -> bool:
     """Apply the batch in order; False (at once) when a mutation raises."""
     for item in batch:
         try:
             item.result = item.fn(tx)
-        except Exception:
-            return False
+        except Exception as exc:
+            if not item.read_only:
+                return False
+            item.error = exc
     return True
 
 
 def _apply_each(
-    conn: sqlite3.Connection, cache: JobCache, tx: SqliteTx, batch: "list[_PendingWrite[Any]]"
+    conn: sqlite3.Connection, cache: JobCache, tx: SqliteTx, batch: "list[_Pending[Any]]"
 ) -> None:
     """Apply each mutation in its own savepoint; one that raises leaves nothing behind."""
     for item in batch:
-        item.result = None
+        item.result, item.error = None, None
         conn.execute("SAVEPOINT one")
         try:
             item.result = item.fn(tx)
@@ -133,7 +139,7 @@ class SqliteStore:
     _path: str
     _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
     _closed: bool = False
-    _pending: "list[_PendingWrite[Any]]" = attrs.field(factory=list)
+    _pending: "list[_Pending[Any]]" = attrs.field(factory=list)
     _committing: bool = False
     _cache: JobCache = attrs.field(factory=JobCache)
 
@@ -147,14 +153,14 @@ class SqliteStore:
             raise StoreError("store is closed")
         return await trio.to_thread.run_sync(fn, self._conn, limiter=self._limiter)
 
-    async def _write(self, fn: Callable[[rules.StoreTx], T]) -> T:
+    async def _write(self, fn: Callable[[SqliteTx], T], *, read_only: bool = False) -> T:
         """Apply ``fn`` in the next group commit and return its result or raise its error.
 
         Whoever finds no commit in flight commits everything pending; the others sleep on
         their own event, so a long queue costs one wake-up per write, not one per commit.
         A caller cancelled before its batch started leaves nothing behind.
         """
-        item: _PendingWrite[T] = _PendingWrite(fn)
+        item: _Pending[T] = _Pending(fn, read_only)
         self._pending.append(item)
         while not item.done:
             if self._committing:
@@ -189,14 +195,8 @@ class SqliteStore:
             self._pending[0].wake.set()
 
     async def _read(self, fn: Callable[[SqliteTx], T]) -> T:
-        def read(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN")
-            try:
-                return fn(SqliteTx(conn, self._cache))
-            finally:
-                conn.execute("COMMIT")
-
-        return await self._run(read)
+        """A point read, answered in the next group (see the module docstring)."""
+        return await self._write(fn, read_only=True)
 
     async def set_job(self, job: Job) -> Job:
         return await self._write(lambda tx: rules.apply_set_job(tx, job))
