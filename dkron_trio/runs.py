@@ -449,8 +449,7 @@ class RunManager:
             with active.scope:
                 if taking_over:
                     done = await self._resume_remote(job, execution, remote, on_output)
-                else:
-                    await self._until_due(execution)
+                else:  # ordered at once: the worker holds it until its tick
                     for listener in self._started_listeners:
                         listener(job, execution)
                     done = await remote.run(job, execution, on_output)
@@ -528,7 +527,6 @@ class RunManager:
         except Unreachable:
             seen = execution
         if seen is None:
-            await self._until_due(execution)
             return await remote.run(job, execution, on_output)
         if seen.status.finished:
             await self._store.put_execution(seen)

@@ -1,12 +1,14 @@
 """Worker: runs the attempts servers order on this node (every node has one, servers too).
 
-An order is accepted once: it is journalled (fsync'd) before the process starts, and a repeat
-of it (a new leader taking over, a retried RPC) gets the attempt's current record instead of a
-second process. Orders from a term older than the highest one answered are refused, so a
-deposed leader's late order cannot start anything. Output is streamed to the ordering server
-as it comes; the outcome is reported to it, or to any server if it is gone, until one takes
-it (the report is committed through Raft wherever it lands). After a crash, attempts the
-journal shows unfinished are reported `lost`.
+An order is accepted once: it is journalled (fsync'd) before the process starts, and a
+repeat of it (a new leader taking over, a retried RPC) gets the attempt's current record
+instead of a second process. The process waits for its tick: the leader orders a tick it
+planned ahead as soon as the plan is stored, so the order's trip and the journal's fsync
+are not part of the run's lateness. Orders from a term older than the highest one answered
+are refused, so a deposed leader's late order cannot start anything. Output is streamed to
+the ordering server as it comes; the outcome is reported to it, or to any server if it is
+gone, until one takes it (the report is committed through Raft wherever it lands). After a
+crash, attempts the journal shows unfinished are reported `lost`.
 """
 
 import math
@@ -176,10 +178,15 @@ class Worker:
             executor_config=dict(job.executor_config),
             timeout=job.timeout,
         )
-        log.info("execution started", job=job.name, execution=execution.id, fence=execution.fence)
         result = None
         try:
             with attempt.scope:
+                tick = execution.scheduled_at
+                if tick is not None and tick > self._clock.now():
+                    await self._clock.sleep_until(tick)
+                log.info(
+                    "execution started", job=job.name, execution=execution.id, fence=execution.fence
+                )
                 async with self._slots:
                     result = await self._executors(job.executor).run(request, on_output)
         finally:
