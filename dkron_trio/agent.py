@@ -100,7 +100,9 @@ class Agent:
         data_dir.mkdir(parents=True, exist_ok=True)
         clock = self.clock or WallClock.system()
         tags = node_tags(self.config)
-        async with open_sqlite_store(data_dir / "state.db") as local:
+        # state.db replicates raft.db (or an external backend's log), which is fsync'd and
+        # replays whatever a power loss undid here: its own commits need no fsync.
+        async with open_sqlite_store(data_dir / "state.db", durable=False) as local:
             changed_jobs: list[str] = []
             jobs_changed = trio.Event()
 

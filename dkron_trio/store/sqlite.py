@@ -2,7 +2,7 @@
 
 One connection, used by one operation at a time on a worker thread
 (`trio.to_thread.run_sync` behind a `CapacityLimiter` of 1), in WAL mode with
-``synchronous=FULL``; the schema version lives in ``PRAGMA user_version``. Every mutation is
+``synchronous=FULL`` (``NORMAL`` when it replicates a durable log); the schema version lives in ``PRAGMA user_version``. Every mutation is
 applied by the shared rules (`dkron_trio.store.rules`) inside a savepoint, so a refused or
 failed mutation leaves nothing behind. Mutations waiting while a commit is in flight are
 applied together in the next transaction (group commit): one fsync serves them all, which is
@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
@@ -137,6 +138,8 @@ class SqliteStore:
 
     _conn: sqlite3.Connection
     _path: str
+    _durable: bool = True
+    """False: a replica of a durable log, whose commits are not fsync'd (`connect`)."""
     _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
     _closed: bool = False
     _pending: "list[_Pending[Any]]" = attrs.field(factory=list)
@@ -144,9 +147,10 @@ class SqliteStore:
     _cache: JobCache = attrs.field(factory=JobCache)
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> "SqliteStore":
-        conn = await trio.to_thread.run_sync(connect, os.fspath(path))
-        return cls(conn, os.fspath(path))
+    async def open(cls, path: str | os.PathLike[str], *, durable: bool = True) -> "SqliteStore":
+        """``durable=False`` for a replica of a durable log (`connect`)."""
+        conn = await trio.to_thread.run_sync(partial(connect, os.fspath(path), durable=durable))
+        return cls(conn, os.fspath(path), durable)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -377,7 +381,7 @@ class SqliteStore:
             conn.close()
             os.replace(staged, self._path)
             fsync_dir(os.path.dirname(os.path.abspath(self._path)))
-            return connect(self._path), applied
+            return connect(self._path, durable=self._durable), applied
 
         async with self._limiter:
             self._cache.clear()
@@ -447,9 +451,11 @@ def _pair_count(conn: sqlite3.Connection, key: str, value: str) -> int:
 
 
 @asynccontextmanager
-async def open_sqlite_store(path: str | os.PathLike[str]) -> AsyncIterator[SqliteStore]:
+async def open_sqlite_store(
+    path: str | os.PathLike[str], *, durable: bool = True
+) -> AsyncIterator[SqliteStore]:
     """Open (creating if needed) the store at ``path``; closed on exit, even when cancelled."""
-    store = await SqliteStore.open(path)
+    store = await SqliteStore.open(path, durable=durable)
     try:
         yield store
     finally:

@@ -480,11 +480,14 @@ def _token_from_row(row: Sequence[Any]) -> AclToken:
     )
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, *, durable: bool = True) -> sqlite3.Connection:
+    """Open (creating or migrating) the state database. Not ``durable``: commits are not
+    fsync'd (WAL with ``synchronous=NORMAL``: atomic, and a power loss may undo the last
+    ones), for a replica of a durable log that replays what it lost."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         conn.execute("PRAGMA foreign_keys = ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:

@@ -73,6 +73,18 @@ def test_connection_is_durable_and_enforces_foreign_keys(tmp_path: Path) -> None
         conn.close()
 
 
+async def test_a_replica_of_a_durable_log_skips_fsync_even_after_a_restore(
+    tmp_path: Path,
+) -> None:
+    async with open_sqlite_store(tmp_path / "state.db", durable=False) as store:
+        await store.set_job(job("a"))
+        _, image = await store.snapshot_image()
+        for _ in range(2):
+            assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+            await store.restore_image(image)
+        assert (await store.get_job("a")).name == "a"
+
+
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     async with open_sqlite_store(path):
