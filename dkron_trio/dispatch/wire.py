@@ -5,7 +5,7 @@ encoding and comparing them again cost the leader and the agents a third of thei
 run); any malformed body raises DispatchWireError and nothing else."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import msgpack
@@ -60,13 +60,20 @@ def encode_execution(execution: Execution) -> bytes:
 
 
 def decode_execution(data: bytes) -> Execution:
+    return _decode(data, PutExecution, "an execution").execution
+
+
+_C = TypeVar("_C", PutExecution, SetJob)
+
+
+def _decode(data: bytes, kind: type[_C], what: str) -> _C:
     try:
         cmd = decode_command(data, canonical=False)
     except CommandError as exc:
         raise DispatchWireError(str(exc)) from None
-    if not isinstance(cmd, PutExecution):
-        raise DispatchWireError("expected an execution")
-    return cmd.execution
+    if not isinstance(cmd, kind):
+        raise DispatchWireError(f"expected {what}")
+    return cmd
 
 
 class OrderRefused(Exception):
@@ -104,19 +111,9 @@ def _order(value: object, jobs: dict[bytes, Job]) -> Order:
         case [int() as term, bytes() as job_bytes, bytes() as execution, str() as reply_to]:
             job = jobs.get(job_bytes)
             if job is None:
-                job = jobs[job_bytes] = _decode_job(job_bytes)
+                job = jobs[job_bytes] = _decode(job_bytes, SetJob, "a job").job
             return Order(term, job, decode_execution(execution), reply_to)
     raise DispatchWireError("order must be [term, job, execution, reply_to]")
-
-
-def _decode_job(data: bytes) -> Job:
-    try:
-        cmd = decode_command(data, canonical=False)
-    except CommandError as exc:
-        raise DispatchWireError(str(exc)) from None
-    if not isinstance(cmd, SetJob):
-        raise DispatchWireError("expected a job")
-    return cmd.job
 
 
 def encode_answers(answers: list[OrderRefused | None]) -> bytes:

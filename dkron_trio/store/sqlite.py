@@ -2,16 +2,17 @@
 
 One connection, used by one operation at a time on a worker thread
 (`trio.to_thread.run_sync` behind a `CapacityLimiter` of 1), in WAL mode with
-``synchronous=FULL`` (``NORMAL`` when it replicates a durable log); the schema version lives in ``PRAGMA user_version``. Every mutation is
-applied by the shared rules (`dkron_trio.store.rules`) inside a savepoint, so a refused or
-failed mutation leaves nothing behind. Mutations waiting while a commit is in flight are
-applied together in the next transaction (group commit): one fsync serves them all, which is
-what lets a scheduler firing hundreds of runs a second keep up on a slow disk. Point reads
-(a job, an execution, a cursor) join the same groups: each run reads its job back when it
-ends, and a trip to the thread per read, queued behind the commits, would cap the runs per
-second at the thread round trips per second. A read answers once its group has committed,
-so it never sees a write that is not durable. An operation that has reached the thread
-finishes even if its caller is cancelled.
+``synchronous=FULL`` (``NORMAL`` when it replicates a durable log); the schema version lives
+in ``PRAGMA user_version``. Every mutation is applied by the shared rules
+(`dkron_trio.store.rules`) inside a savepoint, so a refused or failed mutation leaves
+nothing behind. Mutations waiting while a commit is in flight are applied together in the
+next transaction (group commit): one fsync serves them all, which is what lets a scheduler
+firing hundreds of runs a second keep up on a slow disk. Point reads (a job, an execution, a
+cursor) join the same groups: each run reads its job back when it ends, and a trip to the
+thread per read, queued behind the commits, would cap the runs per second at the thread
+round trips per second. A read answers once its group has committed, so it never sees a
+write that is not durable. An operation that has reached the thread finishes even if its
+caller is cancelled.
 
 The file's layout and the transaction object the rules run against live in `sqlite_tx`.
 """
