@@ -167,18 +167,18 @@ class SqliteStore:
         """
         item: _Pending[T] = _Pending(fn, read_only)
         self._pending.append(item)
-        while not item.done:
-            if self._committing:
-                try:
+        try:
+            while not item.done:
+                if self._committing:
                     await item.wake.wait()
-                except BaseException:
-                    if not item.done and item in self._pending:
-                        self._pending.remove(item)
-                        self._hand_over()
-                    raise
-                item.wake = trio.Event()
-            else:
-                await self._commit_pending()
+                    item.wake = trio.Event()
+                else:
+                    await self._commit_pending()
+        except BaseException:
+            if not item.done and item in self._pending:
+                self._pending.remove(item)
+                self._hand_over()
+            raise
         if item.error is not None:
             raise item.error
         return cast(T, item.result)
@@ -190,6 +190,9 @@ class SqliteStore:
             await self._run(lambda conn: _apply_batch(conn, self._cache, batch))
         finally:
             self._committing = False
+            # Cancelled before the thread took the batch: it goes back to the head of the
+            # queue, for the next committer (else its other writers would wait forever).
+            self._pending[:0] = [item for item in batch if not item.done]
             for item in batch:
                 item.wake.set()
             self._hand_over()

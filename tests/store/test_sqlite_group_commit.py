@@ -89,3 +89,31 @@ async def test_writer_cancelled_while_waiting_leaves_nothing(tmp_path: Path) -> 
         await store.set_job(_job("third"))  # the queue still moves after a cancelled waiter
         names = {j.name for j in (await store.list_jobs(JobQuery())).jobs}
     assert names == {"first", "third"}
+
+
+async def test_committer_cancelled_before_its_commit_began_strands_no_other_writer(
+    tmp_path: Path,
+) -> None:
+    """The writer that takes a group to commit may be cancelled while it waits for the
+    thread: the others of its group go back to the queue and are committed by the next."""
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        scopes = {name: trio.CancelScope() for name in ("first", "committer")}
+
+        async def write(name: str) -> None:
+            with scopes.get(name, trio.CancelScope()):
+                await store.set_job(_job(name))
+
+        await store._limiter.acquire()  # the thread is busy: commits wait for it
+        async with trio.open_nursery() as nursery:
+            for name in ("first", "committer", "second", "third"):
+                nursery.start_soon(write, name)
+                await trio.testing.wait_all_tasks_blocked()
+            scopes["first"].cancel()  # "committer" takes the group of the three waiting
+            await trio.testing.wait_all_tasks_blocked()
+            scopes["committer"].cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            store._limiter.release()
+            with trio.fail_after(10):  # stranded writers would spin here forever
+                await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+        names = {j.name for j in (await store.list_jobs(JobQuery())).jobs}
+    assert names == {"second", "third"}
