@@ -22,6 +22,7 @@ from dkron_trio.commands import (
     SetCursor,
     SetJob,
     SetToken,
+    decode_command,
     encode_command,
     encode_member,
 )
@@ -156,6 +157,29 @@ async def test_results_are_the_store_return_values(store: ReplicaStore) -> None:
     assert results[1:5] == [None, None, 2, None]
     # The deleted job as it was stored: counters reset, the last run's status kept.
     assert results[5] == attrs.evolve(a, status=JobStatus.PARTIALLY_FAILED)
+
+
+async def test_an_expected_command_is_applied_without_decoding_it_again(
+    store: ReplicaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command proposed through this server (`expect`) is applied from the value its
+    proposer held; other entries, and a second entry of the same bytes, are decoded."""
+    machine = StoreStateMachine(store)
+    cmd = SetJob(job("a"))
+    data = encode_command(cmd)
+    machine.expect(data, cmd)
+    decoded: list[bytes] = []
+
+    def counting(data: bytes) -> Command:
+        decoded.append(data)
+        return decode_command(data)
+
+    monkeypatch.setattr("dkron_trio.fsm.decode_command", counting)
+    other = encode_command(SetCursor("a", T0))
+    log = [Entry(1, 1, data=data), Entry(1, 2, data=other), Entry(1, 3, data=data)]
+    results = await machine.apply(log)
+    assert results == [job("a"), None, job("a")]
+    assert decoded == [other, data]
 
 
 async def test_a_deleted_token_is_the_result(store: ReplicaStore) -> None:
