@@ -304,38 +304,24 @@ class RaftNode:
 
     async def _apply_loop(self) -> None:
         """Restore snapshots and apply committed entries in the order the driver handed
-        them over; proposals resolve here, once the machine reflects them. The entries of
-        every Ready waiting when the applier comes round are applied as one batch (one
-        transaction of the machine's), up to the next snapshot."""
-        waiting: list[Ready] = []
-        while True:
-            if not waiting:
-                waiting.append(await self._to_apply_out.receive())
-            while len(waiting) <= self._config.apply_backlog:
-                try:
-                    waiting.append(self._to_apply_out.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            ready = waiting.pop(0)
+        them over; proposals resolve here, once the machine reflects them."""
+        async for ready in self._to_apply_out:
             if ready.snapshot is not None:
                 await self._machine.restore(ready.snapshot)
                 self._applied_term = ready.snapshot.meta.term
                 self._machine_applied = max(self._machine_applied, ready.snapshot.meta.index)
                 self._fail_proposals_up_to(ready.snapshot.meta.index)
-            entries = list(ready.committed_entries)
-            while waiting and waiting[0].snapshot is None:
-                entries += waiting.pop(0).committed_entries
-            if entries:
-                await self._apply(entries)
+            if ready.committed_entries:
+                results = await self._machine.apply(ready.committed_entries)
+                if len(results) != len(ready.committed_entries):
+                    raise RaftError(
+                        f"state machine returned {len(results)} results "
+                        f"for {len(ready.committed_entries)} entries"
+                    )
+                self._resolve_proposals(ready.committed_entries, results)
+                self._applied_term = ready.committed_entries[-1].term
+                self._machine_applied = ready.committed_entries[-1].index
             self._notify()
-
-    async def _apply(self, entries: Sequence[Entry]) -> None:
-        results = await self._machine.apply(entries)
-        if len(results) != len(entries):
-            raise RaftError(f"state machine returned {len(results)} results for {len(entries)}")
-        self._resolve_proposals(entries, results)
-        self._applied_term = entries[-1].term
-        self._machine_applied = entries[-1].index
 
     # -- requests -------------------------------------------------------------------------
 
