@@ -1,20 +1,11 @@
 """RaftNode: the Trio shell around RaftCore.
 
-Four tasks share one core: a tick loop (`trio.sleep` per tick), an inbound loop (transport
--> `core.step`), a driver loop that honours the Ready contract: persist (on a worker
-thread; the fsync comes from SQLite's synchronous=FULL) -> send -> hand the committed
-entries to the applier -> advance, and the applier, which applies them to the state machine
-in log order. The core accepts ticks, messages and proposals while a Ready is being
-persisted, so everything that arrives during one fsync lands in the next Ready and shares
-its fsync (group commit): back-pressure comes for free from the disk's speed.
-
-Applying runs beside the driver, not inside it: while the machine applies one committed
-batch (its own transaction and fsync), the driver already persists and sends the next
-entries, and followers acknowledge appends without waiting for their own applies. Entries
-still reach the machine only after they were persisted and the Ready's messages sent, in
-order; the applier lags by at most `NodeConfig.apply_backlog` Readies (then the driver
-waits for it). Callers wait on what the machine reflects (`applied`), not on what was
-handed to it.
+Three tasks share one core: a tick loop (`trio.sleep` per tick), an inbound loop (transport
+-> `core.step`) and one driver loop that honours the Ready contract: persist (on a worker
+thread; the fsync comes from SQLite's synchronous=FULL) -> send -> apply -> advance. The
+core accepts ticks, messages and proposals while a Ready is being persisted, so everything
+that arrives during one fsync lands in the next Ready and shares its fsync (group commit):
+back-pressure comes for free from the disk's speed.
 
 A slow disk delays only this node's sends. On a follower that is harmless: it keeps
 stepping the leader's heartbeats (so it never campaigns) and merely acknowledges late. On
@@ -113,8 +104,6 @@ class NodeConfig:
     raft: RaftConfig = attrs.Factory(RaftConfig)
     tick_seconds: float = 0.1
     raft_multiplier: int = 1
-    apply_backlog: int = 4
-    """Readies of committed entries handed to the applier and not yet applied, at most."""
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.tick_seconds, int | float) or not (
@@ -124,9 +113,6 @@ class NodeConfig:
         multiplier = self.raft_multiplier
         if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
             raise ConfigError(f"raft_multiplier: must be an integer >= 1, got {multiplier!r}")
-        backlog = self.apply_backlog
-        if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
-            raise ConfigError(f"apply_backlog: must be an integer >= 1, got {backlog!r}")
 
     @property
     def tick_length(self) -> float:
@@ -189,11 +175,6 @@ class RaftNode:
     _leadership: LeadershipChange = attrs.field(init=False)
     _leadership_version: int = attrs.field(init=False, default=0)
     _applied_term: int = attrs.field(init=False, default=0)
-    _machine_applied: int = attrs.field(init=False, default=0)
-    """The last index the state machine reflects (the core's `applied` counts what was
-    handed to the applier)."""
-    _to_apply: trio.MemorySendChannel[Ready] = attrs.field(init=False)
-    _to_apply_out: trio.MemoryReceiveChannel[Ready] = attrs.field(init=False)
     _running: bool = attrs.field(init=False, default=False)
     _stopped: bool = attrs.field(init=False, default=False)
 
@@ -202,10 +183,6 @@ class RaftNode:
             self._id, self._storage, self._config.raft, self._rng, applied=self._applied
         )
         self._leadership = LeadershipChange(self._core.term, NONE, False)
-        self._machine_applied = self._core.applied
-        self._to_apply, self._to_apply_out = trio.open_memory_channel[Ready](
-            self._config.apply_backlog
-        )
         self._read_prefix = f"{self._id}:{self._rng.getrandbits(64):x}:".encode()
 
     # -- accessors ------------------------------------------------------------------------
@@ -228,8 +205,7 @@ class RaftNode:
 
     @property
     def applied(self) -> int:
-        """The last log index the state machine has applied."""
-        return self._machine_applied
+        return self._core.applied
 
     def status(self) -> Status:
         return self._core.status()
@@ -255,7 +231,6 @@ class RaftNode:
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._inbound_loop)
                 nursery.start_soon(self._driver_loop)
-                nursery.start_soon(self._apply_loop)
                 task_status.started()
         finally:
             self._running = False
@@ -283,16 +258,25 @@ class RaftNode:
             await self._handle(self._core.ready())
 
     async def _handle(self, ready: Ready) -> None:
-        """One Ready, in the contract's order: persist, send, then hand the snapshot and
-        committed entries to the applier (waiting while it is `apply_backlog` behind),
-        advance."""
+        """One Ready, in the contract's order: persist, send, apply, advance."""
         if needs_persist(ready):
             await self._offload(self._storage.persist, ready)
             self._storage.install(ready)
         if ready.messages:
             self._transport.send(ready.messages)
-        if ready.snapshot is not None or ready.committed_entries:
-            await self._to_apply.send(ready)
+        if ready.snapshot is not None:
+            await self._machine.restore(ready.snapshot)
+            self._applied_term = ready.snapshot.meta.term
+            self._fail_proposals_up_to(ready.snapshot.meta.index)
+        if ready.committed_entries:
+            results = await self._machine.apply(ready.committed_entries)
+            if len(results) != len(ready.committed_entries):
+                raise RaftError(
+                    f"state machine returned {len(results)} results "
+                    f"for {len(ready.committed_entries)} entries"
+                )
+            self._resolve_proposals(ready.committed_entries, results)
+            self._applied_term = ready.committed_entries[-1].term
         self._core.advance(ready)
         for state in ready.read_states:
             waiter = self._reads.pop(state.ctx, None)
@@ -301,27 +285,6 @@ class RaftNode:
         if ready.soft_state is not None or ready.hard_state is not None:
             self._observe_leadership()
         self._notify()
-
-    async def _apply_loop(self) -> None:
-        """Restore snapshots and apply committed entries in the order the driver handed
-        them over; proposals resolve here, once the machine reflects them."""
-        async for ready in self._to_apply_out:
-            if ready.snapshot is not None:
-                await self._machine.restore(ready.snapshot)
-                self._applied_term = ready.snapshot.meta.term
-                self._machine_applied = max(self._machine_applied, ready.snapshot.meta.index)
-                self._fail_proposals_up_to(ready.snapshot.meta.index)
-            if ready.committed_entries:
-                results = await self._machine.apply(ready.committed_entries)
-                if len(results) != len(ready.committed_entries):
-                    raise RaftError(
-                        f"state machine returned {len(results)} results "
-                        f"for {len(ready.committed_entries)} entries"
-                    )
-                self._resolve_proposals(ready.committed_entries, results)
-                self._applied_term = ready.committed_entries[-1].term
-                self._machine_applied = ready.committed_entries[-1].index
-            self._notify()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -379,7 +342,7 @@ class RaftNode:
     async def wait_applied(self, index: int) -> None:
         """Wait until the local state machine has applied `index` (NodeStopped if the node
         stops first)."""
-        await self._wait_for(lambda: self._machine_applied >= index)
+        await self._wait_for(lambda: self._core.applied >= index)
 
     def transfer_leader(self, target: int) -> None:
         """Hand leadership to `target` (used on graceful leave); NotLeader if not leading."""

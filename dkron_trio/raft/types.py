@@ -211,11 +211,8 @@ class Ready:
     3. Restore the state machine from `snapshot` if set, then apply `committed_entries`
        in order (they may include entries of this very Ready: step 1 made them durable;
        entries with empty data are no-op barriers); answer `read_states` once applied
-       reaches their index. This step may finish after step 4 (a shell may apply beside
-       its next Readies), provided every Ready's snapshot and entries reach the machine
-       in the order of the Readies.
-    4. Call `RaftCore.advance(ready)`; from then on the core's `applied` counts the
-       committed entries as handed to the machine.
+       reaches their index.
+    4. Call `RaftCore.advance(ready)`.
 
     Leaders too persist before they send: no APPEND leaves before the entries it carries
     are durable on the leader, and the leader counts its own copy towards a quorum only

@@ -141,11 +141,9 @@ class WatchedTransport:
 @attrs.define(eq=False)
 class KvMachine:
     """A state machine that keeps the commands it applied; an entry's result is its index.
-    Its image (for snapshots) is the commands joined by newlines. Each apply takes `delay`
-    seconds (of mock time) and logs "apply" when it starts and "applied" when it ends."""
+    Its image (for snapshots) is the commands joined by newlines."""
 
     durable: Durable | None = None
-    delay: float = 0.0
     commands: list[bytes] = attrs.Factory(list)
     applied: list[Entry] = attrs.Factory(list)
     restored: list[SnapshotMeta] = attrs.Factory(list)
@@ -157,11 +155,8 @@ class KvMachine:
                 if not self.durable.holds(e.index, e.term):
                     raise OrderViolation(f"entry {e.index} applied before it was durable")
         self.events.append("apply")
-        if self.delay:
-            await trio.sleep(self.delay)
         self.applied.extend(entries)
         self.commands.extend(e.data for e in entries if e.data and e.type is EntryType.NORMAL)
-        self.events.append("applied")
         return [e.index for e in entries]
 
     async def restore(self, snapshot: Snapshot) -> None:
@@ -202,8 +197,6 @@ class Cluster:
     network: MemoryNetwork = attrs.Factory(MemoryNetwork)
     members: dict[int, Member] = attrs.Factory(dict)
     config: NodeConfig = attrs.Factory(NodeConfig)
-    apply_delay: float = 0.0
-    """How long each node's state machine takes per apply (mock seconds)."""
 
     async def start(
         self, node_id: int, storage: NodeStorage | None = None, *, delay: float = 0.0
@@ -212,7 +205,7 @@ class Cluster:
         watched = WatchedStorage.around(
             MemoryNodeStorage(VOTERS) if storage is None else storage, events
         )
-        machine = KvMachine(watched.durable, self.apply_delay, events=events)
+        machine = KvMachine(watched.durable, events=events)
         offload = InlineOffload(delay)
         transport = WatchedTransport(self.network.transport(node_id), watched.durable, events)
         node = RaftNode(

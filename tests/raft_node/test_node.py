@@ -74,39 +74,6 @@ async def test_ready_order_is_persist_send_apply(autojump_clock: trio.testing.Mo
         nursery.cancel_scope.cancel()
 
 
-async def test_applying_runs_beside_persisting(autojump_clock: trio.testing.MockClock) -> None:
-    """A slow state machine does not hold the log back: while one batch is being applied,
-    the next entries are persisted and replicated, and proposals still resolve only once
-    applied, in log order."""
-    async with trio.open_nursery() as nursery:
-        cluster = Cluster(nursery, apply_delay=3 * TICK)
-        for node_id in (1, 2, 3):
-            await cluster.start(node_id)
-        leader = await cluster.leader()
-        results: list[object] = []
-
-        async def one(i: int) -> None:
-            results.append(await leader.propose(f"s{i}".encode()))
-            assert leader.applied >= results[-1]  # type: ignore[operator]
-
-        async with trio.open_nursery() as proposers:
-            for i in range(40):
-                proposers.start_soon(one, i)
-                await trio.sleep(TICK / 4)
-        assert len(set(results)) == 40
-        for member in cluster.members.values():
-            events = member.events
-            during_apply = [
-                events[i + 1 : events.index("applied", i)]
-                for i, event in enumerate(events)
-                if event == "apply" and "applied" in events[i:]
-            ]
-            assert any("persist" in between for between in during_apply), events
-            indexes = [e.index for e in member.machine.applied]
-            assert indexes == sorted(set(indexes))
-        nursery.cancel_scope.cancel()
-
-
 async def test_many_concurrent_proposals_share_few_persists(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -266,6 +233,4 @@ def test_node_config_validates_and_scales_ticks() -> None:
         NodeConfig(raft_multiplier=0)
     with pytest.raises(ConfigError, match="tick_seconds"):
         NodeConfig(tick_seconds=float("nan"))
-    with pytest.raises(ConfigError, match="apply_backlog"):
-        NodeConfig(apply_backlog=0)
     assert NodeConfig(raft=RaftConfig(election_ticks=20)).raft.election_ticks == 20
