@@ -36,6 +36,10 @@ class AgentProcess:
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def log_path(self) -> Path:
         return self.data_dir.parent / f"{self.node_name}.log"
 
