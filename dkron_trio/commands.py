@@ -23,7 +23,7 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import attrs
 import msgpack
@@ -386,43 +386,90 @@ _HINTS: Mapping[type, Mapping[str, Any]] = {
 def _check_fields(value: object) -> None:
     """Every attrs field of `value` (recursively) holds a value of its annotated type."""
     cls: Any = type(value)
-    for name, check, tp in _field_checks(cls):
-        item = getattr(value, name)
-        if not check(item):
-            raise CommandError(
-                f"{type(value).__name__}.{name}: {item!r} is not a valid "
-                f"{getattr(tp, '__name__', tp)}"
-            )
+    plain, checked = _field_checks(cls)
+    for name, classes, tp in plain:
+        if not isinstance(getattr(value, name), classes):
+            _refuse(value, name, tp)
+    for name, check, tp in checked:
+        if not check(getattr(value, name)):
+            _refuse(value, name, tp)
+
+
+def _refuse(value: object, name: str, tp: Any) -> NoReturn:
+    raise CommandError(
+        f"{type(value).__name__}.{name}: {getattr(value, name)!r} is not a valid "
+        f"{getattr(tp, '__name__', tp)}"
+    )
 
 
 _Check = Callable[[object], bool]
 
 
 @functools.cache
-def _field_checks(cls: Any) -> tuple[tuple[str, _Check, Any], ...]:
+def _field_checks(
+    cls: Any,
+) -> tuple[tuple[tuple[str, tuple[type, ...], Any], ...], tuple[tuple[str, _Check, Any], ...]]:
     """The checks of a class's fields, built once from its type hints (hot path: every
-    command is checked on encode and on decode)."""
+    command is checked on encode and on decode): the fields one isinstance settles, and the
+    others with their predicates."""
     hints = _HINTS[cls]
-    return tuple(
-        (f.name, _checker(hints[f.name]), hints[f.name])
-        for f in attrs.fields(typing.cast(Any, cls))
-    )
+    plain: list[tuple[str, tuple[type, ...], Any]] = []
+    checked: list[tuple[str, _Check, Any]] = []
+    for f in attrs.fields(typing.cast(Any, cls)):
+        tp = hints[f.name]
+        classes = _plain(tp)
+        if classes is not None:
+            plain.append((f.name, classes, tp))
+        else:
+            checked.append((f.name, _checker(tp), tp))
+    return tuple(plain), tuple(checked)
+
+
+def _plain(tp: Any) -> tuple[type, ...] | None:
+    """The classes of `tp` when `isinstance` against them is the whole check (str, bool,
+    enums, timedelta, unions of those and None), else None."""
+    origin = typing.get_origin(tp)
+    if origin is types.UnionType or origin is typing.Union:
+        parts = [_plain(arg) for arg in typing.get_args(tp)]
+        return None if None in parts else tuple(c for part in parts if part for c in part)
+    if origin is not None or tp in (int, datetime) or attrs.has(tp):
+        return None
+    return (tp,)
 
 
 @functools.cache
 def _checker(tp: Any) -> _Check:
     """A predicate: does a value conform to the type `tp`?"""
+    classes = _plain(tp)
+    if classes is not None:
+        return lambda value: isinstance(value, classes)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is types.UnionType or origin is typing.Union:
+        options = [_checker(arg) for arg in args if arg is not type(None)]
+        if len(options) == 1 and type(None) in args:
+            only = options[0]
+            return lambda value: value is None or only(value)
         options = [_checker(arg) for arg in args]
         return lambda value: any(check(value) for check in options)
-    if tp is type(None):
-        return lambda value: value is None
     if origin is tuple:
+        item_classes = _plain(args[0])
+        if item_classes is not None:
+            return lambda value: (
+                isinstance(value, tuple) and all(isinstance(v, item_classes) for v in value)
+            )
         item = _checker(args[0])
         return lambda value: isinstance(value, tuple) and all(item(v) for v in value)
     if origin is Mapping:
+        key_classes, val_classes = _plain(args[0]), _plain(args[1])
+        if key_classes is not None and val_classes is not None:
+            return lambda value: (
+                isinstance(value, Mapping)
+                and all(
+                    isinstance(k, key_classes) and isinstance(v, val_classes)
+                    for k, v in value.items()
+                )
+            )
         key, val = _checker(args[0]), _checker(args[1])
         return lambda value: (
             isinstance(value, Mapping) and all(key(k) and val(v) for k, v in value.items())
@@ -440,7 +487,7 @@ def _checker(tp: Any) -> _Check:
             return True
 
         return nested
-    return lambda value: isinstance(value, tp)
+    raise TypeError(f"no check for field type {tp!r}")
 
 
 def encode_member(name: str, address: str) -> bytes:

@@ -80,6 +80,11 @@ REFUSALS = (
 """The errors the store's rules refuse a mutation with, before writing anything."""
 
 
+KNOWN_COMMANDS = 1024
+"""Commands proposed through this server that `StoreStateMachine.expect` keeps, at most
+(one whose entry never commits stays until newer ones push it out)."""
+
+
 class SnapshotMismatch(StoreError):
     """A snapshot whose image reflects another index than its metadata says."""
 
@@ -108,6 +113,17 @@ class StoreStateMachine:
     """(position in the batch, fenced plans) of each batch of plans."""
     _outcomes_touched: list[tuple[int, PutExecutions]] = attrs.field(factory=list)
     """(position in the batch, command) of each batch of reported executions."""
+    _known: dict[bytes, Command] = attrs.field(factory=dict)
+    """Bytes proposed through this server -> the command they encode (see `expect`)."""
+
+    def expect(self, data: bytes, cmd: Command) -> None:
+        """`data` is `encode_command(cmd)`, whose round trip was checked: when an entry
+        holding these bytes is applied here, `cmd` is used rather than decoding them again
+        (a proposer's own command would otherwise be decoded once more on this server)."""
+        known = self._known
+        if len(known) >= KNOWN_COMMANDS:
+            del known[next(iter(known))]
+        known[data] = cmd
 
     @property
     def malformed(self) -> int:
@@ -186,7 +202,8 @@ class StoreStateMachine:
                 return _membership(entry)
             if not entry.data:
                 return _nothing
-            cmd = decode_command(entry.data)
+            known = self._known.pop(entry.data, None)
+            cmd = decode_command(entry.data) if known is None else known
             if isinstance(cmd, SetMember):
                 self._members_touched = True
             elif isinstance(cmd, SetJob):

@@ -11,6 +11,8 @@ whose leadership was lost, a forward whose connection broke after sending), the 
 unknown and the caller gets ClusterUnavailable rather than a silent second copy.
 """
 
+from collections.abc import Callable
+
 import attrs
 import trio
 
@@ -36,11 +38,16 @@ class RaftCommandLog:
     _node: RaftNode
     _transport: RaftRpcTransport
     _config: ClusterConfig
+    _expect: Callable[[bytes, Command], None] | None = None
+    """Told each command this server commits and its bytes (`StoreStateMachine.expect`),
+    so applying its entry here needs no second decode."""
 
     async def apply(self, cmd: Command, *, forward: bool = True) -> object:
         """Commit ``cmd``; without ``forward`` only while this server leads (a leader's own
         decisions: a plan forwarded after its leadership ended would run its ticks twice)."""
         data = encode_command(cmd)
+        if self._expect is not None:
+            self._expect(data, cmd)
         if not forward:
             return await self._propose_here(data)
         with trio.move_on_after(self._config.apply_timeout):

@@ -237,17 +237,18 @@ class RaftServer:
                     self._rng,
                     ssl_context=self._client_tls,
                 )
+                machine = StoreStateMachine(
+                    self._store,
+                    self._members_dirty.set,
+                    self._on_jobs,
+                    on_executions=self._on_executions,
+                    on_missed=self._on_missed,
+                )
                 node = RaftNode(
                     config.node_id,
                     storage,
                     transport,
-                    StoreStateMachine(
-                        self._store,
-                        self._members_dirty.set,
-                        self._on_jobs,
-                        on_executions=self._on_executions,
-                        on_missed=self._on_missed,
-                    ),
+                    machine,
                     NodeConfig(
                         RaftConfig(election_ticks=DEFAULT_ELECTION_TICKS),
                         raft_multiplier=config.raft_multiplier,
@@ -256,7 +257,7 @@ class RaftServer:
                     await self._store.applied_index(),
                 )
                 self._transport, self._node = transport, node
-                self._log = RaftCommandLog(node, transport, config)
+                self._log = RaftCommandLog(node, transport, config, machine.expect)
                 await nursery.start(transport.run)
                 await nursery.start(node.run)
                 nursery.start_soon(self._follow_members)

@@ -17,7 +17,9 @@ p50/p99/max latency of one acknowledged write:
 - dkron-trio, three ``agent --server`` processes (SQLite, ``synchronous=FULL``): ``POST
   /v1/jobs`` with a small shell job through HTTP, and ``SetJob`` through the RPC port's
   "apply" request (one `Peer` connection, trio tasks as proposers: Raft without HTTP); then
-  each follower's job count is checked to hold every acknowledged create;
+  each follower's job count is checked to hold every acknowledged create; with each
+  measurement, the CPU time of every server process and of the client, in ms per
+  acknowledged commit (steadier than the rates on a shared machine);
 - etcd 3.4 (Debian ``etcd-server``), three members, ``POST /v3/kv/put`` through its JSON
   gateway, with the same HTTP client and concurrency;
 - PySyncObj 0.3, three nodes with a journal file (never fsynced), a replicated dict written
@@ -37,6 +39,7 @@ import argparse
 import functools
 import itertools
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -91,6 +94,8 @@ class Board:
     """Every repeat of every measurement, printed as it comes, summarised at the end."""
 
     runs: dict[str, list[Result]] = attrs.field(factory=dict)
+    cpu: dict[str, list[float]] = attrs.field(factory=dict)
+    """dkron-trio measurements: CPU ms per commit of the three servers and the client."""
     failover: dict[str, list[float]] = attrs.field(factory=dict)
     missing: list[str] = attrs.field(factory=list)
 
@@ -101,6 +106,23 @@ class Board:
     def rate(self, name: str) -> float | None:
         runs = self.runs.get(name)
         return statistics.median(r.rate for r in runs) if runs else None
+
+    def record_cpu(self, name: str, leader: int, servers: list[float], client: float) -> None:
+        """CPU seconds each server and this (client) process used during `name`'s last
+        repeat, printed and kept as ms per acknowledged commit: on a shared machine the
+        rates swing with the others' load, the work per commit much less."""
+        commits = len(self.runs[name][-1].latencies)
+        if not commits:
+            return
+        per = [s * 1e3 / commits for s in servers]
+        total = (sum(servers) + client) * 1e3 / commits
+        self.cpu.setdefault(name, []).append(total)
+        print(
+            "    CPU ms per commit (* leader): "
+            + "  ".join(f"s{i}{'*' if i == leader else ''} {c:.2f}" for i, c in enumerate(per))
+            + f"  client {client * 1e3 / commits:.2f}  all {total:.2f}",
+            flush=True,
+        )
 
     def pooled(self, name: str) -> list[float]:
         return [x for r in self.runs.get(name, []) for x in r.latencies]
@@ -360,27 +382,33 @@ def run_dkron(tmp: Path, seconds: float, repeats: int, trials: int, board: Board
         def body() -> bytes:
             return api.job_body(next_name("http"))
 
+        def measured(name: str, load: Callable[[], Result]) -> None:
+            servers, client = cluster.cpu_seconds(), _own_cpu()
+            board.record(load())
+            after = cluster.cpu_seconds()
+            board.record_cpu(
+                name,
+                leader,
+                [b - a for a, b in zip(servers, after, strict=True)],
+                _own_cpu() - client,
+            )
+
         for _ in range(repeats):
             for clients in (1, CONCURRENCY):
-                board.record(
-                    http_posts(
-                        f"dkron-trio HTTP create job, {clients}",
-                        http_port,
-                        clients,
-                        seconds,
-                        path="/v1/jobs",
-                        body=body,
-                    )
+                name = f"dkron-trio HTTP create job, {clients}"
+                measured(
+                    name,
+                    functools.partial(
+                        http_posts, name, http_port, clients, seconds, path="/v1/jobs", body=body
+                    ),
                 )
             for callers in (1, CONCURRENCY):
-                board.record(
-                    rpc_load.rpc_applies(
-                        f"dkron-trio RPC apply SetJob, {callers}",
-                        rpc_port,
-                        callers,
-                        seconds,
-                        rpc_names,
-                    )
+                name = f"dkron-trio RPC apply SetJob, {callers}"
+                measured(
+                    name,
+                    functools.partial(
+                        rpc_load.rpc_applies, name, rpc_port, callers, seconds, rpc_names
+                    ),
                 )
         check_replicated(cluster, leader, board)
         if trials:
@@ -399,6 +427,12 @@ def run_dkron(tmp: Path, seconds: float, repeats: int, trials: int, board: Board
             )
     finally:
         cluster.stop()
+
+
+def _own_cpu() -> float:
+    """User + system CPU seconds of this process (the load clients run in it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def check_replicated(cluster: trio_cluster.TrioCluster, leader: int, board: Board) -> None:
@@ -440,6 +474,12 @@ def summarise(board: Board) -> None:
             f"  {name:<46} {median:>8,.0f} /s  p50 {pct(lat, 0.5) * 1e3:7.2f} ms  "
             f"p99 {pct(lat, 0.99) * 1e3:8.2f} ms  repeats "
             + ", ".join(f"{r.rate:,.0f}" for r in board.runs[name])
+        )
+
+    for name, totals in board.cpu.items():
+        print(
+            f"  {name:<46} CPU ms per commit, all processes: median "
+            f"{statistics.median(totals):.2f}, repeats " + ", ".join(f"{t:.2f}" for t in totals)
         )
 
     def ratio(ours: str, theirs: str) -> float | None:

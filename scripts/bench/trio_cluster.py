@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -84,6 +85,18 @@ class TrioCluster:
         for index, agent in enumerate(self.agents):
             agent.stop_quietly()
             self._live[index] = False
+
+    def cpu_seconds(self) -> list[float]:
+        """User + system CPU time each server has used so far (Linux /proc; 0 if not running)."""
+        seconds = []
+        for agent in self.agents:
+            pid = agent.pid
+            if pid is None:
+                seconds.append(0.0)
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+        return seconds
 
     def live(self) -> list[int]:
         return [i for i in range(3) if self._live[i]]

@@ -23,6 +23,7 @@ from dkron_trio.commands import (
     SetCursor,
     SetJob,
     SetToken,
+    decode_command,
     encode_command,
     encode_member,
 )
@@ -173,6 +174,29 @@ async def test_reported_executions_of_deleted_jobs_are_skipped_alone(store: Repl
     assert results[1] == (dropped.id,)
     assert await store.get_execution("a", kept.id) == kept
     assert fed == [kept]
+
+
+async def test_an_expected_command_is_applied_without_decoding_it_again(
+    store: ReplicaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command proposed through this server (`expect`) is applied from the value its
+    proposer held; other entries, and a second entry of the same bytes, are decoded."""
+    machine = StoreStateMachine(store)
+    cmd = SetJob(job("a"))
+    data = encode_command(cmd)
+    machine.expect(data, cmd)
+    decoded: list[bytes] = []
+
+    def counting(data: bytes) -> Command:
+        decoded.append(data)
+        return decode_command(data)
+
+    monkeypatch.setattr("dkron_trio.fsm.decode_command", counting)
+    other = encode_command(SetCursor("a", T0))
+    log = [Entry(1, 1, data=data), Entry(1, 2, data=other), Entry(1, 3, data=data)]
+    results = await machine.apply(log)
+    assert results == [job("a"), None, job("a")]
+    assert decoded == [other, data]
 
 
 async def test_a_deleted_token_is_the_result(store: ReplicaStore) -> None:
