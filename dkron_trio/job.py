@@ -46,6 +46,11 @@ _TIME = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
 )
 
+_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z")
+"""`format_time`'s own form, which `datetime.fromisoformat` reads exactly as `_TIME` would."""
+_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+"""Go's zero time: Dkron writes it for unset times."""
+
 
 class Concurrency(Enum):
     """What a tick does while the job is still running."""
@@ -83,14 +88,13 @@ class ValidationError(ValueError):
 
 
 def format_time(value: datetime) -> str:
-    """RFC3339 in UTC with ``Z``; fractional seconds only when present, trailing zeros cut."""
-    utc = value.astimezone(UTC)
-    text = (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}"
-        f"T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
-    )
+    """RFC3339 in UTC with ``Z``; fractional seconds only when present, trailing zeros cut.
+    (`datetime.isoformat` writes the same digits in C: every replicated record's times pass
+    through here.)"""
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.isoformat()[:-6]  # without "+00:00"
     if utc.microsecond:
-        text += f".{utc.microsecond:06d}".rstrip("0")
+        text = text.rstrip("0")
     return text + "Z"
 
 
@@ -100,6 +104,13 @@ def parse_time(value: object, field: str) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise ValidationError(field, "must be an RFC3339 time string")
+    if _CANONICAL_TIME.fullmatch(value):  # the form `format_time` writes: parsed in C
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:  # a day or hour out of range: the general path names the field
+            pass
+        else:
+            return None if parsed == _ZERO_TIME else parsed
     m = _TIME.fullmatch(value.strip())
     if m is None:
         raise ValidationError(field, f"invalid time {value!r}, use RFC3339 or 2006-01-02T15:04")
