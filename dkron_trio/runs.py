@@ -7,6 +7,7 @@ what is running so the scheduler can apply ``forbid``/``replace`` and the API ca
 """
 
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -67,6 +68,8 @@ class _Active:
     output: OutputBuffer
     finished: trio.Event = attrs.field(factory=trio.Event)
     """Set once the execution's final state is stored (API followers wait on it)."""
+    waiting: bool = False
+    """Planned ahead of its tick and waiting for it: nothing has started yet."""
 
 
 @attrs.define
@@ -98,8 +101,10 @@ class RunManager:
     _finished_listeners: list[FinishedListener] = attrs.field(factory=list)
     _started_listeners: list[StartedListener] = attrs.field(factory=list)
     _inflight: int = 0
-    _starts: dict[datetime, None] = attrs.field(factory=dict)
-    """Starts given out lately, in the order given (`_unique_start`)."""
+    _starts: set[datetime] = attrs.field(factory=set)
+    """Starts given out lately (`_unique_start`)..."""
+    _start_order: deque[datetime] = attrs.field(factory=deque)
+    """... in the order given."""
     _idle: trio.Event = attrs.field(factory=trio.Event)
     _stopped: bool = False
     _remote: "RemoteRuns | None" = None
@@ -134,6 +139,14 @@ class RunManager:
     def cancel_job(self, job_name: str) -> int:
         """Cancel every running execution of a job; returns how many were cancelled."""
         hits = [a for a in self._active.values() if a.job_name == job_name]
+        for a in hits:
+            a.scope.cancel()
+        return len(hits)
+
+    def cancel_waiting(self, job_name: str) -> int:
+        """Cancel the runs of a job that wait for their tick (planned before a delete,
+        disable or schedule change); they end ``cancelled`` without starting."""
+        hits = [a for a in self._active.values() if a.job_name == job_name and a.waiting]
         for a in hits:
             a.scope.cancel()
         return len(hits)
@@ -346,10 +359,11 @@ class RunManager:
         start = now if at is None else at
         while start in self._starts:
             start += timedelta(microseconds=1)
-        self._starts[start] = None
+        self._starts.add(start)
+        self._start_order.append(start)
         oldest = now - _START_MEMORY
-        while (first := next(iter(self._starts))) < oldest:  # roughly in order: trim the front
-            del self._starts[first]
+        while self._start_order[0] < oldest:  # roughly in order: trim the front
+            self._starts.discard(self._start_order.popleft())
         return start
 
     def _execution(  # noqa: PLR0917
@@ -404,7 +418,7 @@ class RunManager:
         result: ExecutionResult | None = None
         try:
             with active.scope:
-                await self._until_due(execution)
+                await self._until_due(active)
                 for listener in self._started_listeners:
                     listener(job, execution)
                 log.info(
@@ -448,9 +462,9 @@ class RunManager:
         try:
             with active.scope:
                 if taking_over:
-                    done = await self._resume_remote(job, execution, remote, on_output)
+                    done = await self._resume_remote(job, active, remote, on_output)
                 else:
-                    await self._until_due(execution)
+                    await self._until_due(active)
                     for listener in self._started_listeners:
                         listener(job, execution)
                     done = await remote.run(job, execution, on_output)
@@ -517,28 +531,35 @@ class RunManager:
     async def _resume_remote(
         self,
         job: Job,
-        execution: Execution,
+        active: _Active,
         remote: "RemoteRuns",
         on_output: Callable[[bytes], None],
     ) -> Execution:
-        """Ask the worker: finished there → record it; never received → order it now;
-        running or unreachable → wait for its outcome (the lease decides)."""
+        """Ask the worker: finished there → record it; never received → order it now (at
+        its tick, if planned ahead of it); running or unreachable → wait for its outcome
+        (the lease decides)."""
+        execution = active.execution
         try:
             seen = await remote.status(execution)
         except Unreachable:
             seen = execution
         if seen is None:
-            await self._until_due(execution)
+            await self._until_due(active)
             return await remote.run(job, execution, on_output)
         if seen.status.finished:
             await self._store.put_execution(seen)
             return seen
         return await remote.adopt(execution, on_output)
 
-    async def _until_due(self, execution: Execution) -> None:
+    async def _until_due(self, active: _Active) -> None:
         """Hold a run planned ahead of its tick until the tick (no wait for any other)."""
-        if execution.scheduled_at is not None and execution.scheduled_at > self._clock.now():
-            await self._clock.sleep_until(execution.scheduled_at)
+        due = active.execution.scheduled_at
+        if due is not None and due > self._clock.now():
+            active.waiting = True
+            try:
+                await self._clock.sleep_until(due)
+            finally:
+                active.waiting = False
 
     def feed_output(self, execution_id: str, chunk: bytes) -> None:
         """Output a worker streamed here for an execution this server ordered."""
