@@ -40,6 +40,10 @@ _PLAN_BATCH = 200
 _LOAD_SLICE = 1000
 """Jobs loaded between two checkpoints when the scheduler starts."""
 
+_DECIDE_SLICE = 25
+"""Jobs decided between two checkpoints: a wake-up with hundreds of due jobs must not hold
+the loop while runs planned earlier reach their tick."""
+
 PLAN_AHEAD = timedelta(milliseconds=500)
 """How long before its tick a run is planned. A tick is stored at most two commits after
 its decision (the one in flight, then its own); on a loaded machine at 1,000 fires/s the
@@ -203,7 +207,11 @@ class Scheduler:
             if self._due.get(name) == due:
                 due_jobs[name] = due
         decisions = []
-        for name, due in due_jobs.items():
+        for position, (name, due) in enumerate(due_jobs.items()):
+            if position % _DECIDE_SLICE == _DECIDE_SLICE - 1:
+                await trio.lowlevel.checkpoint()  # runs due meanwhile start on time
+            if self._due.get(name) != due:  # changed or deleted meanwhile: its new entry
+                continue
             horizon = now + self._plan_ahead
             if not may_plan_ahead(self._jobs[name][0], self._runs.running_count(name)):
                 horizon = now
