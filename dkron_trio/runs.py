@@ -7,6 +7,7 @@ what is running so the scheduler can apply ``forbid``/``replace`` and the API ca
 """
 
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -68,6 +69,12 @@ class _Active:
     finished: trio.Event = attrs.field(factory=trio.Event)
     """Set once the execution's final state is stored (API followers wait on it)."""
 
+    def waiting(self, now: datetime) -> bool:
+        """Planned ahead of its tick and waiting for it (here, or on its worker): nothing
+        has started yet."""
+        tick = self.execution.scheduled_at
+        return tick is not None and tick > now
+
 
 @attrs.define
 class RunManager:
@@ -98,8 +105,10 @@ class RunManager:
     _finished_listeners: list[FinishedListener] = attrs.field(factory=list)
     _started_listeners: list[StartedListener] = attrs.field(factory=list)
     _inflight: int = 0
-    _starts: dict[datetime, None] = attrs.field(factory=dict)
-    """Starts given out lately, in the order given (`_unique_start`)."""
+    _starts: set[datetime] = attrs.field(factory=set)
+    """Starts given out lately (`_unique_start`)..."""
+    _start_order: deque[datetime] = attrs.field(factory=deque)
+    """... in the order given."""
     _idle: trio.Event = attrs.field(factory=trio.Event)
     _stopped: bool = False
     _remote: "RemoteRuns | None" = None
@@ -134,6 +143,15 @@ class RunManager:
     def cancel_job(self, job_name: str) -> int:
         """Cancel every running execution of a job; returns how many were cancelled."""
         hits = [a for a in self._active.values() if a.job_name == job_name]
+        for a in hits:
+            a.scope.cancel()
+        return len(hits)
+
+    def cancel_waiting(self, job_name: str) -> int:
+        """Cancel the runs of a job that wait for their tick (planned before a delete,
+        disable or schedule change); they end ``cancelled`` without starting."""
+        now = self._clock.now()
+        hits = [a for a in self._active.values() if a.job_name == job_name and a.waiting(now)]
         for a in hits:
             a.scope.cancel()
         return len(hits)
@@ -346,10 +364,11 @@ class RunManager:
         start = now if at is None else at
         while start in self._starts:
             start += timedelta(microseconds=1)
-        self._starts[start] = None
+        self._starts.add(start)
+        self._start_order.append(start)
         oldest = now - _START_MEMORY
-        while (first := next(iter(self._starts))) < oldest:  # roughly in order: trim the front
-            del self._starts[first]
+        while self._start_order[0] < oldest:  # roughly in order: trim the front
+            self._starts.discard(self._start_order.popleft())
         return start
 
     def _execution(  # noqa: PLR0917
@@ -378,9 +397,11 @@ class RunManager:
         )
 
     async def _execute(self, job: Job, execution: Execution) -> Execution:
-        """Run one stored, running execution to its outcome and record that outcome; on
-        its own node here, elsewhere through the node's worker."""
-        if execution.node_name != self._node_name and self._remote is not None:
+        """Run one stored, running execution to its outcome and record that outcome. In a
+        cluster every attempt goes through its node's worker, this server's own included:
+        the worker's journal is what tells a later leader that an attempt was received, so
+        none runs twice across a change of leader. Without one it runs here directly."""
+        if self._remote is not None:
             return await self._execute_remote(job, execution, self._remote)
         started = execution.started_at
         output = OutputBuffer()
@@ -404,7 +425,7 @@ class RunManager:
         result: ExecutionResult | None = None
         try:
             with active.scope:
-                await self._until_due(execution)
+                await self._until_due(active)
                 for listener in self._started_listeners:
                     listener(job, execution)
                 log.info(
@@ -448,7 +469,7 @@ class RunManager:
         try:
             with active.scope:
                 if taking_over:
-                    done = await self._resume_remote(job, execution, remote, on_output)
+                    done = await self._resume_remote(job, active, remote, on_output)
                 else:  # ordered at once: the worker holds it until its tick
                     for listener in self._started_listeners:
                         listener(job, execution)
@@ -466,13 +487,14 @@ class RunManager:
 
     async def take_over(self, execution: Execution) -> None:
         """A new leader's answer to an execution the store shows running (DESIGN.md §5, the
-        run protocol, step 4). Running here: keep it. Here but not running (this server
-        restarted): lost. Elsewhere: ask its worker — finished there: record the outcome;
-        running, or the worker unreachable for now: wait for it (the lease decides);
-        never received: order it now, from the same plan, to the same node."""
+        run protocol, step 4). Running here: keep it. Without a cluster, not running here
+        (this server restarted): lost. Otherwise ask its node's worker (this server's own
+        too) — finished there: record the outcome; running, or the worker unreachable for
+        now: wait for it (the lease decides); never received: order it now, from the same
+        plan, to the same node."""
         if execution.id in self._active:
             return
-        if execution.node_name == self._node_name or self._remote is None:
+        if self._remote is None:
             lost = attrs.evolve(
                 execution,
                 finished_at=self._clock.now(),
@@ -516,12 +538,14 @@ class RunManager:
     async def _resume_remote(
         self,
         job: Job,
-        execution: Execution,
+        active: _Active,
         remote: "RemoteRuns",
         on_output: Callable[[bytes], None],
     ) -> Execution:
-        """Ask the worker: finished there → record it; never received → order it now;
-        running or unreachable → wait for its outcome (the lease decides)."""
+        """Ask the worker: finished there → record it; never received → order it now (at
+        its tick, if planned ahead of it); running or unreachable → wait for its outcome
+        (the lease decides)."""
+        execution = active.execution
         try:
             seen = await remote.status(execution)
         except Unreachable:
@@ -533,10 +557,11 @@ class RunManager:
             return seen
         return await remote.adopt(execution, on_output)
 
-    async def _until_due(self, execution: Execution) -> None:
+    async def _until_due(self, active: _Active) -> None:
         """Hold a run planned ahead of its tick until the tick (no wait for any other)."""
-        if execution.scheduled_at is not None and execution.scheduled_at > self._clock.now():
-            await self._clock.sleep_until(execution.scheduled_at)
+        due = active.execution.scheduled_at
+        if due is not None and due > self._clock.now():
+            await self._clock.sleep_until(due)
 
     def feed_output(self, execution_id: str, chunk: bytes) -> None:
         """Output a worker streamed here for an execution this server ordered."""

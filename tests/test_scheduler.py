@@ -392,3 +392,22 @@ async def test_the_scheduler_loads_jobs_and_cursors_in_one_read(
         assert scheduler.next_fire("resumed") == T0 + timedelta(seconds=20)
         assert scheduler.next_fire("fresh") == T0 + timedelta(seconds=10)
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("change", ["delete", "disable"])
+async def test_a_run_waiting_for_its_tick_is_cancelled_by_delete_or_disable(
+    harness: Harness, autojump_clock: MockClock, change: str
+) -> None:
+    await harness.add(name="w")
+    await harness.until(10 - PLAN_AHEAD.total_seconds() / 2)  # tick 10 planned, not started
+    assert harness.runs.running_count("w") == 1
+    if change == "delete":
+        await harness.store.delete_job("w")
+        await harness.scheduler.job_changed("w")
+    else:
+        await harness.add(name="w", disabled=True)
+    await harness.until(25)
+    assert harness.executor.calls == []
+    if change == "disable":
+        [cancelled] = await harness.executions("w")
+        assert cancelled.status is ExecutionStatus.CANCELLED
