@@ -197,7 +197,6 @@ class Agent:
                 )
                 _serve_reports(server.rpc, store, runs)
                 if metrics is not None:
-                    runs.add_started_listener(metrics.on_started)
                     runs.add_finished_listener(metrics.on_finished)
                     if self.raft is not None:
                         metrics.watch_raft(self.raft.node.status)

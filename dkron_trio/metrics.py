@@ -155,17 +155,16 @@ class Metrics:
 
     # -- hooks ------------------------------------------------------------------------------
 
-    def on_started(self, job: Job, execution: Execution) -> None:
-        """RunManager started listener: the lateness of a tick's first attempt."""
-        if execution.attempt != 1 or execution.scheduled_at is None:
-            return
-        late = (execution.started_at - execution.scheduled_at).total_seconds()
-        self._lateness.observe(max(late, 0.0))
-
     def on_finished(self, job: Job, execution: Execution) -> None:
-        """RunManager finished listener."""
-        if execution.status is not ExecutionStatus.RUNNING:
-            self._executions.labels(job.name, execution.status.value).inc()
+        """RunManager finished listener: outcomes, and the lateness of a tick's first
+        attempt (its record's start is when the executor began, on whichever node)."""
+        if execution.status is ExecutionStatus.RUNNING:
+            return
+        self._executions.labels(job.name, execution.status.value).inc()
+        ran = execution.status in (ExecutionStatus.SUCCESS, ExecutionStatus.FAILED)
+        if ran and execution.attempt == 1 and execution.scheduled_at is not None:
+            late = (execution.started_at - execution.scheduled_at).total_seconds()
+            self._lateness.observe(max(late, 0.0))
 
     def on_missed(self, ticks: list[MissedTick]) -> None:
         """The state machine's feed of committed missed ticks."""

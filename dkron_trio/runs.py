@@ -403,7 +403,6 @@ class RunManager:
         none runs twice across a change of leader. Without one it runs here directly."""
         if self._remote is not None:
             return await self._execute_remote(job, execution, self._remote)
-        started = execution.started_at
         output = OutputBuffer()
         active = _Active(job.name, execution, trio.CancelScope(), output)
         self._track(active)
@@ -416,7 +415,7 @@ class RunManager:
         request = ExecutionRequest(
             job_name=job.name,
             execution_id=execution.id,
-            scheduled_at=execution.scheduled_at or started,
+            scheduled_at=execution.scheduled_at or execution.started_at,
             attempt=execution.attempt,
             fence=execution.fence,
             executor_config=dict(job.executor_config),
@@ -426,15 +425,16 @@ class RunManager:
         try:
             with active.scope:
                 await self._until_due(active)
-                for listener in self._started_listeners:
-                    listener(job, execution)
-                log.info(
-                    "execution started",
-                    job=job.name,
-                    execution=execution.id,
-                    attempt=execution.attempt,
-                )
                 async with self._slots:
+                    execution = active.execution = _started_now(execution, self._clock)
+                    for listener in self._started_listeners:
+                        listener(job, execution)
+                    log.info(
+                        "execution started",
+                        job=job.name,
+                        execution=execution.id,
+                        attempt=execution.attempt,
+                    )
                     result = await self._executors(job.executor).run(request, on_output)
             done = self._outcome(execution, result, output)
             with trio.CancelScope(shield=True):  # an outcome is recorded even at shutdown
@@ -444,12 +444,13 @@ class RunManager:
         active.finished.set()
         for finished in self._finished_listeners:
             finished(job, done)
+        began = done.started_at
         log.info(
             "execution finished",
             job=job.name,
             execution=execution.id,
             status=done.status.value,
-            seconds=round(((done.finished_at or started) - started).total_seconds(), 3),
+            seconds=round(((done.finished_at or began) - began).total_seconds(), 3),
         )
         return done
 
@@ -589,3 +590,9 @@ class RunManager:
                 exit_code=result.exit_code,
             )
         return done
+
+
+def _started_now(execution: Execution, clock: WallClock) -> Execution:
+    """The record as its executor starts: ``started_at`` is when it really began (a planned
+    start is only when it was meant to), so lateness can be read off the record."""
+    return attrs.evolve(execution, started_at=clock.now())

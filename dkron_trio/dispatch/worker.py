@@ -188,6 +188,9 @@ class Worker:
                     "execution started", job=job.name, execution=execution.id, fence=execution.fence
                 )
                 async with self._slots:
+                    execution = attempt.execution = attrs.evolve(
+                        execution, started_at=self._clock.now()
+                    )  # when it really began, as the record says (lateness)
                     result = await self._executors(job.executor).run(request, on_output)
         finally:
             finished = self._clock.now()

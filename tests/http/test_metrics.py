@@ -57,7 +57,6 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 async def _api_with_metrics(nursery: trio.Nursery) -> tuple[Api, Metrics, list[Status]]:
     metrics = Metrics()
     api = await open_api(nursery, metrics=metrics)
-    api.runs.add_started_listener(metrics.on_started)
     api.runs.add_finished_listener(metrics.on_finished)
     statuses = [_status(term=2, commit=10, applied=10)]
     metrics.watch_raft(lambda: statuses[-1])
