@@ -33,11 +33,11 @@ SHORT: dict[str, list[str]] = {
     "rpc": ["--calls", "2000", "--oneway", "20000", "--repeats", "2"],
     "gossip": ["--sizes", "10", "50", "--seeds", "5"],
     "schedule": ["--jobs", "20000", "--repeats", "2"],
-    "scheduler": ["--seconds", "15", "--jobs", "2000", "--repeats", "1"],
+    "scheduler": ["--seconds", "20", "--jobs", "10000", "--repeats", "1"],
     "api": ["--jobs", "2000", "--seconds", "3", "--repeats", "1"],
     "ui": ["--jobs", "20000", "--repeats", "1"],
     "raft_cluster": ["--quick"],
-    "cluster_runs": ["--jobs", "500", "--seconds", "20"],
+    "cluster_runs": ["--jobs", "2000", "--seconds", "30"],
 }
 """Each benchmark's short settings, in the order they run."""
 
