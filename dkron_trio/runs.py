@@ -424,7 +424,7 @@ class RunManager:
         result: ExecutionResult | None = None
         try:
             with active.scope:
-                await self._until_due(active)
+                await self._until_due(execution)
                 async with self._slots:
                     execution = active.execution = _started_now(execution, self._clock)
                     for listener in self._started_listeners:
@@ -470,7 +470,7 @@ class RunManager:
         try:
             with active.scope:
                 if taking_over:
-                    done = await self._resume_remote(job, active, remote, on_output)
+                    done = await self._resume_remote(job, execution, remote, on_output)
                 else:  # ordered at once: the worker holds it until its tick
                     for listener in self._started_listeners:
                         listener(job, execution)
@@ -539,14 +539,13 @@ class RunManager:
     async def _resume_remote(
         self,
         job: Job,
-        active: _Active,
+        execution: Execution,
         remote: "RemoteRuns",
         on_output: Callable[[bytes], None],
     ) -> Execution:
-        """Ask the worker: finished there → record it; never received → order it now (at
-        its tick, if planned ahead of it); running or unreachable → wait for its outcome
-        (the lease decides)."""
-        execution = active.execution
+        """Ask the worker: finished there → record it; never received → order it now (the
+        worker holds it until its tick, if planned ahead of it); running or unreachable →
+        wait for its outcome (the lease decides)."""
         try:
             seen = await remote.status(execution)
         except Unreachable:
@@ -558,9 +557,9 @@ class RunManager:
             return seen
         return await remote.adopt(execution, on_output)
 
-    async def _until_due(self, active: _Active) -> None:
+    async def _until_due(self, execution: Execution) -> None:
         """Hold a run planned ahead of its tick until the tick (no wait for any other)."""
-        due = active.execution.scheduled_at
+        due = execution.scheduled_at
         if due is not None and due > self._clock.now():
             await self._clock.sleep_until(due)
 
