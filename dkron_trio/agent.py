@@ -219,8 +219,9 @@ class Agent:
                         jobs_changed = trio.Event()
                         names = list(dict.fromkeys(changed_jobs))
                         changed_jobs.clear()
-                        for name in names:
-                            await scheduler.job_changed(name)
+                        async with trio.open_nursery() as rereads:  # their reads group
+                            for name in names:
+                                rereads.start_soon(scheduler.job_changed, name)
 
                 nursery.start_soon(schedule)
                 nursery.start_soon(feed_scheduler)

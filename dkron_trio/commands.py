@@ -165,11 +165,12 @@ Command = (
 def encode_command(cmd: Command, *, verify: bool = True) -> bytes:
     """The command's canonical bytes; CommandError if it would not survive the trip.
 
-    ``verify=False`` skips decoding the bytes again to compare: for values that came out of
-    the state machine (a reply's job), which were decoded from canonical bytes already and
-    are decoded strictly again by whoever receives them."""
+    ``verify=False`` skips the field checks and decoding the bytes again to compare: for
+    values that came out of the state machine (a reply's job), which were decoded from
+    canonical bytes already and are decoded strictly again by whoever receives them."""
     try:
-        _check_fields(cmd)
+        if verify:
+            _check_fields(cmd)
         data = _pack(cmd)
     except CommandError:
         raise

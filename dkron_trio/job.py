@@ -398,12 +398,13 @@ def _validate_timezone(tz: str) -> None:
 
 
 def _validate_executor(executor: str, config: Mapping[str, str]) -> None:
-    known = ", ".join(sorted(known_executors()))
     if not executor:
+        known = ", ".join(sorted(known_executors()))
         raise ValidationError("executor", f"is required (one of: {known})")
     try:
         problems = validate_executor_config(executor, config)
     except UnknownExecutorError:
+        known = ", ".join(sorted(known_executors()))
         raise ValidationError(
             "executor", f"unknown executor {executor!r} (known: {known})"
         ) from None

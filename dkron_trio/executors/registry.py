@@ -66,12 +66,25 @@ def _kind(name: str) -> ExecutorKind:
 def validate_executor_config(name: str, config: Mapping[str, str]) -> list[Problem]:
     """Every problem of `config` for executor `name`, as (key, message); [] when it can run.
 
-    Raises UnknownExecutorError for an executor not in KNOWN_EXECUTORS.
+    Raises UnknownExecutorError for an executor not in KNOWN_EXECUTORS. A built-in
+    executor's verdict is remembered (a pure function of the strings): every replica checks
+    every job it applies, and thousands of jobs share a handful of configs.
     """
     plugin = _PLUGINS.get(name)
     if plugin is not None:
         return plugin[1](config)
-    return _VALIDATORS[_kind(name)](config)
+    key = (name, tuple(config.items()))
+    known = _VERDICTS.get(key)
+    if known is None:
+        known = tuple(_VALIDATORS[_kind(name)](config))
+        if len(_VERDICTS) >= _VERDICTS_KEPT:
+            _VERDICTS.clear()
+        _VERDICTS[key] = known
+    return list(known)
+
+
+_VERDICTS: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Problem, ...]] = {}
+_VERDICTS_KEPT = 4096
 
 
 @functools.cache

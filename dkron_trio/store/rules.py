@@ -233,7 +233,7 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
 def merge_job(stored: Job | None, submitted: Job) -> Job:
     """Dkron's upsert rules (see `Store.set_job`)."""
     if stored is None:
-        return attrs.evolve(submitted, dependent_jobs=())
+        return attrs.evolve(submitted, dependent_jobs=()) if submitted.dependent_jobs else submitted
     merged = attrs.evolve(
         submitted,
         success_count=max(stored.success_count, submitted.success_count),
