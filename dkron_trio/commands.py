@@ -322,7 +322,7 @@ def _job_record(job: Job) -> dict[str, Any]:
     same bytes as before the field existed and log entries written by an older build stay
     canonical (`Job.from_record` reads a missing ``notify`` as none)."""
     record = job.to_json()
-    if job.notify == JobNotify():
+    if not job.notify.webhooks and not job.notify.emails:
         del record["notify"]
     return record
 

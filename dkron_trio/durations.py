@@ -1,5 +1,6 @@
 """Go-style durations (`1h30m10s`, `500ms`): the format Dkron uses for `@every` and timeouts."""
 
+import functools
 import re
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ class DurationError(ValueError):
     """A string that is not a Go duration."""
 
 
+@functools.lru_cache(maxsize=1024)  # every replicated job carries a few, mostly the same
 def parse_go_duration(text: str) -> timedelta:
     """Parse a Go duration such as ``1h30m``, ``-1.5s`` or ``0``; raise DurationError otherwise."""
     s = text.strip()
@@ -49,6 +51,7 @@ def parse_go_duration(text: str) -> timedelta:
     return timedelta(seconds=sign * total)
 
 
+@functools.lru_cache(maxsize=1024)
 def format_go_duration(value: timedelta) -> str:
     """Format a duration the way Go prints it (`1h30m0s`); used in API output."""
     total = value.total_seconds()

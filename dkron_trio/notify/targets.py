@@ -140,8 +140,8 @@ class JobNotify:
     @classmethod
     def from_record(cls, obj: Mapping[str, Any] | None) -> "JobNotify":
         """The trusted inverse of `to_json`; None (a record from before the field) is empty."""
-        if obj is None:
-            return cls()
+        if obj is None or (not obj["webhooks"] and not obj["emails"]):
+            return _NO_TARGETS
         return cls(
             webhooks=tuple(
                 WebhookTarget(
@@ -161,6 +161,10 @@ class JobNotify:
                 for mail in obj["emails"]
             ),
         )
+
+
+_NO_TARGETS = JobNotify()
+"""Shared by every job without targets (decoding one is on every replica's hot path)."""
 
 
 def parse_notify(value: object, field: str = "notify") -> JobNotify:
