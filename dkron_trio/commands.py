@@ -29,8 +29,8 @@ import attrs
 import msgpack
 
 from dkron_trio.acl import AclToken
-from dkron_trio.execution import Execution, MissedTick, MissReason
-from dkron_trio.job import Job, format_time, parse_time
+from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason
+from dkron_trio.job import Job, format_time, parse_time, record_time
 from dkron_trio.notify.targets import EmailTarget, JobNotify, WebhookTarget
 from dkron_trio.store.base import PlanRecord
 
@@ -301,9 +301,30 @@ def _missed(obj: object) -> MissedTick:
 
 
 def _execution(obj: object) -> Execution:
+    """An execution from its `to_json` record, read as trustingly as `Job.from_record`
+    (every replica decodes every run's executions): a missing key or unparsable time
+    raises, `_check_fields` judges the types and the canonical comparison the forms."""
     if not isinstance(obj, dict):
         raise CommandError("an execution must be a map")
-    return Execution.from_json(obj)
+    started_at = record_time(obj["started_at"])
+    if started_at is None or not obj["id"] or not obj["job_name"]:
+        raise CommandError("an execution needs an id, a job_name and a started_at")
+    return Execution(
+        id=obj["id"],
+        job_name=obj["job_name"],
+        started_at=started_at,
+        finished_at=record_time(obj["finished_at"]),
+        success=obj["success"],
+        output=obj["output"],
+        node_name=obj["node_name"],
+        group=obj["group"],
+        attempt=obj["attempt"],
+        scheduled_at=record_time(obj["scheduled_at"]),
+        fence=obj["fence"],
+        status=ExecutionStatus(obj["status"]),
+        exit_code=obj["exit_code"],
+        output_truncated=obj["output_truncated"],
+    )
 
 
 def _plan(obj: object) -> PlanRecord:

@@ -226,8 +226,8 @@ class Job:
             owner_email=obj["owner_email"],
             success_count=obj["success_count"],
             error_count=obj["error_count"],
-            last_success=_trusted_time(obj["last_success"]),
-            last_error=_trusted_time(obj["last_error"]),
+            last_success=record_time(obj["last_success"]),
+            last_error=record_time(obj["last_error"]),
             disabled=obj["disabled"],
             tags=obj["tags"],
             metadata=obj["metadata"],
@@ -239,11 +239,11 @@ class Job:
             executor=obj["executor"],
             executor_config=obj["executor_config"],
             status=JobStatus(obj["status"]),
-            next=_trusted_time(obj["next"]),
+            next=record_time(obj["next"]),
             ephemeral=obj["ephemeral"],
-            starts_at=_trusted_time(obj["starts_at"]),
-            expires_at=_trusted_time(obj["expires_at"]),
-            created_at=_trusted_time(obj["created_at"]) or EPOCH,
+            starts_at=record_time(obj["starts_at"]),
+            expires_at=record_time(obj["expires_at"]),
+            created_at=record_time(obj["created_at"]) or EPOCH,
             misfire_policy=MisfirePolicy(obj["misfire_policy"]),
             misfire_grace=parse_go_duration(obj["misfire_grace"]),
             retry_backoff=parse_go_duration(obj["retry_backoff"]),
@@ -417,9 +417,10 @@ def _opt_time(value: datetime | None) -> str | None:
     return None if value is None else format_time(value)
 
 
-def _trusted_time(value: str | None) -> datetime | None:
+def record_time(value: str | None) -> datetime | None:
     """A time `format_time` wrote: the standard parser, several times cheaper than
-    `parse_time` (a new leader decodes every job at once)."""
+    `parse_time` (a new leader decodes every job at once; every replica every execution).
+    It also reads other ISO forms: callers that must refuse those compare re-encoded bytes."""
     if not value or value == GO_ZERO_TIME:
         return None
     return datetime.fromisoformat(value)

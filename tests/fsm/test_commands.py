@@ -174,3 +174,31 @@ def test_a_job_without_notify_targets_encodes_as_before_the_field() -> None:
     assert encode_command(decoded) == written_by_an_older_build
     with_targets = SetJob(job("new", notify=NOTIFY))
     assert decode_command(encode_command(with_targets)) == with_targets
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"started_at": "2024-01-01T01:00:00+01:00"}, "canonical"),
+        ({"finished_at": "2024-01-01 00:00:01Z"}, "canonical"),
+        ({"scheduled_at": "2024-01-01T00:00:00"}, "scheduled_at"),
+        ({"started_at": "yesterday"}, "malformed"),
+        ({"id": ""}, "needs an id"),
+        ({"job_name": ""}, "needs an id"),
+        ({"status": "done"}, "malformed"),
+        ({"attempt": "1"}, "attempt"),
+        ({"extra": 1}, "canonical"),
+    ],
+)
+def test_execution_records_are_read_strictly(change: dict[str, object], message: str) -> None:
+    record = {**execution("a", 1).to_json(), **change}
+    data = _frame(CODEC_VERSION, "put_executions", {"executions": [record]})
+    with pytest.raises(CommandError, match=re.escape(message)):
+        decode_command(data)
+
+
+def test_a_missing_execution_field_is_refused() -> None:
+    record = execution("a", 1).to_json()
+    del record["fence"]
+    with pytest.raises(CommandError, match="malformed"):
+        decode_command(_frame(CODEC_VERSION, "put_executions", {"executions": [record]}))
