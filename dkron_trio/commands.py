@@ -177,7 +177,7 @@ def encode_command(cmd: Command, *, verify: bool = True) -> bytes:
     except _DECODE_ERRORS as exc:
         raise CommandError(f"cannot encode {type(cmd).__name__}: {exc}") from None
     _check_size(data)
-    if verify and _unpack(data) != cmd:
+    if verify and _unpack(data, checked=True) != cmd:
         raise CommandError(
             f"{type(cmd).__name__} does not survive encoding (sub-millisecond "
             "duration or a value its record form cannot hold)"
@@ -192,10 +192,18 @@ def decode_command(data: bytes, *, canonical: bool = True) -> Command:
     point to point and never into a replicated log (job orders): the fields are still
     checked as strictly, and whatever the receiver commits is encoded afresh."""
     _check_size(data)
-    cmd = _unpack(data)
+    cmd = _unpack(data, checked=True)
     if canonical and _pack(cmd) != data:
         raise CommandError("command bytes are not in canonical form")
     return cmd
+
+
+def decode_entry(data: bytes) -> Command:
+    """The command of a committed log entry, whose proposer checked it strictly
+    (`encode_command`, or `decode_command` at the leader's apply port): field types and
+    form are not checked again on every replica. The same bytes decode to the same command
+    everywhere; CommandError only for what cannot be read at all."""
+    return _unpack(data, checked=False)
 
 
 # -- packing ------------------------------------------------------------------------------
@@ -256,7 +264,7 @@ def _plan_body(plan: PlanRecord) -> dict[str, Any]:
     }
 
 
-def _unpack(data: bytes) -> Command:
+def _unpack(data: bytes, *, checked: bool) -> Command:
     try:
         frame = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
         if not isinstance(frame, list) or len(frame) != 3:
@@ -273,7 +281,8 @@ def _unpack(data: bytes) -> Command:
         if not isinstance(body, dict):
             raise CommandError(f"{kind} body must be a map")
         cmd = decode(body)
-        _check_fields(cmd)
+        if checked:
+            _check_fields(cmd)
         return cmd
     except CommandError:
         raise

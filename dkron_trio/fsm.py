@@ -41,7 +41,7 @@ from dkron_trio.commands import (
     SetJob,
     SetMember,
     SetToken,
-    decode_command,
+    decode_entry,
     decode_member,
 )
 from dkron_trio.execution import Execution, MissedTick
@@ -203,7 +203,7 @@ class StoreStateMachine:
             if not entry.data:
                 return _nothing
             known = self._known.pop(entry.data, None)
-            cmd = decode_command(entry.data) if known is None else known
+            cmd = decode_entry(entry.data) if known is None else known
             if isinstance(cmd, SetMember):
                 self._members_touched = True
             elif isinstance(cmd, SetJob):

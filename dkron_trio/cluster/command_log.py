@@ -18,7 +18,7 @@ import trio
 
 from dkron_trio.cluster import wire
 from dkron_trio.cluster.config import ClusterConfig
-from dkron_trio.commands import Command, encode_command
+from dkron_trio.commands import Command, CommandError, decode_command, encode_command
 from dkron_trio.logs import get_logger
 from dkron_trio.raft.errors import NotLeader, RaftError
 from dkron_trio.raft.node import LeadershipLost, RaftNode
@@ -59,9 +59,17 @@ class RaftCommandLog:
         raise ClusterUnavailable(f"no leader committed the write in {self._config.apply_timeout}s")
 
     async def apply_here(self, data: bytes) -> bytes:
-        """The `APPLY` handler: propose on this node if it leads (no second hop)."""
+        """The `APPLY` handler: propose on this node if it leads (no second hop). The bytes
+        are checked as strictly as `encode_command` checks its own here, at the log's
+        door: replicas apply committed entries without checking them again."""
         if not self._node.is_leader:
             return wire.encode_reply(ClusterUnavailable("not the leader"), self._node.applied)
+        try:
+            cmd = decode_command(data)
+        except CommandError as exc:
+            return wire.encode_reply(exc, self._node.applied)
+        if self._expect is not None:
+            self._expect(data, cmd)
         try:
             result = await self._node.propose(data)
         except LeadershipLost as exc:  # a NotLeader whose entry may commit: not a retry

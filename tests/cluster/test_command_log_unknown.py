@@ -10,7 +10,7 @@ import trio
 from dkron_trio.cluster import wire
 from dkron_trio.cluster.command_log import RaftCommandLog
 from dkron_trio.cluster.config import ClusterConfig
-from dkron_trio.commands import DeleteJob
+from dkron_trio.commands import CommandError, DeleteJob, encode_command
 from dkron_trio.config import HostPort
 from dkron_trio.raft.node import LeadershipLost
 from dkron_trio.store.base import ClusterUnavailable
@@ -60,7 +60,16 @@ async def test_a_leader_does_not_propose_again_after_losing_leadership() -> None
 async def test_the_apply_handler_says_unknown_not_not_the_leader() -> None:
     """ "not the leader" tells the forwarding server nothing was proposed, so it retries."""
     node = _LosingLeader()
-    result, _ = wire.decode_reply(await _log(node).apply_here(b"command"))
+    result, _ = wire.decode_reply(await _log(node).apply_here(encode_command(DeleteJob("a"))))
     assert isinstance(result, ClusterUnavailable)
     assert str(result) != "not the leader"
     assert "outcome unknown" in str(result)
+
+
+async def test_the_apply_handler_refuses_bytes_that_are_no_command() -> None:
+    """Checked at the log's door: replicas do not check committed entries again."""
+    node = _LosingLeader()
+    result, applied = wire.decode_reply(await _log(node).apply_here(b"command"))
+    assert isinstance(result, CommandError)
+    assert applied == 7
+    assert node.proposals == 0

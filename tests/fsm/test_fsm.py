@@ -191,7 +191,7 @@ async def test_an_expected_command_is_applied_without_decoding_it_again(
         decoded.append(data)
         return decode_command(data)
 
-    monkeypatch.setattr("dkron_trio.fsm.decode_command", counting)
+    monkeypatch.setattr("dkron_trio.fsm.decode_entry", counting)
     other = encode_command(SetCursor("a", T0))
     log = [Entry(1, 1, data=data), Entry(1, 2, data=other), Entry(1, 3, data=data)]
     results = await machine.apply(log)
