@@ -75,6 +75,10 @@ _JOB_FIELDS = rules.JOB_SORT_FIELDS
 _JOB_COLUMN_LIST = ", ".join(f'"{f}"' for f in _JOB_FIELDS)
 
 
+_DOC_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""One encoder for every job document (`json.dumps` with options builds one per call)."""
+
+
 def _column_type(value: rules.Column) -> str:
     """SQL type of a job column, judged from a default job (None only where a field may be)."""
     if value is None:
@@ -278,7 +282,7 @@ class SqliteTx:
             return
         columns = rules.job_columns(job)
         values = [columns[f] for f in _JOB_FIELDS]
-        doc = json.dumps(job.to_json(), separators=(",", ":"), ensure_ascii=False)
+        doc = _DOC_ENCODER.encode(job.to_json())
         values += [rules.search_text(job.name), rules.search_text(job.displayname)]
         marks = ", ".join("?" * len(values))
         self._conn.execute(
