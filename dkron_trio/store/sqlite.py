@@ -11,8 +11,9 @@ firing hundreds of runs a second keep up on a slow disk. Point reads (a job, an 
 cursor) join the same groups: each run reads its job back when it ends, and a trip to the
 thread per read, queued behind the commits, would cap the runs per second at the thread
 round trips per second. A read answers once its group has committed, so it never sees a
-write that is not durable. An operation that has reached the thread finishes even if its
-caller is cancelled.
+write that is not durable; a job the cache holds is answered at once while no group is in
+flight (the cache then holds committed state only: a batch that fails clears it). An
+operation that has reached the thread finishes even if its caller is cancelled.
 
 The file's layout and the transaction object the rules run against live in `sqlite_tx`.
 """
@@ -210,6 +211,11 @@ class SqliteStore:
         return await self._write(lambda tx: rules.apply_set_job(tx, job))
 
     async def get_job(self, name: str) -> Job:
+        if not self._committing:  # no batch in flight: the cache holds only committed jobs
+            cached = self._cache.get(name)
+            if cached is not None:
+                await trio.lowlevel.checkpoint()
+                return cached
         return await self._read(lambda tx: rules.require_job(tx, name))
 
     async def delete_job(self, name: str) -> Job:

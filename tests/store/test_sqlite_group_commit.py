@@ -9,6 +9,7 @@ import trio.testing
 
 from dkron_trio.job import Job
 from dkron_trio.store.base import JobQuery, ParentNotFound
+from dkron_trio.store.rules import StoreTx
 from dkron_trio.store.sqlite import open_sqlite_store
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -117,3 +118,22 @@ async def test_committer_cancelled_before_its_commit_began_strands_no_other_writ
                 await trio.testing.wait_all_tasks_blocked(cushion=0.01)
         names = {j.name for j in (await store.list_jobs(JobQuery())).jobs}
     assert names == {"second", "third"}
+
+
+async def test_reads_from_the_cache_see_committed_jobs_only(tmp_path: Path) -> None:
+    """A cached job is answered without a trip to the thread while no batch is in flight;
+    a batch that fails leaves nothing of itself in the cache."""
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        await store.set_job(_job("a", owner="first"))
+        statements: list[str] = []
+        store._conn.set_trace_callback(statements.append)
+        assert (await store.get_job("a")).owner == "first"
+        assert statements == []
+
+        def save_then_fail(tx: StoreTx) -> None:
+            tx.save_job(_job("a", owner="second"))
+            raise RuntimeError("refused after writing")
+
+        with pytest.raises(RuntimeError):
+            await store.apply_replicated(1, [save_then_fail])
+        assert (await store.get_job("a")).owner == "first"
