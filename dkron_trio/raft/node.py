@@ -14,7 +14,7 @@ runs planned at once) must not hold back the heartbeats of the Readies behind it
 followers would elect another leader and the cluster would thrash exactly when it is
 busiest. The core counts an entry applied once handed over; `applied`, `wait_applied`,
 proposals and the barrier follow the state machine itself. While more than
-`NodeConfig.apply_backlog` entries wait to be applied, new proposals wait too.
+`NodeConfig.apply_backlog` entries of the log wait to be applied, new proposals wait too.
 
 A slow disk delays only this node's sends. On a follower that is harmless: it keeps
 stepping the leader's heartbeats (so it never campaigns) and merely acknowledges late. On
@@ -117,7 +117,7 @@ class NodeConfig:
     apply_batch: int = 512
     """Most committed entries given to the state machine in one `apply` call."""
     apply_backlog: int = 8192
-    """Committed entries waiting for the state machine beyond which proposals wait."""
+    """Entries appended but not yet applied here beyond which proposals wait."""
 
     def __attrs_post_init__(self) -> None:
         for name in ("apply_batch", "apply_backlog"):
@@ -200,6 +200,9 @@ class RaftNode:
     )
     """Handed over by the driver, in log order, not yet applied."""
     _apply_wakeup: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _applying: bool = attrs.field(init=False, default=False)
+    _apply_idle: trio.Event = attrs.field(init=False, factory=trio.Event)
+    """Set (and replaced) each time the applier finishes a batch."""
     _running: bool = attrs.field(init=False, default=False)
     _stopped: bool = attrs.field(init=False, default=False)
 
@@ -278,11 +281,18 @@ class RaftNode:
             self._wake()
 
     async def _driver_loop(self) -> None:
+        tick = self._config.tick_length
         while True:
             while not self._core.has_ready():
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
             await self._handle(self._core.ready())
+            # Wait for the machine as a synchronous shell would, so what arrives meanwhile
+            # shares the next Ready (one persist, one apply batch), but a tick at most:
+            # a long apply then overlaps the next Readies and heartbeats leave on time.
+            with trio.move_on_after(tick):
+                while self._to_apply or self._applying:
+                    await self._apply_idle.wait()
 
     async def _handle(self, ready: Ready) -> None:
         """One Ready, in the contract's order: persist, send, hand over to the applier, advance."""
@@ -313,31 +323,41 @@ class RaftNode:
             while not queue:
                 await self._apply_wakeup.wait()
                 self._apply_wakeup = trio.Event()
-            head = queue[0]
-            if isinstance(head, Snapshot):
-                await self._machine.restore(head)
-                queue.popleft()
-                self._machine_applied = head.meta.index
-                self._applied_term = head.meta.term
-                self._fail_proposals_up_to(head.meta.index)
-                self._notify()
-                continue
-            entries: list[Entry] = []
-            while queue and len(entries) < self._config.apply_batch:
-                item = queue[0]
-                if isinstance(item, Snapshot):
-                    break
-                entries.append(item)
-                queue.popleft()
-            results = await self._machine.apply(entries)
-            if len(results) != len(entries):
-                raise RaftError(
-                    f"state machine returned {len(results)} results for {len(entries)} entries"
-                )
-            self._machine_applied = entries[-1].index
-            self._applied_term = entries[-1].term
-            self._resolve_proposals(entries, results)
+            self._applying = True
+            try:
+                await self._apply_next(queue)
+            finally:
+                self._applying = False
+                self._apply_idle.set()
+                self._apply_idle = trio.Event()
+
+    async def _apply_next(self, queue: collections.deque[Entry | Snapshot]) -> None:
+        """Apply the head of the queue: a snapshot alone, or a batch of entries."""
+        head = queue[0]
+        if isinstance(head, Snapshot):
+            await self._machine.restore(head)
+            queue.popleft()
+            self._machine_applied = head.meta.index
+            self._applied_term = head.meta.term
+            self._fail_proposals_up_to(head.meta.index)
             self._notify()
+            return
+        entries: list[Entry] = []
+        while queue and len(entries) < self._config.apply_batch:
+            item = queue[0]
+            if isinstance(item, Snapshot):
+                break
+            entries.append(item)
+            queue.popleft()
+        results = await self._machine.apply(entries)
+        if len(results) != len(entries):
+            raise RaftError(
+                f"state machine returned {len(results)} results for {len(entries)} entries"
+            )
+        self._machine_applied = entries[-1].index
+        self._applied_term = entries[-1].term
+        self._resolve_proposals(entries, results)
+        self._notify()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -346,9 +366,8 @@ class RaftNode:
         Raises NotLeader (nothing proposed), ProposalDropped (refused or overwritten),
         LeadershipLost (outcome unknown) or NodeStopped."""
         self._check_running()
-        backlog = self._config.apply_backlog
-        if len(self._to_apply) > backlog:
-            await self._wait_for(lambda: len(self._to_apply) <= backlog)
+        if self._unapplied() > self._config.apply_backlog:
+            await self._wait_for(lambda: self._unapplied() <= self._config.apply_backlog)
         index = self._core.propose(data)
         return await self._await_proposal(index)
 
@@ -435,6 +454,10 @@ class RaftNode:
 
     def _wake(self) -> None:
         self._wakeup.set()
+
+    def _unapplied(self) -> int:
+        """Entries in this node's log its state machine has not applied yet."""
+        return self._core.last_index - self._machine_applied
 
     def _notify(self) -> None:
         self._changed.set()
