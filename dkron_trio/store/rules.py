@@ -13,7 +13,7 @@ so that both stores sort identically (None first in ascending order, then by nam
 
 import hmac
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import attrs
@@ -40,8 +40,9 @@ Column = int | str | None
 
 
 def micros(t: datetime) -> int:
-    """Microseconds since the Unix epoch (exact)."""
-    return (t.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
+    """Microseconds since the Unix epoch (exact; `t` is aware, whatever its zone)."""
+    d = t - EPOCH
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
 def from_micros(value: int) -> datetime:
@@ -249,6 +250,17 @@ def merge_job(stored: Job | None, submitted: Job) -> Job:
     return merged
 
 
+_JOB_INIT = tuple((f.name, f.alias or f.name) for f in attrs.fields(Job) if f.init)
+
+
+def job_with(job: Job, changes: dict[str, Any]) -> Job:
+    """`attrs.evolve(job, **changes)` without its per-call introspection (a finished run
+    moves its job's counters on every replica)."""
+    fields = {alias: getattr(job, name) for name, alias in _JOB_INIT}
+    fields.update(changes)
+    return Job(**fields)
+
+
 def require_job(tx: StoreTx, name: str) -> Job:
     """The stored job or JobNotFound."""
     job = tx.load_job(name)
@@ -348,7 +360,7 @@ def apply_put_execution(tx: StoreTx, ex: Execution) -> None:
         if status is not job.status:
             changes["status"] = status
         if changes:
-            tx.save_job(attrs.evolve(job, **changes))
+            tx.save_job(job_with(job, changes))
     before = None if job.retention_age is None else ex.started_at - job.retention_age
     tx.prune_executions(ex.job_name, job.retention_count, before)
 
