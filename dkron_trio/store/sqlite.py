@@ -49,7 +49,7 @@ from dkron_trio.store.base import (
     StoreError,
 )
 from dkron_trio.store.replica import Mutation, check_index
-from dkron_trio.store.sqlite_cache import JobCache
+from dkron_trio.store.sqlite_cache import UNKNOWN, JobCache
 from dkron_trio.store.sqlite_image import fsync_dir, stage_empty, stage_image
 from dkron_trio.store.sqlite_tx import (
     EXECUTION_FIELDS,
@@ -320,6 +320,12 @@ class SqliteStore:
         return await self._run(query)
 
     async def get_cursor(self, job_name: str) -> datetime | None:
+        if not self._committing and self._cache.get(job_name) is not None:  # see get_job
+            known = self._cache.cursor(job_name)
+            if known is not UNKNOWN:
+                await trio.lowlevel.checkpoint()
+                return known
+
         def get(tx: SqliteTx) -> datetime | None:
             rules.require_job(tx, job_name)
             return tx.load_cursor(job_name)

@@ -2,6 +2,7 @@
 counts), so the hot path need not read back what it just stored."""
 
 import enum
+from datetime import datetime
 
 import attrs
 
@@ -17,7 +18,7 @@ class _Unknown(enum.Enum):
 
 
 UNKNOWN = _Unknown.UNKNOWN
-"""What `JobCache.execution` answers for an execution it knows nothing about."""
+"""What `JobCache.execution` (or `cursor`) answers for what it knows nothing about."""
 
 EXECUTION_CACHE_SIZE = 20_000
 """Executions whose row (or absence) is known; beyond it the oldest entry gives way."""
@@ -43,6 +44,8 @@ class JobCache:
     """By job, then execution id; a job's entries are forgotten together."""
     _known: int = 0
     _counts: dict[str, int] = attrs.field(factory=dict)
+    _cursors: "dict[str, datetime | None]" = attrs.field(factory=dict)
+    """Each job's cursor where known (None: not set yet, as for a job just created)."""
 
     def get(self, name: str) -> Job | None:
         return self._jobs.get(name)
@@ -57,6 +60,7 @@ class JobCache:
         self._jobs.pop(name, None)
         self.forget_executions(name)
         self._counts.pop(name, None)
+        self._cursors.pop(name, None)
 
     def forget_executions(self, job_name: str) -> None:
         """Drop what is known of one job's executions."""
@@ -67,6 +71,16 @@ class JobCache:
         self._executions.clear()
         self._known = 0
         self._counts.clear()
+        self._cursors.clear()
+
+    def cursor(self, name: str) -> "datetime | _Unknown | None":
+        """The job's cursor, UNKNOWN if not known."""
+        return self._cursors.get(name, UNKNOWN)
+
+    def know_cursor(self, name: str, t: datetime | None) -> None:
+        if name not in self._cursors and len(self._cursors) >= self._limit:
+            del self._cursors[next(iter(self._cursors))]
+        self._cursors[name] = t
 
     def execution(self, key: _ExecutionKey) -> "Execution | _Unknown | None":
         """The stored execution, None if known absent, UNKNOWN if not known."""

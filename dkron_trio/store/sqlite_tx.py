@@ -267,6 +267,7 @@ class SqliteTx:
             return cached
         row = self._conn.execute(f"{JOB_READ} WHERE d.name = ?", (name,)).fetchone()
         if row is None:
+            self._cache.know_cursor(name, None)  # if it is created now, its cursor is unset
             return None
         job = job_from_row(row)
         self._cache.put(job)
@@ -415,11 +416,18 @@ class SqliteTx:
         return [(job_from_row(row), cursors[row[0]]) for row in self._conn.execute(JOB_READ)]
 
     def load_cursor(self, job_name: str) -> datetime | None:
+        known = self._cache.cursor(job_name)
+        if known is not UNKNOWN:
+            return known
         row = self._conn.execute("SELECT cursor FROM jobs WHERE name = ?", (job_name,)).fetchone()
-        return None if row is None else _opt_time(row[0])
+        cursor = None if row is None else _opt_time(row[0])
+        self._cache.know_cursor(job_name, cursor)
+        return cursor
 
     def save_cursor(self, job_name: str, t: datetime) -> None:
+        """Only for a job that exists (`rules.apply_set_cursor` checks)."""
         self._conn.execute("UPDATE jobs SET cursor = ? WHERE name = ?", (rules.micros(t), job_name))
+        self._cache.know_cursor(job_name, t)
 
     def load_applied(self) -> int:
         applied: int = self._conn.execute("SELECT applied FROM replica").fetchone()[0]

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from dkron_trio.job import Job
-from dkron_trio.store.base import JobQuery, ParentNotFound
+from dkron_trio.store.base import JobNotFound, JobQuery, ParentNotFound
 from dkron_trio.store.rules import StoreTx
 from dkron_trio.store.sqlite import open_sqlite_store
 
@@ -137,3 +137,33 @@ async def test_reads_from_the_cache_see_committed_jobs_only(tmp_path: Path) -> N
         with pytest.raises(RuntimeError):
             await store.apply_replicated(1, [save_then_fail])
         assert (await store.get_job("a")).owner == "first"
+
+
+async def test_cursors_are_answered_from_the_cache_and_forgotten_with_their_job(
+    tmp_path: Path,
+) -> None:
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        await store.set_job(_job("a"))
+        statements: list[str] = []
+        store._conn.set_trace_callback(statements.append)
+        assert await store.get_cursor("a") is None
+        assert statements == []
+        await store.set_cursor("a", NOW)
+        statements.clear()
+        assert await store.get_cursor("a") == NOW
+        assert statements == []
+        await store.delete_job("a")
+        with pytest.raises(JobNotFound):
+            await store.get_cursor("a")
+        await store.set_job(_job("a"))
+        assert await store.get_cursor("a") is None
+
+        def move_then_fail(tx: StoreTx) -> None:
+            tx.save_cursor("a", NOW)
+            raise RuntimeError("refused after writing")
+
+        with pytest.raises(RuntimeError):
+            await store.apply_replicated(1, [move_then_fail])
+        assert await store.get_cursor("a") is None
+    async with open_sqlite_store(tmp_path / "state.db") as store:
+        assert await store.get_cursor("a") is None
