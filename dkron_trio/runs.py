@@ -6,9 +6,9 @@ records every execution in the store: ``running`` when it starts, then its outco
 what is running so the scheduler can apply ``forbid``/``replace`` and the API can cancel.
 """
 
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -88,10 +88,15 @@ class RunManager:
     _max_concurrent: int = 0
     """Most executions running here at once (`max-concurrent-executions`); 0 = no limit.
     Further runs wait for a slot (their records already say running)."""
-    _slots: trio.CapacityLimiter = attrs.field(
+    _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
         default=attrs.Factory(
-            lambda self: trio.CapacityLimiter(self._max_concurrent or math.inf), takes_self=True
+            lambda self: (
+                trio.CapacityLimiter(self._max_concurrent)
+                if self._max_concurrent
+                else nullcontext()
+            ),  # unlimited: no limiter's two checkpoints per run
+            takes_self=True,
         ),
     )
     _nursery: trio.Nursery | None = None
@@ -199,11 +204,15 @@ class RunManager:
 
     # --- starting runs ---------------------------------------------------------------------
 
-    def plan_attempts(self, job: Job, scheduled_at: datetime) -> list[Execution]:
+    def plan_attempts(
+        self, job: Job, scheduled_at: datetime, candidates: list[Node] | None = None
+    ) -> list[Execution]:
         """The running records of a tick's first attempt, one per target node (empty when no
         node matches the job's tags). The scheduler commits them with its plan, then
-        `start_planned` each. A tick planned ahead starts at its scheduled time."""
-        targets = select_targets(job.tags, self._candidates())
+        `start_planned` each. A tick planned ahead starts at its scheduled time. The
+        scheduler passes the `candidates` it took for all the ticks it plans together."""
+        nodes = self.candidates() if candidates is None else candidates
+        targets = select_targets(job.tags, nodes)
         if not targets:
             return []
         started = self._unique_start(max(self._clock.now(), scheduled_at))
@@ -215,7 +224,7 @@ class RunManager:
         one the job's tags allow (the same one if there is no other)."""
         if not job.retry_other_node:
             return failed
-        others = [n for n in self._candidates() if n.name != failed]
+        others = [n for n in self.candidates() if n.name != failed]
         chosen = select_targets(job.tags, others)
         return chosen[0].name if chosen else failed
 
@@ -237,7 +246,7 @@ class RunManager:
             if left:
                 tally[key] = left
 
-    def _candidates(self) -> list[Node]:
+    def candidates(self) -> list[Node]:
         """The nodes a run may go to, each with how many executions it runs for us now."""
         busy = self._running_per_node
         if self._remote is None or self._nodes is None:
@@ -429,7 +438,7 @@ class RunManager:
                     execution = active.execution = _started_now(execution, self._clock)
                     for listener in self._started_listeners:
                         listener(job, execution)
-                    log.info(
+                    log.debug(  # the finish line carries the outcome: one info line a run
                         "execution started",
                         job=job.name,
                         execution=execution.id,

@@ -32,6 +32,7 @@ from dkron_trio.planner import JobPlan, initial_cursor, may_plan_ahead, next_due
 from dkron_trio.runs import RunManager
 from dkron_trio.schedule import Schedule
 from dkron_trio.store.base import JobNotFound, PlanRecord, PlansRecorded, Store
+from dkron_trio.targets import Node
 
 log = get_logger(__name__)
 
@@ -222,9 +223,11 @@ class Scheduler:
         for entry in not_yet:
             heapq.heappush(self._heap, entry)
         decisions = []
+        nodes = self._runs.candidates()
         for position, (name, due) in enumerate(due_jobs.items()):
             if position % _DECIDE_SLICE == _DECIDE_SLICE - 1:
                 await trio.lowlevel.checkpoint()  # runs due meanwhile start on time
+                nodes = self._runs.candidates()
             if self._due.get(name) != due:  # changed or deleted meanwhile: its new entry
                 continue
             horizon = early + self._plan_ahead
@@ -233,7 +236,7 @@ class Scheduler:
             if due > horizon:  # decided when due
                 self._enqueue(name, due, ahead=False)
             else:
-                decisions.append(self._decide(name, now, horizon))
+                decisions.append(self._decide(name, now, horizon, nodes))
         batches = [decisions[i : i + _PLAN_BATCH] for i in range(0, len(decisions), _PLAN_BATCH)]
         if len(batches) == 1:
             await self._record(batches[0])
@@ -242,7 +245,7 @@ class Scheduler:
             for batch in batches:
                 nursery.start_soon(self._record, batch)
 
-    def _decide(self, name: str, now: datetime, horizon: datetime) -> _Decision:
+    def _decide(self, name: str, now: datetime, horizon: datetime, nodes: list[Node]) -> _Decision:
         job, schedule = self._jobs[name]
         plan = plan_job(
             job,
@@ -256,7 +259,7 @@ class Scheduler:
         missed = list(plan.missed)
         started: list[Execution] = []
         for scheduled_at in plan.runs:
-            attempts = self._runs.plan_attempts(job, scheduled_at)
+            attempts = self._runs.plan_attempts(job, scheduled_at, nodes)
             if not attempts:
                 detail = f"no node matches tags {dict(job.tags)}"
                 missed.append(MissedTick(name, scheduled_at, MissReason.NO_TARGETS, now, detail))

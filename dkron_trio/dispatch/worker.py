@@ -11,8 +11,8 @@ gone, until one takes it (the report is committed through Raft wherever it lands
 crash, attempts the journal shows unfinished are reported `lost`.
 """
 
-import math
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 import attrs
 import msgpack
@@ -68,10 +68,15 @@ class Worker:
     _executors: Callable[[str], Executor] = get_executor
     _max_concurrent: int = 0
     """Executions running at once here (`max-concurrent-executions`; 0 = no limit)."""
-    _slots: trio.CapacityLimiter = attrs.field(
+    _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
         default=attrs.Factory(
-            lambda self: trio.CapacityLimiter(self._max_concurrent or math.inf), takes_self=True
+            lambda self: (
+                trio.CapacityLimiter(self._max_concurrent)
+                if self._max_concurrent
+                else nullcontext()
+            ),  # unlimited: no limiter's two checkpoints per run
+            takes_self=True,
         ),
     )
     _highest_term: int = attrs.field(init=False, default=0)
@@ -184,7 +189,7 @@ class Worker:
                 tick = execution.scheduled_at
                 if tick is not None and tick > self._clock.now():
                     await self._clock.sleep_until(tick)
-                log.info(
+                log.debug(  # the finish line carries the outcome: one info line a run
                     "execution started", job=job.name, execution=execution.id, fence=execution.fence
                 )
                 async with self._slots:
