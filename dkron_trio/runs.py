@@ -434,6 +434,7 @@ class RunManager:
         try:
             with active.scope:
                 await self._until_due(execution)
+                await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before its tick
                 async with self._slots:
                     execution = active.execution = _started_now(execution, self._clock)
                     for listener in self._started_listeners:

@@ -189,6 +189,7 @@ class Worker:
                 tick = execution.scheduled_at
                 if tick is not None and tick > self._clock.now():
                     await self._clock.sleep_until(tick)
+                await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before its tick
                 log.debug(  # the finish line carries the outcome: one info line a run
                     "execution started", job=job.name, execution=execution.id, fence=execution.fence
                 )
