@@ -17,6 +17,7 @@ import trio
 
 from dkron_trio.clock import WallClock
 from dkron_trio.dispatch.unreachable import Unreachable
+from dkron_trio.due_queue import DueQueue
 from dkron_trio.execution import (
     Execution,
     ExecutionStatus,
@@ -68,6 +69,8 @@ class _Active:
     output: OutputBuffer
     finished: trio.Event = attrs.field(factory=trio.Event)
     """Set once the execution's final state is stored (API followers wait on it)."""
+    held: Job | None = None
+    """While it waits for its tick in `RunManager._due`: the job to run it with."""
 
     def waiting(self, now: datetime) -> bool:
         """Planned ahead of its tick and waiting for it (here, or on its worker): nothing
@@ -120,6 +123,12 @@ class RunManager:
     """Runs attempts on other nodes (a server in a cluster); None runs everything here."""
     _nodes: Callable[[], list[tuple[str, dict[str, str]]]] | None = None
     """The nodes gossip sees alive now with their tags, this one included."""
+    _due: DueQueue[_Active] = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: DueQueue(self._clock, self._release), takes_self=True),
+    )
+    """Runs planned ahead of their tick, until it comes (in a cluster their worker holds
+    them: see `_execute_remote`)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery in which every run lives; cancelling it kills running executions.
@@ -130,11 +139,14 @@ class RunManager:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._stopped = False
+            nursery.start_soon(self._due.run)
             task_status.started()
             try:
                 await trio.sleep_forever()
             finally:  # before the nursery closes to new arrivals
                 self._stopped = True
+                for active in self._due.held():  # they end cancelled, as if they had waited
+                    self._cancel(active)
 
     # --- what is running -------------------------------------------------------------------
 
@@ -149,7 +161,7 @@ class RunManager:
         """Cancel every running execution of a job; returns how many were cancelled."""
         hits = [a for a in self._active.values() if a.job_name == job_name]
         for a in hits:
-            a.scope.cancel()
+            self._cancel(a)
         return len(hits)
 
     def cancel_waiting(self, job_name: str) -> int:
@@ -158,15 +170,20 @@ class RunManager:
         now = self._clock.now()
         hits = [a for a in self._active.values() if a.job_name == job_name and a.waiting(now)]
         for a in hits:
-            a.scope.cancel()
+            self._cancel(a)
         return len(hits)
 
     def cancel_execution(self, execution_id: str) -> bool:
         active = self._active.get(execution_id)
         if active is None:
             return False
-        active.scope.cancel()
+        self._cancel(active)
         return True
+
+    def _cancel(self, active: _Active) -> None:
+        """Cancel a run; one still held for its tick starts now, to end ``cancelled``."""
+        active.scope.cancel()
+        self._release(active)
 
     async def cancel_elsewhere(self, execution: Execution) -> bool:
         """Ask the worker of an execution another server ordered to cancel it."""
@@ -254,8 +271,32 @@ class RunManager:
         return [Node(name, tags, busy.get(name, 0)) for name, tags in self._nodes()]
 
     def start_planned(self, job: Job, execution: Execution) -> None:
-        """Run an attempt whose running record is already stored (see `plan_attempts`)."""
-        self._spawn(job, execution.scheduled_at or execution.started_at, execution)
+        """Run an attempt whose running record is already stored (see `plan_attempts`).
+        Here, one planned ahead of its tick waits for it in `_due`, counted as running."""
+        tick = execution.scheduled_at
+        if self._remote is None and tick is not None and tick > self._clock.now():
+            self._hold(job, execution, tick)
+        else:
+            self._spawn(job, tick or execution.started_at, execution)
+
+    def _hold(self, job: Job, execution: Execution, tick: datetime) -> None:
+        if self._stopped:
+            log.info("run not started: shutting down", job=job.name)
+            return
+        self._inflight += 1
+        active = _Active(job.name, execution, trio.CancelScope(), OutputBuffer(), held=job)
+        self._track(active)
+        self._due.add(tick, active)
+
+    def _release(self, active: _Active) -> None:
+        """Start a held run: its tick has come, or it was cancelled (then it ends at once)."""
+        job = active.held
+        if job is None:  # not held, or released already
+            return
+        active.held = None
+        assert self._nursery is not None
+        tick = active.execution.scheduled_at or active.execution.started_at
+        self._nursery.start_soon(self._tracked_run, job, tick, active.execution, active)
 
     def start_run(self, job: Job, scheduled_at: datetime) -> None:
         """Start a run of ``job`` in the background (manual runs, dependents)."""
@@ -267,13 +308,17 @@ class RunManager:
             log.info("run not started: shutting down", job=job.name)
             return
         self._inflight += 1
-        self._nursery.start_soon(self._tracked_run, job, scheduled_at, planned)
+        self._nursery.start_soon(self._tracked_run, job, scheduled_at, planned, None)
 
     async def _tracked_run(
-        self, job: Job, scheduled_at: datetime, planned: Execution | None
+        self,
+        job: Job,
+        scheduled_at: datetime,
+        planned: Execution | None,
+        held: _Active | None,
     ) -> None:
         try:
-            await self._run(job, scheduled_at, planned)
+            await self._run(job, scheduled_at, planned, held)
         except ClusterUnavailable as exc:
             log.warning(
                 "run stopped: its records cannot be committed", job=job.name, error=str(exc)
@@ -295,7 +340,14 @@ class RunManager:
             self.cancel_job(job.name)
         self.start_run(job, self._clock.now())
 
-    async def _run(self, job: Job, scheduled_at: datetime, planned: Execution | None) -> None:
+    async def _run(
+        self,
+        job: Job,
+        scheduled_at: datetime,
+        planned: Execution | None,
+        held: _Active | None = None,
+    ) -> None:
+        """A run's attempts; ``held`` is the first one's record, tracked while it waited."""
         if planned is None:
             attempts = self.plan_attempts(job, scheduled_at)
             if not attempts:
@@ -315,7 +367,7 @@ class RunManager:
             for other in attempts[1:]:
                 self._spawn(job, scheduled_at, other)
             planned = attempts[0]
-        execution = await self._execute(job, planned)
+        execution = await self._execute(job, planned, held)
         while execution.status is not ExecutionStatus.CANCELLED and should_retry(
             job, execution.attempt, execution.success
         ):
@@ -405,16 +457,21 @@ class RunManager:
             exit_code=None,
         )
 
-    async def _execute(self, job: Job, execution: Execution) -> Execution:
+    async def _execute(
+        self, job: Job, execution: Execution, held: _Active | None = None
+    ) -> Execution:
         """Run one stored, running execution to its outcome and record that outcome. In a
         cluster every attempt goes through its node's worker, this server's own included:
         the worker's journal is what tells a later leader that an attempt was received, so
         none runs twice across a change of leader. Without one it runs here directly."""
         if self._remote is not None:
             return await self._execute_remote(job, execution, self._remote)
-        output = OutputBuffer()
-        active = _Active(job.name, execution, trio.CancelScope(), output)
-        self._track(active)
+        if held is None:
+            active = _Active(job.name, execution, trio.CancelScope(), OutputBuffer())
+            self._track(active)
+        else:
+            active = held
+        output = active.output
 
         def on_output(chunk: bytes) -> None:
             output.append(chunk)

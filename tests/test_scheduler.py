@@ -440,6 +440,8 @@ async def test_a_run_waiting_for_its_tick_is_cancelled_by_delete_or_disable(
         await harness.scheduler.job_changed("w")
     else:
         await harness.add(name="w", disabled=True)
+    await harness.until(10 - PLAN_AHEAD.total_seconds() / 4)
+    assert harness.runs.running_count("w") == 0  # ended at once, before its tick
     await harness.until(25)
     assert harness.executor.calls == []
     if change == "disable":

@@ -24,6 +24,7 @@ from dkron_trio.config import HostPort, parse_host_port
 from dkron_trio.dispatch import wire
 from dkron_trio.dispatch.journal import Journal
 from dkron_trio.dispatch.pool import PeerPool
+from dkron_trio.due_queue import DueQueue
 from dkron_trio.execution import Execution, ExecutionStatus
 from dkron_trio.executors.base import ExecutionRequest, Executor
 from dkron_trio.executors.output import OutputBuffer
@@ -53,6 +54,8 @@ class _Attempt:
     execution: Execution
     scope: trio.CancelScope
     output: OutputBuffer
+    held: wire.Order | None = None
+    """While it waits for its tick in `Worker._due`: the order to run."""
 
 
 @attrs.define(eq=False)
@@ -85,6 +88,12 @@ class Worker:
     _reporters: dict[HostPort, Coalescer[Execution, None]] = attrs.field(init=False, factory=dict)
     _jobs: dict[bytes, Job] = attrs.field(init=False, factory=dict)
     """Jobs of recent orders by their encoded form (`wire.decode_orders`)."""
+    _due: DueQueue[_Attempt] = attrs.field(init=False)
+    """Attempts ordered ahead of their tick, until it comes."""
+
+    @_due.default
+    def _due_queue(self) -> DueQueue[_Attempt]:
+        return DueQueue(self._clock, self._release)
 
     def register(self, rpc: RpcServer) -> None:
         rpc.on_request(wire.RUN, self._on_run)
@@ -107,8 +116,14 @@ class Worker:
                 await self._journal.finish(lost)
                 log.info("execution lost", job=lost.job_name, execution=lost.id)
                 nursery.start_soon(self._report, lost, None)
+            nursery.start_soon(self._due.run)
             task_status.started()
-            await trio.sleep_forever()
+            try:
+                await trio.sleep_forever()
+            finally:  # they end cancelled, as if they had waited
+                for attempt in self._due.held():
+                    attempt.scope.cancel()
+                    self._release(attempt)
 
     # -- handlers -------------------------------------------------------------------------------
 
@@ -143,9 +158,22 @@ class Worker:
             raise ValueError(f"execution {execution.id} is for node {execution.node_name!r}")
 
     def _start(self, order: wire.Order) -> None:
-        assert self._nursery is not None
-        attempt = _Attempt(order.execution, trio.CancelScope(), OutputBuffer())
+        """Run an accepted order; one ahead of its tick waits for it in `_due`."""
+        attempt = _Attempt(order.execution, trio.CancelScope(), OutputBuffer(), held=order)
         self._running[order.execution.id] = attempt
+        tick = order.execution.scheduled_at
+        if tick is not None and tick > self._clock.now():
+            self._due.add(tick, attempt)
+        else:
+            self._release(attempt)
+
+    def _release(self, attempt: _Attempt) -> None:
+        """Start a held attempt: its tick has come, or it was cancelled (it ends at once)."""
+        order = attempt.held
+        if order is None:  # released already
+            return
+        attempt.held = None
+        assert self._nursery is not None
         self._nursery.start_soon(self._execute, order, attempt)
 
     async def _on_cancel(self, body: bytes) -> bytes:
@@ -153,6 +181,7 @@ class Worker:
         attempt = self._running.get(execution_id) if isinstance(execution_id, str) else None
         if attempt is not None:
             attempt.scope.cancel()
+            self._release(attempt)
         reply: bytes = msgpack.packb(attempt is not None)
         return reply
 
