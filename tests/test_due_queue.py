@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from dkron_trio.clock import WallClock
@@ -42,8 +43,7 @@ async def test_an_item_already_due_is_released_at_once(autojump_clock: MockClock
         await nursery.start(queue.run)
         await trio.sleep(1)
         queue.add(T0, "past")
-        await trio.sleep(0)
-        await trio.sleep(0)
+        await trio.testing.wait_all_tasks_blocked()
         assert released == ["past"]
         assert trio.current_time() == 1  # no time passed
         nursery.cancel_scope.cancel()
