@@ -219,8 +219,7 @@ class Agent:
                         jobs_changed = trio.Event()
                         names = list(dict.fromkeys(changed_jobs))
                         changed_jobs.clear()
-                        for name in names:
-                            await scheduler.job_changed(name)
+                        await scheduler.jobs_changed(names)
 
                 nursery.start_soon(schedule)
                 nursery.start_soon(feed_scheduler)

@@ -253,17 +253,23 @@ class Worker:
         await self._report(done, reply_to)
 
     async def _report(self, execution: Execution, prefer: HostPort | None) -> None:
+        """To ``prefer`` (the server that ordered it), else to any server, until one takes
+        it (the other servers are looked up only when ``prefer`` does not)."""
         while True:
-            targets = [prefer] if prefer is not None else []
-            targets += [s for s in self._servers() if s != prefer]
-            for address in targets:
-                try:
-                    await self._reporter(address).submit(execution)
-                except (RpcError, trio.TooSlowError, FlushInterrupted) as exc:
-                    log.info("report not taken", server=str(address), error=str(exc))
-                    continue
+            if prefer is not None and await self._offer(prefer, execution):
                 return
+            for address in self._servers():
+                if address != prefer and await self._offer(address, execution):
+                    return
             await trio.sleep(_REPORT_RETRY)
+
+    async def _offer(self, address: HostPort, execution: Execution) -> bool:
+        try:
+            await self._reporter(address).submit(execution)
+        except (RpcError, trio.TooSlowError, FlushInterrupted) as exc:
+            log.info("report not taken", server=str(address), error=str(exc))
+            return False
+        return True
 
     def _reporter(self, address: HostPort) -> Coalescer[Execution, None]:
         """Reports to one server travel together: one RPC and one log entry for many."""
