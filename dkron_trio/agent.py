@@ -219,7 +219,8 @@ class Agent:
                         jobs_changed = trio.Event()
                         names = list(dict.fromkeys(changed_jobs))
                         changed_jobs.clear()
-                        await scheduler.jobs_changed(names)
+                        for name in names:
+                            await scheduler.job_changed(name)
 
                 nursery.start_soon(schedule)
                 nursery.start_soon(feed_scheduler)

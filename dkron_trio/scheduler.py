@@ -18,7 +18,6 @@ their tick; a pause or another update takes effect for the ticks not yet planned
 
 import gc
 import heapq
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -146,15 +145,6 @@ class Scheduler:
             else:
                 await self._wakeup.wait()
             await self._fire_due()
-
-    async def jobs_changed(self, names: Sequence[str]) -> None:
-        """`job_changed` for many jobs at once (a batch of writes applied): their reads
-        share the store's round trips instead of taking one each in turn."""
-        if not self._running:
-            return
-        async with trio.open_nursery() as nursery:
-            for name in names:
-                nursery.start_soon(self.job_changed, name)
 
     async def job_changed(self, name: str) -> None:
         """Re-read one job after a write (create, update, toggle, delete) and reschedule it;

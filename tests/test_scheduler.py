@@ -447,16 +447,3 @@ async def test_a_run_waiting_for_its_tick_is_cancelled_by_delete_or_disable(
     if change == "disable":
         [cancelled] = await harness.executions("w")
         assert cancelled.status is ExecutionStatus.CANCELLED
-
-
-async def test_many_jobs_changed_at_once_are_all_scheduled(
-    harness: Harness, autojump_clock: MockClock
-) -> None:
-    names = [f"m{i}" for i in range(5)]
-    for name in names:
-        body = {"name": name, "schedule": "@every 10s", "executor": "shell"}
-        job = Job.from_json(body | {"executor_config": {"command": "true"}}, now=T0)
-        await harness.store.set_job(job)
-    await harness.scheduler.jobs_changed(names)
-    await harness.until(15)
-    assert sorted(req.job_name for req, _ in harness.executor.calls) == names
