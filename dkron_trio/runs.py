@@ -6,9 +6,9 @@ records every execution in the store: ``running`` when it starts, then its outco
 what is running so the scheduler can apply ``forbid``/``replace`` and the API can cancel.
 """
 
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ import trio
 
 from dkron_trio.clock import WallClock
 from dkron_trio.dispatch.unreachable import Unreachable
+from dkron_trio.due_queue import DueQueue
 from dkron_trio.execution import (
     Execution,
     ExecutionStatus,
@@ -68,6 +69,8 @@ class _Active:
     output: OutputBuffer
     finished: trio.Event = attrs.field(factory=trio.Event)
     """Set once the execution's final state is stored (API followers wait on it)."""
+    held: Job | None = None
+    """While it waits for its tick in `RunManager._due`: the job to run it with."""
 
     def waiting(self, now: datetime) -> bool:
         """Planned ahead of its tick and waiting for it (here, or on its worker): nothing
@@ -88,10 +91,15 @@ class RunManager:
     _max_concurrent: int = 0
     """Most executions running here at once (`max-concurrent-executions`); 0 = no limit.
     Further runs wait for a slot (their records already say running)."""
-    _slots: trio.CapacityLimiter = attrs.field(
+    _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
         default=attrs.Factory(
-            lambda self: trio.CapacityLimiter(self._max_concurrent or math.inf), takes_self=True
+            lambda self: (
+                trio.CapacityLimiter(self._max_concurrent)
+                if self._max_concurrent
+                else nullcontext()
+            ),  # unlimited: no limiter's two checkpoints per run
+            takes_self=True,
         ),
     )
     _nursery: trio.Nursery | None = None
@@ -115,6 +123,12 @@ class RunManager:
     """Runs attempts on other nodes (a server in a cluster); None runs everything here."""
     _nodes: Callable[[], list[tuple[str, dict[str, str]]]] | None = None
     """The nodes gossip sees alive now with their tags, this one included."""
+    _due: DueQueue[_Active] = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: DueQueue(self._clock, self._release), takes_self=True),
+    )
+    """Runs planned ahead of their tick, until it comes (in a cluster their worker holds
+    them: see `_execute_remote`)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery in which every run lives; cancelling it kills running executions.
@@ -125,11 +139,14 @@ class RunManager:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._stopped = False
+            nursery.start_soon(self._due.run)
             task_status.started()
             try:
                 await trio.sleep_forever()
             finally:  # before the nursery closes to new arrivals
                 self._stopped = True
+                for active in self._due.held():  # they end cancelled, as if they had waited
+                    self._cancel(active)
 
     # --- what is running -------------------------------------------------------------------
 
@@ -144,7 +161,7 @@ class RunManager:
         """Cancel every running execution of a job; returns how many were cancelled."""
         hits = [a for a in self._active.values() if a.job_name == job_name]
         for a in hits:
-            a.scope.cancel()
+            self._cancel(a)
         return len(hits)
 
     def cancel_waiting(self, job_name: str) -> int:
@@ -153,15 +170,20 @@ class RunManager:
         now = self._clock.now()
         hits = [a for a in self._active.values() if a.job_name == job_name and a.waiting(now)]
         for a in hits:
-            a.scope.cancel()
+            self._cancel(a)
         return len(hits)
 
     def cancel_execution(self, execution_id: str) -> bool:
         active = self._active.get(execution_id)
         if active is None:
             return False
-        active.scope.cancel()
+        self._cancel(active)
         return True
+
+    def _cancel(self, active: _Active) -> None:
+        """Cancel a run; one still held for its tick starts now, to end ``cancelled``."""
+        active.scope.cancel()
+        self._release(active)
 
     async def cancel_elsewhere(self, execution: Execution) -> bool:
         """Ask the worker of an execution another server ordered to cancel it."""
@@ -199,11 +221,15 @@ class RunManager:
 
     # --- starting runs ---------------------------------------------------------------------
 
-    def plan_attempts(self, job: Job, scheduled_at: datetime) -> list[Execution]:
+    def plan_attempts(
+        self, job: Job, scheduled_at: datetime, candidates: list[Node] | None = None
+    ) -> list[Execution]:
         """The running records of a tick's first attempt, one per target node (empty when no
         node matches the job's tags). The scheduler commits them with its plan, then
-        `start_planned` each. A tick planned ahead starts at its scheduled time."""
-        targets = select_targets(job.tags, self._candidates())
+        `start_planned` each. A tick planned ahead starts at its scheduled time. The
+        scheduler passes the `candidates` it took for all the ticks it plans together."""
+        nodes = self.candidates() if candidates is None else candidates
+        targets = select_targets(job.tags, nodes)
         if not targets:
             return []
         started = self._unique_start(max(self._clock.now(), scheduled_at))
@@ -215,7 +241,7 @@ class RunManager:
         one the job's tags allow (the same one if there is no other)."""
         if not job.retry_other_node:
             return failed
-        others = [n for n in self._candidates() if n.name != failed]
+        others = [n for n in self.candidates() if n.name != failed]
         chosen = select_targets(job.tags, others)
         return chosen[0].name if chosen else failed
 
@@ -237,7 +263,7 @@ class RunManager:
             if left:
                 tally[key] = left
 
-    def _candidates(self) -> list[Node]:
+    def candidates(self) -> list[Node]:
         """The nodes a run may go to, each with how many executions it runs for us now."""
         busy = self._running_per_node
         if self._remote is None or self._nodes is None:
@@ -245,8 +271,32 @@ class RunManager:
         return [Node(name, tags, busy.get(name, 0)) for name, tags in self._nodes()]
 
     def start_planned(self, job: Job, execution: Execution) -> None:
-        """Run an attempt whose running record is already stored (see `plan_attempts`)."""
-        self._spawn(job, execution.scheduled_at or execution.started_at, execution)
+        """Run an attempt whose running record is already stored (see `plan_attempts`).
+        Here, one planned ahead of its tick waits for it in `_due`, counted as running."""
+        tick = execution.scheduled_at
+        if self._remote is None and tick is not None and tick > self._clock.now():
+            self._hold(job, execution, tick)
+        else:
+            self._spawn(job, tick or execution.started_at, execution)
+
+    def _hold(self, job: Job, execution: Execution, tick: datetime) -> None:
+        if self._stopped:
+            log.info("run not started: shutting down", job=job.name)
+            return
+        self._inflight += 1
+        active = _Active(job.name, execution, trio.CancelScope(), OutputBuffer(), held=job)
+        self._track(active)
+        self._due.add(tick, active)
+
+    def _release(self, active: _Active) -> None:
+        """Start a held run: its tick has come, or it was cancelled (then it ends at once)."""
+        job = active.held
+        if job is None:  # not held, or released already
+            return
+        active.held = None
+        assert self._nursery is not None
+        tick = active.execution.scheduled_at or active.execution.started_at
+        self._nursery.start_soon(self._tracked_run, job, tick, active.execution, active)
 
     def start_run(self, job: Job, scheduled_at: datetime) -> None:
         """Start a run of ``job`` in the background (manual runs, dependents)."""
@@ -258,13 +308,17 @@ class RunManager:
             log.info("run not started: shutting down", job=job.name)
             return
         self._inflight += 1
-        self._nursery.start_soon(self._tracked_run, job, scheduled_at, planned)
+        self._nursery.start_soon(self._tracked_run, job, scheduled_at, planned, None)
 
     async def _tracked_run(
-        self, job: Job, scheduled_at: datetime, planned: Execution | None
+        self,
+        job: Job,
+        scheduled_at: datetime,
+        planned: Execution | None,
+        held: _Active | None,
     ) -> None:
         try:
-            await self._run(job, scheduled_at, planned)
+            await self._run(job, scheduled_at, planned, held)
         except ClusterUnavailable as exc:
             log.warning(
                 "run stopped: its records cannot be committed", job=job.name, error=str(exc)
@@ -286,7 +340,14 @@ class RunManager:
             self.cancel_job(job.name)
         self.start_run(job, self._clock.now())
 
-    async def _run(self, job: Job, scheduled_at: datetime, planned: Execution | None) -> None:
+    async def _run(
+        self,
+        job: Job,
+        scheduled_at: datetime,
+        planned: Execution | None,
+        held: _Active | None = None,
+    ) -> None:
+        """A run's attempts; ``held`` is the first one's record, tracked while it waited."""
         if planned is None:
             attempts = self.plan_attempts(job, scheduled_at)
             if not attempts:
@@ -306,7 +367,7 @@ class RunManager:
             for other in attempts[1:]:
                 self._spawn(job, scheduled_at, other)
             planned = attempts[0]
-        execution = await self._execute(job, planned)
+        execution = await self._execute(job, planned, held)
         while execution.status is not ExecutionStatus.CANCELLED and should_retry(
             job, execution.attempt, execution.success
         ):
@@ -396,16 +457,21 @@ class RunManager:
             exit_code=None,
         )
 
-    async def _execute(self, job: Job, execution: Execution) -> Execution:
+    async def _execute(
+        self, job: Job, execution: Execution, held: _Active | None = None
+    ) -> Execution:
         """Run one stored, running execution to its outcome and record that outcome. In a
         cluster every attempt goes through its node's worker, this server's own included:
         the worker's journal is what tells a later leader that an attempt was received, so
         none runs twice across a change of leader. Without one it runs here directly."""
         if self._remote is not None:
             return await self._execute_remote(job, execution, self._remote)
-        output = OutputBuffer()
-        active = _Active(job.name, execution, trio.CancelScope(), output)
-        self._track(active)
+        if held is None:
+            active = _Active(job.name, execution, trio.CancelScope(), OutputBuffer())
+            self._track(active)
+        else:
+            active = held
+        output = active.output
 
         def on_output(chunk: bytes) -> None:
             output.append(chunk)
@@ -425,11 +491,12 @@ class RunManager:
         try:
             with active.scope:
                 await self._until_due(execution)
+                await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before its tick
                 async with self._slots:
                     execution = active.execution = _started_now(execution, self._clock)
                     for listener in self._started_listeners:
                         listener(job, execution)
-                    log.info(
+                    log.debug(  # the finish line carries the outcome: one info line a run
                         "execution started",
                         job=job.name,
                         execution=execution.id,

@@ -14,7 +14,7 @@ from dkron_trio.execution import Execution, ExecutionStatus, MissReason
 from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor, OutputCallback
 from dkron_trio.job import Job, JobStatus
 from dkron_trio.runs import RunManager, RunRefused
-from dkron_trio.scheduler import PLAN_AHEAD, Scheduler
+from dkron_trio.scheduler import PLAN_AHEAD, PLAN_WINDOW, Scheduler
 from dkron_trio.store.base import ExecutionQuery, JobNotFound, PlanRecord, PlansRecorded
 from dkron_trio.store.memory import MemoryStore
 
@@ -135,6 +135,40 @@ async def test_a_tick_is_planned_ahead_so_a_slow_commit_does_not_make_it_late(
     assert [when - req.scheduled_at for req, when in executor.calls] == [timedelta(0)] * 10
     for e in await store.list_executions("a", ExecutionQuery()):
         assert e.started_at == e.scheduled_at  # started at its tick, planned before it
+
+
+@attrs.define
+class CountingPlanStore(MemoryStore):
+    """Remembers the jobs of each `record_plans` call."""
+
+    writes: list[list[str]] = attrs.field(factory=list)
+
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> PlansRecorded:
+        self.writes.append([p.job_name for p in plans if p.started])
+        return await super().record_plans(plans)
+
+
+async def test_ticks_close_together_are_planned_in_one_store_write(
+    autojump_clock: MockClock,
+) -> None:
+    store = CountingPlanStore()
+    clock = WallClock.starting_at(T0)
+    executor = FakeExecutor(clock)
+    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
+    scheduler = Scheduler(store, runs, clock)
+    step = PLAN_WINDOW / 5
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(scheduler.run)
+        for i in range(3):  # ticks at 10 s, 10 s + step, 10 s + 2 step
+            body = {"name": f"j{i}", "schedule": "@every 10s", "executor": "shell"}
+            job = Job.from_json(body | {"executor_config": {"command": "true"}}, now=T0 + i * step)
+            await store.set_job(job)
+            await scheduler.job_changed(job.name)
+        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=11)))
+        nursery.cancel_scope.cancel()
+    assert [w for w in store.writes if w] == [["j0", "j1", "j2"]]
+    assert [when - req.scheduled_at for req, when in executor.calls] == [timedelta(0)] * 3
 
 
 async def test_a_forbid_job_running_when_its_tick_is_planned_is_decided_when_due(
@@ -406,6 +440,8 @@ async def test_a_run_waiting_for_its_tick_is_cancelled_by_delete_or_disable(
         await harness.scheduler.job_changed("w")
     else:
         await harness.add(name="w", disabled=True)
+    await harness.until(10 - PLAN_AHEAD.total_seconds() / 4)
+    assert harness.runs.running_count("w") == 0  # ended at once, before its tick
     await harness.until(25)
     assert harness.executor.calls == []
     if change == "disable":

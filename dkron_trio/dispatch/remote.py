@@ -63,6 +63,8 @@ class RemoteRuns:
     )
     _job_bytes: dict[int, tuple[Job, bytes]] = attrs.field(init=False, factory=dict)
     """Encoded jobs for orders, by the job object's id (a changed job is a new object)."""
+    _seen: dict[str, tuple[float, HostPort | None]] = attrs.field(init=False, factory=dict)
+    """Where gossip saw each node lately, and when it was asked (`_recent_address`)."""
 
     def executions_applied(self, executions: list[Execution]) -> None:
         """Told of every execution record committed (the state machine's feed)."""
@@ -94,9 +96,14 @@ class RemoteRuns:
             del self._waiting[execution.id]
 
     async def adopt(self, execution: Execution, on_output: Callable[[bytes], None]) -> Execution:
-        """Wait for the outcome of an attempt an earlier leader ordered."""
+        """Wait for the outcome of an attempt an earlier leader ordered. Its outcome may have
+        been committed before the waiter was in place (the feed passed it by): the store
+        is read first."""
         waiting = self._waiting[execution.id] = _Waiting(on_output=on_output)
         try:
+            stored = await self._stored(execution)
+            if stored is not None and stored.status.finished:
+                return stored
             return await self._outcome(execution, waiting)
         finally:
             del self._waiting[execution.id]
@@ -143,7 +150,7 @@ class RemoteRuns:
         execution = order.execution
         with trio.move_on_after(self._lease):
             while True:
-                address = self._address(execution.node_name)
+                address = self._recent_address(execution.node_name)
                 if address is not None:
                     try:
                         await self._orderer(address).submit(order)
@@ -187,19 +194,34 @@ class RemoteRuns:
         self._job_bytes[id(job)] = (job, data)
         return data
 
+    def _recent_address(self, node: str) -> HostPort | None:
+        """`_address`, asked of gossip at most once per node every `_CHECK_EVERY`: every
+        order and every waiting run asks, and one answer serves them all."""
+        now = trio.current_time()
+        seen = self._seen.get(node)
+        if seen is not None and now - seen[0] < _CHECK_EVERY:
+            return seen[1]
+        address = self._address(node)
+        self._seen[node] = (now, address)
+        return address
+
     async def _outcome(self, execution: Execution, waiting: _Waiting) -> Execution:
+        """The committed outcome, as the state machine's feed brings it (`executions_applied`).
+        Every `_CHECK_EVERY` the target's reachability is looked at; once it is unreachable
+        the store is read too (an outcome committed meanwhile), and past the lease the
+        attempt is recorded lost."""
         unreachable_since: float | None = None
         while True:
             with trio.move_on_after(_CHECK_EVERY):
                 await waiting.done.wait()
             if waiting.outcome is not None:
                 return waiting.outcome
+            if self._recent_address(execution.node_name) is not None:
+                unreachable_since = None
+                continue
             stored = await self._stored(execution)
             if stored is not None and stored.status.finished:
                 return stored
-            if self._address(execution.node_name) is not None:
-                unreachable_since = None
-                continue
             now = trio.current_time()
             unreachable_since = unreachable_since if unreachable_since is not None else now
             if now - unreachable_since >= self._lease:

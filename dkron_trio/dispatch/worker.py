@@ -11,8 +11,8 @@ gone, until one takes it (the report is committed through Raft wherever it lands
 crash, attempts the journal shows unfinished are reported `lost`.
 """
 
-import math
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 import attrs
 import msgpack
@@ -24,6 +24,7 @@ from dkron_trio.config import HostPort, parse_host_port
 from dkron_trio.dispatch import wire
 from dkron_trio.dispatch.journal import Journal
 from dkron_trio.dispatch.pool import PeerPool
+from dkron_trio.due_queue import DueQueue
 from dkron_trio.execution import Execution, ExecutionStatus
 from dkron_trio.executors.base import ExecutionRequest, Executor
 from dkron_trio.executors.output import OutputBuffer
@@ -53,6 +54,8 @@ class _Attempt:
     execution: Execution
     scope: trio.CancelScope
     output: OutputBuffer
+    held: wire.Order | None = None
+    """While it waits for its tick in `Worker._due`: the order to run."""
 
 
 @attrs.define(eq=False)
@@ -68,10 +71,15 @@ class Worker:
     _executors: Callable[[str], Executor] = get_executor
     _max_concurrent: int = 0
     """Executions running at once here (`max-concurrent-executions`; 0 = no limit)."""
-    _slots: trio.CapacityLimiter = attrs.field(
+    _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
         default=attrs.Factory(
-            lambda self: trio.CapacityLimiter(self._max_concurrent or math.inf), takes_self=True
+            lambda self: (
+                trio.CapacityLimiter(self._max_concurrent)
+                if self._max_concurrent
+                else nullcontext()
+            ),  # unlimited: no limiter's two checkpoints per run
+            takes_self=True,
         ),
     )
     _highest_term: int = attrs.field(init=False, default=0)
@@ -80,6 +88,12 @@ class Worker:
     _reporters: dict[HostPort, Coalescer[Execution, None]] = attrs.field(init=False, factory=dict)
     _jobs: dict[bytes, Job] = attrs.field(init=False, factory=dict)
     """Jobs of recent orders by their encoded form (`wire.decode_orders`)."""
+    _due: DueQueue[_Attempt] = attrs.field(init=False)
+    """Attempts ordered ahead of their tick, until it comes."""
+
+    @_due.default
+    def _due_queue(self) -> DueQueue[_Attempt]:
+        return DueQueue(self._clock, self._release)
 
     def register(self, rpc: RpcServer) -> None:
         rpc.on_request(wire.RUN, self._on_run)
@@ -102,8 +116,14 @@ class Worker:
                 await self._journal.finish(lost)
                 log.info("execution lost", job=lost.job_name, execution=lost.id)
                 nursery.start_soon(self._report, lost, None)
+            nursery.start_soon(self._due.run)
             task_status.started()
-            await trio.sleep_forever()
+            try:
+                await trio.sleep_forever()
+            finally:  # they end cancelled, as if they had waited
+                for attempt in self._due.held():
+                    attempt.scope.cancel()
+                    self._release(attempt)
 
     # -- handlers -------------------------------------------------------------------------------
 
@@ -138,9 +158,22 @@ class Worker:
             raise ValueError(f"execution {execution.id} is for node {execution.node_name!r}")
 
     def _start(self, order: wire.Order) -> None:
-        assert self._nursery is not None
-        attempt = _Attempt(order.execution, trio.CancelScope(), OutputBuffer())
+        """Run an accepted order; one ahead of its tick waits for it in `_due`."""
+        attempt = _Attempt(order.execution, trio.CancelScope(), OutputBuffer(), held=order)
         self._running[order.execution.id] = attempt
+        tick = order.execution.scheduled_at
+        if tick is not None and tick > self._clock.now():
+            self._due.add(tick, attempt)
+        else:
+            self._release(attempt)
+
+    def _release(self, attempt: _Attempt) -> None:
+        """Start a held attempt: its tick has come, or it was cancelled (it ends at once)."""
+        order = attempt.held
+        if order is None:  # released already
+            return
+        attempt.held = None
+        assert self._nursery is not None
         self._nursery.start_soon(self._execute, order, attempt)
 
     async def _on_cancel(self, body: bytes) -> bytes:
@@ -148,6 +181,7 @@ class Worker:
         attempt = self._running.get(execution_id) if isinstance(execution_id, str) else None
         if attempt is not None:
             attempt.scope.cancel()
+            self._release(attempt)
         reply: bytes = msgpack.packb(attempt is not None)
         return reply
 
@@ -184,7 +218,8 @@ class Worker:
                 tick = execution.scheduled_at
                 if tick is not None and tick > self._clock.now():
                     await self._clock.sleep_until(tick)
-                log.info(
+                await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before its tick
+                log.debug(  # the finish line carries the outcome: one info line a run
                     "execution started", job=job.name, execution=execution.id, fence=execution.fence
                 )
                 async with self._slots:
@@ -218,17 +253,23 @@ class Worker:
         await self._report(done, reply_to)
 
     async def _report(self, execution: Execution, prefer: HostPort | None) -> None:
+        """To ``prefer`` (the server that ordered it), else to any server, until one takes
+        it (the other servers are looked up only when ``prefer`` does not)."""
         while True:
-            targets = [prefer] if prefer is not None else []
-            targets += [s for s in self._servers() if s != prefer]
-            for address in targets:
-                try:
-                    await self._reporter(address).submit(execution)
-                except (RpcError, trio.TooSlowError, FlushInterrupted) as exc:
-                    log.info("report not taken", server=str(address), error=str(exc))
-                    continue
+            if prefer is not None and await self._offer(prefer, execution):
                 return
+            for address in self._servers():
+                if address != prefer and await self._offer(address, execution):
+                    return
             await trio.sleep(_REPORT_RETRY)
+
+    async def _offer(self, address: HostPort, execution: Execution) -> bool:
+        try:
+            await self._reporter(address).submit(execution)
+        except (RpcError, trio.TooSlowError, FlushInterrupted) as exc:
+            log.info("report not taken", server=str(address), error=str(exc))
+            return False
+        return True
 
     def _reporter(self, address: HostPort) -> Coalescer[Execution, None]:
         """Reports to one server travel together: one RPC and one log entry for many."""
