@@ -201,9 +201,6 @@ class RaftNode:
     )
     """Handed over by the driver, in log order, not yet applied."""
     _apply_wakeup: trio.Event = attrs.field(init=False, factory=trio.Event)
-    _applying: bool = attrs.field(init=False, default=False)
-    _apply_idle: trio.Event = attrs.field(init=False, factory=trio.Event)
-    """Set (and replaced) each time the applier finishes a batch."""
     _running: bool = attrs.field(init=False, default=False)
     _stopped: bool = attrs.field(init=False, default=False)
 
@@ -287,24 +284,30 @@ class RaftNode:
             while not self._core.has_ready():
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
-            await self._handle(self._core.ready())
-            # Wait for the machine as a synchronous shell would, so what arrives meanwhile
-            # shares the next Ready (one persist, one apply batch), but a tick at most:
-            # a long apply then overlaps the next Readies and heartbeats leave on time.
-            with trio.move_on_after(tick):
-                while self._to_apply or self._applying:
-                    await self._apply_idle.wait()
+            handed = await self._handle(self._core.ready())
+            # Wait for the machine to apply what this Ready handed over, as a synchronous
+            # shell would, so what arrives meanwhile shares the next Ready (one persist,
+            # one apply batch); but a tick at most: a long apply then overlaps the next
+            # Readies, and heartbeats leave on time.
+            if handed > self._machine_applied:
+                with trio.move_on_after(tick):
+                    await self._wait_for(lambda target=handed: self._machine_applied >= target)
 
-    async def _handle(self, ready: Ready) -> None:
-        """One Ready, in the contract's order: persist, send, hand over to the applier, advance."""
+    async def _handle(self, ready: Ready) -> int:
+        """One Ready, in the contract's order: persist, send, hand over to the applier,
+        advance. Returns the last index handed over (0 if none)."""
         if needs_persist(ready):
             await self._offload(self._storage.persist, ready)
             self._storage.install(ready)
         if ready.messages:
             self._transport.send(ready.messages)
+        handed = 0
         if ready.snapshot is not None:
             self._to_apply.append(ready.snapshot)
-        self._to_apply.extend(ready.committed_entries)
+            handed = ready.snapshot.meta.index
+        if ready.committed_entries:
+            self._to_apply.extend(ready.committed_entries)
+            handed = ready.committed_entries[-1].index
         if self._to_apply:
             self._apply_wakeup.set()
         self._core.advance(ready)
@@ -315,6 +318,7 @@ class RaftNode:
         if ready.soft_state is not None or ready.hard_state is not None:
             self._observe_leadership()
         self._notify()
+        return handed
 
     async def _apply_loop(self) -> None:
         """Apply what the driver handed over, in order: a snapshot alone, entries in
@@ -324,13 +328,7 @@ class RaftNode:
             while not queue:
                 await self._apply_wakeup.wait()
                 self._apply_wakeup = trio.Event()
-            self._applying = True
-            try:
-                await self._apply_next(queue)
-            finally:
-                self._applying = False
-                self._apply_idle.set()
-                self._apply_idle = trio.Event()
+            await self._apply_next(queue)
 
     async def _apply_next(self, queue: collections.deque[Entry | Snapshot]) -> None:
         """Apply the head of the queue: a snapshot alone, or a batch of entries."""
