@@ -1,20 +1,11 @@
 """RaftNode: the Trio shell around RaftCore.
 
-Four tasks share one core: a tick loop (`trio.sleep` per tick), an inbound loop (transport
--> `core.step`), a driver loop that honours the Ready contract: persist (on a worker
-thread; the fsync comes from SQLite's synchronous=FULL) -> send -> hand the committed
-entries to the applier -> advance, and the applier, which applies them in order. The core
-accepts ticks, messages and proposals while a Ready is being persisted, so everything that
-arrives during one fsync lands in the next Ready and shares its fsync (group commit):
+Three tasks share one core: a tick loop (`trio.sleep` per tick), an inbound loop (transport
+-> `core.step`) and one driver loop that honours the Ready contract: persist (on a worker
+thread; the fsync comes from SQLite's synchronous=FULL) -> send -> apply -> advance. The
+core accepts ticks, messages and proposals while a Ready is being persisted, so everything
+that arrives during one fsync lands in the next Ready and shares its fsync (group commit):
 back-pressure comes for free from the disk's speed.
-
-Applying runs beside the driver, not inside it (as etcd's server applies beside its raft
-loop): a batch that takes the state machine seconds (a new leader's backlog, thousands of
-runs planned at once) must not hold back the heartbeats of the Readies behind it, or the
-followers would elect another leader and the cluster would thrash exactly when it is
-busiest. The core counts an entry applied once handed over; `applied`, `wait_applied`,
-proposals and the barrier follow the state machine itself. While more than
-`NodeConfig.apply_backlog` entries of the log wait to be applied, new proposals wait too.
 
 A slow disk delays only this node's sends. On a follower that is harmless: it keeps
 stepping the leader's heartbeats (so it never campaigns) and merely acknowledges late. On
@@ -31,7 +22,6 @@ applied; leadership changes are published to `leadership()` subscribers.
 
 from __future__ import annotations
 
-import collections
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -114,17 +104,8 @@ class NodeConfig:
     raft: RaftConfig = attrs.Factory(RaftConfig)
     tick_seconds: float = 0.1
     raft_multiplier: int = 1
-    apply_batch: int = 64
-    """Most committed entries given to the state machine in one `apply` call: its
-    decoding and bookkeeping hold the event loop, and an entry may carry a hundred runs."""
-    apply_backlog: int = 8192
-    """Entries appended but not yet applied here beyond which proposals wait."""
 
     def __attrs_post_init__(self) -> None:
-        for name in ("apply_batch", "apply_backlog"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
         if not isinstance(self.tick_seconds, int | float) or not (
             math.isfinite(self.tick_seconds) and self.tick_seconds > 0
         ):
@@ -194,13 +175,6 @@ class RaftNode:
     _leadership: LeadershipChange = attrs.field(init=False)
     _leadership_version: int = attrs.field(init=False, default=0)
     _applied_term: int = attrs.field(init=False, default=0)
-    _machine_applied: int = attrs.field(init=False, default=0)
-    """The last index the state machine has applied (the core's own count runs ahead)."""
-    _to_apply: collections.deque[Entry | Snapshot] = attrs.field(
-        init=False, factory=collections.deque
-    )
-    """Handed over by the driver, in log order, not yet applied."""
-    _apply_wakeup: trio.Event = attrs.field(init=False, factory=trio.Event)
     _running: bool = attrs.field(init=False, default=False)
     _stopped: bool = attrs.field(init=False, default=False)
 
@@ -208,7 +182,6 @@ class RaftNode:
         self._core = RaftCore(
             self._id, self._storage, self._config.raft, self._rng, applied=self._applied
         )
-        self._machine_applied = self._core.applied
         self._leadership = LeadershipChange(self._core.term, NONE, False)
         self._read_prefix = f"{self._id}:{self._rng.getrandbits(64):x}:".encode()
 
@@ -232,10 +205,10 @@ class RaftNode:
 
     @property
     def applied(self) -> int:
-        return self._machine_applied
+        return self._core.applied
 
     def status(self) -> Status:
-        return attrs.evolve(self._core.status(), applied=self._machine_applied)
+        return self._core.status()
 
     # -- running --------------------------------------------------------------------------
 
@@ -258,7 +231,6 @@ class RaftNode:
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._inbound_loop)
                 nursery.start_soon(self._driver_loop)
-                nursery.start_soon(self._apply_loop)
                 task_status.started()
         finally:
             self._running = False
@@ -279,37 +251,32 @@ class RaftNode:
             self._wake()
 
     async def _driver_loop(self) -> None:
-        tick = self._config.tick_length
         while True:
             while not self._core.has_ready():
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
-            handed = await self._handle(self._core.ready())
-            # Wait for the machine to apply what this Ready handed over, as a synchronous
-            # shell would, so what arrives meanwhile shares the next Ready (one persist,
-            # one apply batch); but a tick at most: a long apply then overlaps the next
-            # Readies, and heartbeats leave on time.
-            if handed > self._machine_applied:
-                with trio.move_on_after(tick):
-                    await self._wait_for(lambda target=handed: self._machine_applied >= target)
+            await self._handle(self._core.ready())
 
-    async def _handle(self, ready: Ready) -> int:
-        """One Ready, in the contract's order: persist, send, hand over to the applier,
-        advance. Returns the last index handed over (0 if none)."""
+    async def _handle(self, ready: Ready) -> None:
+        """One Ready, in the contract's order: persist, send, apply, advance."""
         if needs_persist(ready):
             await self._offload(self._storage.persist, ready)
             self._storage.install(ready)
         if ready.messages:
             self._transport.send(ready.messages)
-        handed = 0
         if ready.snapshot is not None:
-            self._to_apply.append(ready.snapshot)
-            handed = ready.snapshot.meta.index
+            await self._machine.restore(ready.snapshot)
+            self._applied_term = ready.snapshot.meta.term
+            self._fail_proposals_up_to(ready.snapshot.meta.index)
         if ready.committed_entries:
-            self._to_apply.extend(ready.committed_entries)
-            handed = ready.committed_entries[-1].index
-        if self._to_apply:
-            self._apply_wakeup.set()
+            results = await self._machine.apply(ready.committed_entries)
+            if len(results) != len(ready.committed_entries):
+                raise RaftError(
+                    f"state machine returned {len(results)} results "
+                    f"for {len(ready.committed_entries)} entries"
+                )
+            self._resolve_proposals(ready.committed_entries, results)
+            self._applied_term = ready.committed_entries[-1].term
         self._core.advance(ready)
         for state in ready.read_states:
             waiter = self._reads.pop(state.ctx, None)
@@ -317,45 +284,6 @@ class RaftNode:
                 waiter.finish(outcome.Value(state.index))
         if ready.soft_state is not None or ready.hard_state is not None:
             self._observe_leadership()
-        self._notify()
-        return handed
-
-    async def _apply_loop(self) -> None:
-        """Apply what the driver handed over, in order: a snapshot alone, entries in
-        batches of up to `apply_batch`."""
-        queue = self._to_apply
-        while True:
-            while not queue:
-                await self._apply_wakeup.wait()
-                self._apply_wakeup = trio.Event()
-            await self._apply_next(queue)
-
-    async def _apply_next(self, queue: collections.deque[Entry | Snapshot]) -> None:
-        """Apply the head of the queue: a snapshot alone, or a batch of entries."""
-        head = queue[0]
-        if isinstance(head, Snapshot):
-            await self._machine.restore(head)
-            queue.popleft()
-            self._machine_applied = head.meta.index
-            self._applied_term = head.meta.term
-            self._fail_proposals_up_to(head.meta.index)
-            self._notify()
-            return
-        entries: list[Entry] = []
-        while queue and len(entries) < self._config.apply_batch:
-            item = queue[0]
-            if isinstance(item, Snapshot):
-                break
-            entries.append(item)
-            queue.popleft()
-        results = await self._machine.apply(entries)
-        if len(results) != len(entries):
-            raise RaftError(
-                f"state machine returned {len(results)} results for {len(entries)} entries"
-            )
-        self._machine_applied = entries[-1].index
-        self._applied_term = entries[-1].term
-        self._resolve_proposals(entries, results)
         self._notify()
 
     # -- requests -------------------------------------------------------------------------
@@ -365,8 +293,6 @@ class RaftNode:
         Raises NotLeader (nothing proposed), ProposalDropped (refused or overwritten),
         LeadershipLost (outcome unknown) or NodeStopped."""
         self._check_running()
-        if self._unapplied() > self._config.apply_backlog:
-            await self._wait_for(lambda: self._unapplied() <= self._config.apply_backlog)
         index = self._core.propose(data)
         return await self._await_proposal(index)
 
@@ -416,7 +342,7 @@ class RaftNode:
     async def wait_applied(self, index: int) -> None:
         """Wait until the local state machine has applied `index` (NodeStopped if the node
         stops first)."""
-        await self._wait_for(lambda: self._machine_applied >= index)
+        await self._wait_for(lambda: self._core.applied >= index)
 
     def transfer_leader(self, target: int) -> None:
         """Hand leadership to `target` (used on graceful leave); NotLeader if not leading."""
@@ -453,10 +379,6 @@ class RaftNode:
 
     def _wake(self) -> None:
         self._wakeup.set()
-
-    def _unapplied(self) -> int:
-        """Entries in this node's log its state machine has not applied yet."""
-        return self._core.last_index - self._machine_applied
 
     def _notify(self) -> None:
         self._changed.set()

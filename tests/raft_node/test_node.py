@@ -20,10 +20,8 @@ from dkron_trio.raft.types import RaftConfig
 from .harness import TICK, Cluster, eventually
 
 
-async def three(
-    nursery: trio.Nursery, *, delay: float = 0.0, config: NodeConfig | None = None
-) -> Cluster:
-    cluster = Cluster(nursery) if config is None else Cluster(nursery, config=config)
+async def three(nursery: trio.Nursery, *, delay: float = 0.0) -> Cluster:
+    cluster = Cluster(nursery)
     for node_id in (1, 2, 3):
         await cluster.start(node_id, delay=delay)
     return cluster
@@ -196,54 +194,6 @@ async def test_leader_disk_stalled_beyond_election_timeout_is_replaced(
         others = [i for i in cluster.members if i != leader.node_id]
         new = await cluster.leader(among=others)
         assert new.term > term
-        nursery.cancel_scope.cancel()
-
-
-async def test_a_state_machine_slower_than_the_election_timeout_keeps_its_leader(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """Applying runs beside the driver: while the leader's machine spends 30 ticks on each
-    batch, its heartbeats still go out, so nobody campaigns; the proposals resolve once
-    applied, and what piled up meanwhile is applied in one batch."""
-    async with trio.open_nursery() as nursery:
-        cluster = await three(nursery)
-        leader = await cluster.leader()
-        term = leader.term
-        member = cluster.members[leader.node_id]
-        member.machine.apply_delay = 30 * TICK
-        async with trio.open_nursery() as proposers:
-            for i in range(20):
-                proposers.start_soon(leader.propose, f"slow{i}".encode())
-                await trio.sleep(TICK)
-        assert {m.node.term for m in cluster.members.values()} == {term}
-        assert leader.is_leader
-        assert leader.applied == leader.status().commit
-        assert max(member.machine.batches) > 1
-        nursery.cancel_scope.cancel()
-
-
-async def test_proposals_wait_while_the_apply_backlog_is_full(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    async with trio.open_nursery() as nursery:
-        cluster = await three(nursery, config=NodeConfig(apply_backlog=2, apply_batch=1))
-        leader = await cluster.leader()
-        member = cluster.members[leader.node_id]
-        member.machine.apply_delay = 5 * TICK
-        done: list[int] = []
-
-        async def propose(i: int) -> None:
-            await leader.propose(f"b{i}".encode())
-            done.append(i)
-
-        widest = 0
-        async with trio.open_nursery() as proposers:
-            for i in range(16):
-                proposers.start_soon(propose, i)
-                await trio.sleep(TICK)
-                widest = max(widest, leader.status().commit - leader.applied)
-        assert sorted(done) == list(range(16))
-        assert widest <= 3  # the backlog and one admitted past it
         nursery.cancel_scope.cancel()
 
 
