@@ -61,6 +61,12 @@ class RunRefused(Exception):
     """A manual run that the job's rules forbid (``forbid`` while running, disabled job)."""
 
 
+def execution_slots(limit: int) -> AbstractAsyncContextManager[object]:
+    """What an execution holds while it runs: a limiter of `limit` (0 = no limit, and no
+    limiter's two checkpoints per run)."""
+    return trio.CapacityLimiter(limit) if limit else nullcontext()
+
+
 @attrs.define
 class _Active:
     job_name: str
@@ -94,12 +100,7 @@ class RunManager:
     _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
         default=attrs.Factory(
-            lambda self: (
-                trio.CapacityLimiter(self._max_concurrent)
-                if self._max_concurrent
-                else nullcontext()
-            ),  # unlimited: no limiter's two checkpoints per run
-            takes_self=True,
+            lambda self: execution_slots(self._max_concurrent), takes_self=True
         ),
     )
     _nursery: trio.Nursery | None = None

@@ -12,7 +12,7 @@ crash, attempts the journal shows unfinished are reported `lost`.
 """
 
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 
 import attrs
 import msgpack
@@ -33,6 +33,7 @@ from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
 from dkron_trio.rpc.errors import RpcError
 from dkron_trio.rpc.server import RpcServer
+from dkron_trio.runs import execution_slots
 
 log = get_logger(__name__)
 
@@ -74,12 +75,7 @@ class Worker:
     _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
         default=attrs.Factory(
-            lambda self: (
-                trio.CapacityLimiter(self._max_concurrent)
-                if self._max_concurrent
-                else nullcontext()
-            ),  # unlimited: no limiter's two checkpoints per run
-            takes_self=True,
+            lambda self: execution_slots(self._max_concurrent), takes_self=True
         ),
     )
     _highest_term: int = attrs.field(init=False, default=0)
