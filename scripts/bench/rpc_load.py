@@ -1,6 +1,8 @@
-"""The RPC load client of raft_cluster.py: "apply" requests carrying ``SetJob`` commands,
-sent by trio tasks over one dkron-trio `Peer` connection; and, run as a script, its ceiling:
-an RPC server that answers every "apply" at once (prints its port on stdout).
+"""The RPC load client of raft_cluster.py: "apply" requests sent by trio tasks over one
+dkron-trio `Peer` connection, carrying either ``SetJob`` commands (a new job per write) or
+``SetCursor`` commands (a small write, one job's cursor, the size of etcd's or PySyncObj's
+put); and, run as a script, its ceiling: an RPC server that answers every "apply" at once
+(prints its port on stdout).
 """
 
 from __future__ import annotations
@@ -8,15 +10,15 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import trio
 from api import Result, job_body
 
 from dkron_trio.cluster import wire
-from dkron_trio.commands import SetJob, encode_command
+from dkron_trio.commands import SetCursor, SetJob, encode_command
 from dkron_trio.config import HostPort
 from dkron_trio.job import Job
 from dkron_trio.rpc.config import Overflow, RpcConfig
@@ -49,24 +51,27 @@ class SetJobBodies:
         return self._template.replace(self._template_name.encode(), name.encode())
 
 
-async def _rpc_applies(
-    name: str, port: int, callers: int, seconds: float, names: Callable[[], str]
+Bodies = Callable[[], bytes]
+"""One caller's next "apply" body."""
+
+
+async def _rpc_load(
+    name: str, port: int, seconds: float, prepare: Callable[[Peer], Awaitable[list[Bodies]]]
 ) -> Result:
-    """``callers`` trio tasks sharing one `Peer` connection, each sending "apply" requests
-    back to back for ``seconds``."""
+    """One task per body source that ``prepare`` returns, all sharing one `Peer`
+    connection, each sending "apply" requests back to back for ``seconds``."""
     peer = Peer(HostPort("127.0.0.1", port), RPC_CONFIG, random.Random(0))
     latencies: list[float] = []
     errors = [0]
     sample = [""]
-    bodies = SetJobBodies(names)
     async with trio.open_nursery() as nursery:
         await nursery.start(peer.run)
-        await peer.call("apply", bodies.body(names()))
+        callers = await prepare(peer)
         deadline = time.perf_counter() + seconds
 
-        async def worker() -> None:
+        async def worker(bodies: Bodies) -> None:
             while time.perf_counter() < deadline:
-                body = bodies.body(names())
+                body = bodies()
                 started = time.perf_counter()
                 try:
                     result, _ = wire.decode_reply(await peer.call("apply", body))
@@ -82,8 +87,8 @@ async def _rpc_applies(
 
         began = time.perf_counter()
         async with trio.open_nursery() as workers:
-            for _ in range(callers):
-                workers.start_soon(worker)
+            for bodies in callers:
+                workers.start_soon(worker, bodies)
         elapsed = time.perf_counter() - began
         nursery.cancel_scope.cancel()
     return Result(name, elapsed, latencies, errors[0], sample[0])
@@ -92,7 +97,39 @@ async def _rpc_applies(
 def rpc_applies(
     name: str, port: int, callers: int, seconds: float, names: Callable[[], str]
 ) -> Result:
-    return trio.run(_rpc_applies, name, port, callers, seconds, names)
+    """``SetJob`` of a new job per write."""
+    bodies = SetJobBodies(names)
+
+    async def prepare(peer: Peer) -> list[Bodies]:
+        await peer.call("apply", bodies.body(names()))  # connected, and the leader answers
+        return [lambda: bodies.body(names()) for _ in range(callers)]
+
+    return trio.run(_rpc_load, name, port, seconds, prepare)
+
+
+def rpc_cursor_applies(
+    name: str, port: int, callers: int, seconds: float, names: Callable[[], str]
+) -> Result:
+    """``SetCursor``: each caller first creates its own job, then moves that job's cursor
+    one second further per write (a command of about 40 bytes)."""
+    template = SetJobBodies(names)
+    start = datetime.now(UTC).replace(microsecond=0)
+
+    def cursors(job_name: str) -> Bodies:
+        step = iter(range(1, 1 << 62))
+        return lambda: encode_command(SetCursor(job_name, start + timedelta(seconds=next(step))))
+
+    async def prepare(peer: Peer) -> list[Bodies]:
+        out = []
+        for _ in range(callers):
+            job_name = names()
+            result, _ = wire.decode_reply(await peer.call("apply", template.body(job_name)))
+            if isinstance(result, Exception):
+                raise RuntimeError(f"SetCursor load: creating {job_name}: {result!r}")
+            out.append(cursors(job_name))
+        return out
+
+    return trio.run(_rpc_load, name, port, seconds, prepare)
 
 
 async def serve_rpc_ceiling() -> None:
