@@ -99,9 +99,7 @@ class RunManager:
     Further runs wait for a slot (their records already say running)."""
     _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
-        default=attrs.Factory(
-            lambda self: execution_slots(self._max_concurrent), takes_self=True
-        ),
+        default=attrs.Factory(lambda self: execution_slots(self._max_concurrent), takes_self=True),
     )
     _nursery: trio.Nursery | None = None
     _active: dict[str, _Active] = attrs.field(factory=dict)

@@ -257,6 +257,7 @@ class RaftServer:
                     await self._store.applied_index(),
                 )
                 self._transport, self._node = transport, node
+                transport.on_peer_down = node.report_down
                 self._log = RaftCommandLog(node, transport, config, machine.expect)
                 await nursery.start(transport.run)
                 await nursery.start(node.run)

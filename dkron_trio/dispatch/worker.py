@@ -74,9 +74,7 @@ class Worker:
     """Executions running at once here (`max-concurrent-executions`; 0 = no limit)."""
     _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
-        default=attrs.Factory(
-            lambda self: execution_slots(self._max_concurrent), takes_self=True
-        ),
+        default=attrs.Factory(lambda self: execution_slots(self._max_concurrent), takes_self=True),
     )
     _highest_term: int = attrs.field(init=False, default=0)
     _running: dict[str, _Attempt] = attrs.field(init=False, factory=dict)

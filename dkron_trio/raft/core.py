@@ -217,6 +217,22 @@ class RaftCore:
         A no-op on a leader, a learner or a node outside the configuration."""
         self._hup(transfer=False)
 
+    def report_down(self, node_id: int) -> None:
+        """The transport found `node_id`'s process gone (its connection closed and a new
+        one was refused). A follower of that leader forgets it, so that its lease no longer
+        refuses the others' pre-votes, and campaigns after 1 + its rank among the other
+        voters ticks instead of a whole randomized timeout: a crashed leader is replaced in
+        a few ticks, and two followers rarely campaign in the same one. A wrong report
+        costs at most an election, never safety: a live leader's next heartbeat makes it
+        the leader again, and followers that still hear it refuse the pre-vote."""
+        if self._role is not Role.FOLLOWER or node_id == NONE or self._lead != node_id:
+            return
+        self._lead = NONE
+        others = sorted(self._conf.current.voters - {node_id})
+        if self._id in others:
+            wait = 1 + others.index(self._id)
+            self._election_elapsed = max(self._election_elapsed, self._randomized_timeout - wait)
+
     def propose(self, data: bytes) -> int:
         """Append a command (leader only); returns its log index.
         Raises NotLeader or ProposalDropped."""

@@ -354,6 +354,12 @@ class RaftNode:
         self._core.compact(index, data)
         self._wake()
 
+    def report_down(self, node_id: int) -> None:
+        """The transport's word that `node_id`'s process is gone (`RaftCore.report_down`)."""
+        if self._running:
+            self._core.report_down(node_id)
+            self._wake()
+
     def campaign(self) -> None:
         """Start an election now (tests, and a single-node cluster's first start)."""
         self._core.campaign()

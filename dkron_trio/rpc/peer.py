@@ -51,8 +51,10 @@ class Peer:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         dialer: Dialer | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
-        """`dialer` replaces TCP (and TLS) dialing, e.g. with in-memory streams in tests."""
+        """`dialer` replaces TCP (and TLS) dialing, e.g. with in-memory streams in tests;
+        `on_lost` is called each time an established connection breaks."""
         self.address = address
         self.counters = counters if counters is not None else Counters()
         self._config = config
@@ -64,6 +66,7 @@ class Peer:
         self._inflight: dict[int, PendingCall] = {}
         self._ids = itertools.count(1)
         self._connected = False
+        self._on_lost = on_lost
         self._log = log.bind(peer=str(address))
 
     @property
@@ -132,6 +135,8 @@ class Peer:
             except (*StreamErrors, FrameError, _ProtocolViolation) as exc:
                 self.counters.add(Metric.CONNECTIONS_LOST)
                 self._log.info("rpc connection lost", error=str(exc) or type(exc).__name__)
+                if self._on_lost is not None:
+                    self._on_lost()
             finally:
                 self._connected = False
                 self._fail_inflight()

@@ -5,12 +5,18 @@ slow or dead node only loses its own messages, which Raft retransmits. `send` ne
 and never raises. Inbound frames are decoded with the Raft codec and pushed to `inbound`;
 an undecodable body, a message for another node or a full inbox is counted and dropped
 (the frame itself was well formed, so the connection stays up).
+
+When a connection to a node breaks, one plain TCP dial probes its address: refused means
+no process listens there any more (a crash or kill, the common failure), and
+`on_peer_down` is told at once, so that Raft need not wait a whole election timeout to
+replace a dead leader.
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -70,6 +76,8 @@ class RaftRpcTransport:
         self._links: dict[int, _Link] = {}
         self._nursery: trio.Nursery | None = None
         self._inbox_in, self._inbox_out = trio.open_memory_channel[Message](inbound_buffer)
+        self.on_peer_down: Callable[[int], None] | None = None
+        """Told the id of a node whose process is gone (see the module docstring)."""
         server.on_message(RAFT_KIND, self._receive)
 
     @property
@@ -136,6 +144,7 @@ class RaftRpcTransport:
                 self._rng,
                 counters=self.counters,
                 ssl_context=self._ssl_context,
+                on_lost=functools.partial(self._lost, node_id, address),
             )
             link = self._links[node_id] = _Link(peer)
             self._start(link)
@@ -149,6 +158,24 @@ class RaftRpcTransport:
     async def _run_peer(self, link: _Link) -> None:
         with link.scope:
             await link.peer.run()
+
+    def _lost(self, node_id: int, address: HostPort) -> None:
+        if self._nursery is not None and self.on_peer_down is not None:
+            self._nursery.start_soon(self._probe, node_id, address)
+
+    async def _probe(self, node_id: int, address: HostPort) -> None:
+        """Dial `address` once; a refused connection reports the node down (if it still
+        lives at that address)."""
+        with trio.move_on_after(self._config.connect_timeout):
+            try:
+                stream = await trio.open_tcp_stream(address.host, address.port)
+            except OSError as exc:
+                report = self.on_peer_down
+                if _refused(exc) and self._addresses.get(node_id) == address and report:
+                    log.info("raft peer down", node=node_id, address=str(address))
+                    report(node_id)
+                return
+            await trio.aclose_forcefully(stream)
 
     async def _receive(self, body: bytes) -> None:
         try:
@@ -167,3 +194,14 @@ class RaftRpcTransport:
             self._inbox_in.send_nowait(msg)
         except trio.WouldBlock:
             self.counters.add(Metric.RAFT_INBOUND_DROPPED)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Was a dial refused (nothing listening), as opposed to timing out or unreachable?
+    trio reports a failed dial as an OSError caused by a group of the attempts' errors."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    cause = exc.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        return all(isinstance(e, ConnectionRefusedError) for e in cause.exceptions)
+    return False

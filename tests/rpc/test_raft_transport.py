@@ -14,7 +14,7 @@ from dkron_trio.raft.types import Entry, Message, MessageType
 from dkron_trio.rpc.counters import Metric
 from dkron_trio.rpc.raft_transport import RAFT_KIND, RaftRpcTransport
 from dkron_trio.rpc.server import RpcServer
-from tests.rpc.helpers import DEADLINE, FAST, start_peer, start_server
+from tests.rpc.helpers import DEADLINE, FAST, start_peer, start_server, wait_for
 
 IDS = (1, 2, 3)
 
@@ -115,3 +115,26 @@ async def test_full_inbox_drops_and_counts(nursery: trio.Nursery) -> None:
     endpoints[1].transport.remove(2)
     endpoints[1].transport.send([_append(1, 2, 0)])
     assert endpoints[1].server.counters.get(Metric.RAFT_UNKNOWN_PEER) == 1
+
+
+async def test_a_node_whose_listener_is_gone_is_reported_down(nursery: trio.Nursery) -> None:
+    down: list[int] = []
+    server = RpcServer(FAST)
+    transport = RaftRpcTransport(2, server, {}, FAST, random.Random(2))
+    transport.on_peer_down = down.append
+    await start_server(nursery, server)
+    await nursery.start(transport.run)
+    arrived: list[bytes] = []
+
+    async def receive(body: bytes) -> None:
+        arrived.append(body)
+
+    doomed = RpcServer(FAST)
+    doomed.on_message(RAFT_KIND, receive)
+    async with trio.open_nursery() as process:
+        transport.set_address(1, await start_server(process, doomed))
+        transport.send([_append(2, 1, 0)])
+        await wait_for(lambda: len(arrived) == 1)
+        assert down == []  # connected and alive
+        process.cancel_scope.cancel()  # the listener and its connections close, as at exit
+    await wait_for(lambda: down == [1])
