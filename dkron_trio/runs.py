@@ -6,10 +6,9 @@ records every execution in the store: ``running`` when it starts, then its outco
 what is running so the scheduler can apply ``forbid``/``replace`` and the API can cancel.
 """
 
-from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import attrs
@@ -18,20 +17,14 @@ import trio
 from dkron_trio.clock import WallClock
 from dkron_trio.dispatch.unreachable import Unreachable
 from dkron_trio.due_queue import DueQueue
-from dkron_trio.execution import (
-    Execution,
-    ExecutionStatus,
-    MissedTick,
-    MissReason,
-    make_execution_id,
-    unix_nanos,
-)
+from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason, unix_nanos
 from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor
 from dkron_trio.executors.output import OutputBuffer
 from dkron_trio.executors.registry import get_executor
 from dkron_trio.job import Concurrency, Job
 from dkron_trio.logs import get_logger
 from dkron_trio.planner import retry_delay, should_retry
+from dkron_trio.run_records import StartStamps, new_attempt, outcome, started_now
 from dkron_trio.store.base import ClusterUnavailable, JobNotFound, Store
 from dkron_trio.targets import Node, select_targets
 
@@ -51,10 +44,6 @@ FinishedListener = Callable[[Job, Execution], None]
 
 StartedListener = Callable[[Job, Execution], None]
 """Told of every execution as it starts (its running record is stored); must only queue."""
-
-_START_MEMORY = timedelta(seconds=10)
-"""How long a start is remembered to keep ids unique: far beyond how far ahead ticks are
-planned, so a start it forgets lies in the past of every start still to come."""
 
 
 class RunRefused(Exception):
@@ -112,10 +101,7 @@ class RunManager:
     _finished_listeners: list[FinishedListener] = attrs.field(factory=list)
     _started_listeners: list[StartedListener] = attrs.field(factory=list)
     _inflight: int = 0
-    _starts: set[datetime] = attrs.field(factory=set)
-    """Starts given out lately (`_unique_start`)..."""
-    _start_order: deque[datetime] = attrs.field(factory=deque)
-    """... in the order given."""
+    _starts: StartStamps = attrs.field(factory=StartStamps)
     _idle: trio.Event = attrs.field(factory=trio.Event)
     _stopped: bool = False
     _remote: "RemoteRuns | None" = None
@@ -233,7 +219,7 @@ class RunManager:
             return []
         started = self._unique_start(max(self._clock.now(), scheduled_at))
         group = unix_nanos(started)
-        return [self._execution(job, scheduled_at, 1, group, started, t.name) for t in targets]
+        return [new_attempt(job.name, scheduled_at, 1, group, started, t.name) for t in targets]
 
     def _retry_node(self, job: Job, failed: str) -> str:
         """Where the next attempt runs: the same node, or with ``retry_other_node`` another
@@ -375,8 +361,8 @@ class RunManager:
                 job = await self._store.get_job(job.name)
             except JobNotFound:
                 return
-            retry = self._execution(
-                job,
+            retry = new_attempt(
+                job.name,
                 scheduled_at,
                 execution.attempt + 1,
                 execution.group,
@@ -417,44 +403,9 @@ class RunManager:
             self.start_run(child, self._clock.now())
 
     def _unique_start(self, at: datetime | None = None) -> datetime:
-        """``at`` (default now), bumped past the starts already given out: execution ids
-        (start + node) must not repeat. Starts planned ahead lie in the future, so starts are
-        not monotonic: every start of the last `_START_MEMORY` is remembered."""
+        """``at`` (default now), unique among recent starts (`StartStamps`)."""
         now = self._clock.now()
-        start = now if at is None else at
-        while start in self._starts:
-            start += timedelta(microseconds=1)
-        self._starts.add(start)
-        self._start_order.append(start)
-        oldest = now - _START_MEMORY
-        while self._start_order[0] < oldest:  # roughly in order: trim the front
-            self._starts.discard(self._start_order.popleft())
-        return start
-
-    def _execution(  # noqa: PLR0917
-        self,
-        job: Job,
-        scheduled_at: datetime,
-        attempt: int,
-        group: int,
-        started: datetime,
-        node: str,
-    ) -> Execution:
-        return Execution(
-            id=make_execution_id(started, node),
-            job_name=job.name,
-            started_at=started,
-            finished_at=None,
-            success=False,
-            output="",
-            node_name=node,
-            group=group,
-            attempt=attempt,
-            scheduled_at=scheduled_at,
-            fence=group,
-            status=ExecutionStatus.RUNNING,
-            exit_code=None,
-        )
+        return self._starts.stamp(now if at is None else at, now)
 
     async def _execute(
         self, job: Job, execution: Execution, held: _Active | None = None
@@ -492,7 +443,7 @@ class RunManager:
                 await self._until_due(execution)
                 await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before its tick
                 async with self._slots:
-                    execution = active.execution = _started_now(execution, self._clock)
+                    execution = active.execution = started_now(execution, self._clock.now())
                     for listener in self._started_listeners:
                         listener(job, execution)
                     log.debug(  # the finish line carries the outcome: one info line a run
@@ -502,7 +453,7 @@ class RunManager:
                         attempt=execution.attempt,
                     )
                     result = await self._executors(job.executor).run(request, on_output)
-            done = self._outcome(execution, result, output)
+            done = outcome(execution, result, output, self._clock.now())
             with trio.CancelScope(shield=True):  # an outcome is recorded even at shutdown
                 await self._store.put_execution(done)
         finally:
@@ -542,7 +493,7 @@ class RunManager:
                         listener(job, execution)
                     done = await remote.run(job, execution, on_output)
             if done is None:
-                done = self._outcome(execution, None, output)
+                done = outcome(execution, None, output, self._clock.now())
                 with trio.CancelScope(shield=True):
                     await self._store.put_execution(done)
         finally:
@@ -633,31 +584,3 @@ class RunManager:
         """Output a worker streamed here for an execution this server ordered."""
         if self._remote is not None:
             self._remote.output(execution_id, chunk)
-
-    def _outcome(
-        self, execution: Execution, result: ExecutionResult | None, output: OutputBuffer
-    ) -> Execution:
-        finished = self._clock.now()
-        if result is None:
-            done = attrs.evolve(
-                execution,
-                finished_at=finished,
-                output=output.text() + "\nexecution cancelled",
-                status=ExecutionStatus.CANCELLED,
-            )
-        else:
-            done = attrs.evolve(
-                execution,
-                finished_at=finished,
-                success=result.success,
-                output=result.output,
-                status=ExecutionStatus.SUCCESS if result.success else ExecutionStatus.FAILED,
-                exit_code=result.exit_code,
-            )
-        return done
-
-
-def _started_now(execution: Execution, clock: WallClock) -> Execution:
-    """The record as its executor starts: ``started_at`` is when it really began (a planned
-    start is only when it was meant to), so lateness can be read off the record."""
-    return attrs.evolve(execution, started_at=clock.now())

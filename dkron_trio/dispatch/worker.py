@@ -33,6 +33,7 @@ from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
 from dkron_trio.rpc.errors import RpcError
 from dkron_trio.rpc.server import RpcServer
+from dkron_trio.run_records import outcome, started_now
 from dkron_trio.runs import execution_slots
 
 log = get_logger(__name__)
@@ -217,28 +218,10 @@ class Worker:
                     "execution started", job=job.name, execution=execution.id, fence=execution.fence
                 )
                 async with self._slots:
-                    execution = attempt.execution = attrs.evolve(
-                        execution, started_at=self._clock.now()
-                    )  # when it really began, as the record says (lateness)
+                    execution = attempt.execution = started_now(execution, self._clock.now())
                     result = await self._executors(job.executor).run(request, on_output)
         finally:
-            finished = self._clock.now()
-            if result is None:
-                done = attrs.evolve(
-                    execution,
-                    finished_at=finished,
-                    output=attempt.output.text() + "\nexecution cancelled",
-                    status=ExecutionStatus.CANCELLED,
-                )
-            else:
-                done = attrs.evolve(
-                    execution,
-                    finished_at=finished,
-                    success=result.success,
-                    output=result.output,
-                    status=ExecutionStatus.SUCCESS if result.success else ExecutionStatus.FAILED,
-                    exit_code=result.exit_code,
-                )
+            done = outcome(execution, result, attempt.output, self._clock.now())
             with trio.CancelScope(shield=True):
                 await self._journal.finish(done)
             attempt.execution = done
