@@ -53,6 +53,9 @@ from dkron_trio.raft.types import (
 MT = MessageType
 
 
+_HEARTBEATS = frozenset({MessageType.HEARTBEAT, MessageType.HEARTBEAT_RESPONSE})
+
+
 class Rng(Protocol):
     """The part of `random.Random` the core uses (injected, seeded by the caller)."""
 
@@ -80,6 +83,8 @@ class RaftCore:
     _snapshot_receiver: SnapshotReceiver
     _compaction: Compaction | None
     _prev_hard_state: HardState
+    _durable_vote: tuple[int, int]
+    """The (term, vote) last persisted: handed out in a Ready that has been advanced."""
     _prev_soft_state: SoftState
 
     def __init__(
@@ -127,6 +132,7 @@ class RaftCore:
         self._snapshot_receiver = SnapshotReceiver()
         self._compaction = None
         self._prev_hard_state = hard_state
+        self._durable_vote = (hard_state.term, hard_state.vote)
         self._prev_soft_state = SoftState(NONE, Role.FOLLOWER)
         self._become_follower(self._term, NONE)
 
@@ -409,8 +415,24 @@ class RaftCore:
                 self._apply_conf_entry(entry)
         if ready.committed_entries:
             self._log.applied_to(ready.committed_entries[-1].index)
+        if ready.hard_state is not None:
+            self._durable_vote = (ready.hard_state.term, ready.hard_state.vote)
         if self._leader is not None:
             self._leader.persisted()
+
+    def take_heartbeats(self) -> list[Message]:
+        """Take the heartbeats and heartbeat replies waiting for the next Ready, for the
+        shell to send while it is still applying the current one. They carry only the term,
+        which must be durable (nothing is taken while a new term or vote waits to be
+        persisted), and a commit index, which never runs ahead of what a quorum persisted.
+        Without them a leader applying a long batch loses its followers, and a follower
+        applying one makes its leader step down."""
+        if (self._term, self._vote) != self._durable_vote:
+            return []
+        beats = [m for m in self._outbox if m.type in _HEARTBEATS]
+        if beats:
+            self._outbox[:] = [m for m in self._outbox if m.type not in _HEARTBEATS]
+        return beats
 
     # -- elections ------------------------------------------------------------------------
 

@@ -148,8 +148,12 @@ class KvMachine:
     applied: list[Entry] = attrs.Factory(list)
     restored: list[SnapshotMeta] = attrs.Factory(list)
     events: list[str] = attrs.Factory(list)
+    apply_delay: float = 0.0
+    """Mock seconds each `apply` call takes (a slow state machine)."""
 
     async def apply(self, entries: Sequence[Entry]) -> Sequence[object]:
+        if self.apply_delay:
+            await trio.sleep(self.apply_delay)
         if self.durable is not None:
             for e in entries:
                 if not self.durable.holds(e.index, e.term):

@@ -197,6 +197,60 @@ async def test_leader_disk_stalled_beyond_election_timeout_is_replaced(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_state_machine_slower_than_the_election_timeout_keeps_its_leader(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """While the leader applies for 25 ticks (the election timeout is 10 to 19), its
+    heartbeats still go out, and so do the followers' replies: nobody campaigns."""
+    async with trio.open_nursery() as nursery:
+        cluster = await three(nursery)
+        leader = await cluster.leader()
+        term = leader.term
+        cluster.members[leader.node_id].machine.apply_delay = 25 * TICK
+        for i in range(4):
+            await leader.propose(f"slow{i}".encode())
+        assert {m.node.term for m in cluster.members.values()} == {term}
+        assert leader.is_leader
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_follower_slower_than_the_election_timeout_keeps_its_leader(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Check-quorum does not depose a leader whose followers are busy applying: their
+    heartbeat replies leave during the apply."""
+    async with trio.open_nursery() as nursery:
+        cluster = await three(nursery)
+        leader = await cluster.leader()
+        term = leader.term
+        for node_id, member in cluster.members.items():
+            if node_id != leader.node_id:
+                member.machine.apply_delay = 25 * TICK
+        for i in range(4):
+            await leader.propose(f"slow{i}".encode())
+        await trio.sleep(50 * TICK)
+        assert {m.node.term for m in cluster.members.values()} == {term}
+        assert leader.is_leader
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_state_machine_stuck_for_good_loses_its_leadership(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Heartbeats during an apply stop after `apply_heartbeat_timeouts` election timeouts,
+    so a leader whose machine never returns is replaced."""
+    async with trio.open_nursery() as nursery:
+        cluster = await three(nursery)
+        leader = await cluster.leader()
+        term = leader.term
+        cluster.members[leader.node_id].machine.apply_delay = 1000 * TICK
+        nursery.start_soon(leader.propose, b"stuck")
+        others = [i for i in cluster.members if i != leader.node_id]
+        new = await cluster.leader(among=others)
+        assert new.term > term
+        nursery.cancel_scope.cancel()
+
+
 async def test_read_index_and_barrier(autojump_clock: trio.testing.MockClock) -> None:
     async with trio.open_nursery() as nursery:
         cluster = await three(nursery)
