@@ -8,6 +8,8 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from kazoo.client import KazooClient
+from kazoo.handlers.threading import KazooTimeoutError
 
 from tests.backends.servers import free_port, require_binary, stop, under_ci, wait_until
 
@@ -24,6 +26,20 @@ def _answers(port: int) -> bool:
             return s.recv(16) == b"imok"
     except OSError:
         return False
+
+
+def _opens_sessions(hosts: str) -> bool:
+    """A fresh JVM answers ``ruok`` well before its first session is quick: on a loaded
+    machine the tests' first connect timed out (10 s) right after ``ruok``. Wait for one."""
+    client = KazooClient(hosts=hosts, timeout=10)
+    try:
+        client.start(timeout=10)
+    except KazooTimeoutError:
+        return False
+    finally:
+        client.stop()
+        client.close()
+    return True
 
 
 @contextlib.contextmanager
@@ -58,6 +74,8 @@ def running(tmp: pathlib.Path) -> Iterator[list[str]]:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     try:
         wait_until(lambda: _answers(port), "zookeeper", proc, timeout=60)
-        yield [f"127.0.0.1:{port}"]
+        hosts = f"127.0.0.1:{port}"
+        wait_until(lambda: _opens_sessions(hosts), "zookeeper sessions", proc, timeout=120)
+        yield [hosts]
     finally:
         stop(proc)
