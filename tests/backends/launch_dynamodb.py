@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.backends.servers import free_port, require_binary, stop, under_ci, wait_until
+from tests.backends.servers import require_binary, stop, under_ci, wait_until
+from tests.ports import free_port
 
 INSTALLED = pathlib.Path(__file__).parents[2] / ".venv/dynalite/node_modules/.bin/dynalite"
 

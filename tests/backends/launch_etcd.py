@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.backends.servers import free_port, require_binary, stop, wait_until
+from tests.backends.servers import require_binary, stop, wait_until
+from tests.ports import free_port
 
 
 def _healthy(url: str) -> bool:

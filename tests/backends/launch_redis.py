@@ -6,7 +6,8 @@ import socket
 import subprocess
 from collections.abc import Iterator
 
-from tests.backends.servers import free_port, require_binary, stop, wait_until
+from tests.backends.servers import require_binary, stop, wait_until
+from tests.ports import free_port
 
 
 def _answers(port: int) -> bool:

@@ -11,7 +11,8 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
-from tests.backends.servers import free_port, require_binary, stop, under_ci, wait_until
+from tests.backends.servers import require_binary, stop, under_ci, wait_until
+from tests.ports import free_port
 
 JAR = pathlib.Path("/usr/share/java/zookeeper.jar")
 """Debian's `zookeeper` package; its manifest names every library it needs."""

@@ -4,7 +4,6 @@ import importlib
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,13 +25,6 @@ def require_binary(name: str, package: str) -> str:
             pytest.fail(f"{reason}: required under CI")
         pytest.skip(reason)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_until(

@@ -7,7 +7,7 @@ import pytest
 from dkron_trio.backends.etcd import open_driver, prefix_end
 from dkron_trio.store.backend import BackendError
 from tests.backends.launch_etcd import running
-from tests.backends.servers import free_port
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="module")

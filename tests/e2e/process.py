@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -11,12 +10,12 @@ from pathlib import Path
 import attrs
 import trio
 
+from tests import ports
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port for an agent's listener (`tests.ports.free_port`)."""
+    return ports.free_port()
 
 
 @attrs.define
