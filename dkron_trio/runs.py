@@ -503,7 +503,7 @@ class RunManager:
             finished(job, done)
         return done
 
-    async def take_over(self, execution: Execution) -> None:
+    async def take_over(self, execution: Execution, job: Job) -> None:
         """A new leader's answer to an execution the store shows running (DESIGN.md §5, the
         run protocol, step 4). Running here: keep it. Without a cluster, not running here
         (this server restarted): lost. Otherwise ask its node's worker (this server's own
@@ -524,10 +524,6 @@ class RunManager:
             except JobNotFound:  # deleted meanwhile, its executions with it
                 return
             log.info("execution lost", job=execution.job_name, execution=execution.id)
-            return
-        try:
-            job = await self._store.get_job(execution.job_name)
-        except JobNotFound:
             return
         log.info(
             "execution taken over", job=job.name, execution=execution.id, node=execution.node_name

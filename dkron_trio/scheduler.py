@@ -129,8 +129,10 @@ class Scheduler:
             self._running = False
 
     async def _schedule(self, task_status: trio.TaskStatus[None]) -> None:
-        await self._recover_orphans()
-        for position, (job, cursor) in enumerate(await self._store.schedule_state()):
+        orphans = await self._store.running_executions()
+        state = await self._store.schedule_state()
+        await self._recover_orphans(orphans, {job.name: job for job, _ in state})
+        for position, (job, cursor) in enumerate(state):
             self._cursors[job.name] = cursor or initial_cursor(job)
             self._push(job)
             if position % _LOAD_SLICE == _LOAD_SLICE - 1:
@@ -173,10 +175,14 @@ class Scheduler:
         self._due.pop(name, None)
         self._cursors.pop(name, None)
 
-    async def _recover_orphans(self) -> None:
-        """Take over the executions an earlier term left running (`RunManager.take_over`)."""
-        for execution in await self._store.running_executions():
-            await self._runs.take_over(execution)
+    async def _recover_orphans(self, orphans: list[Execution], jobs: dict[str, Job]) -> None:
+        """Take over the executions an earlier term left running (`RunManager.take_over`),
+        with the jobs already loaded: thousands of them must not cost a read each. (Read
+        before the jobs: one missing among the jobs was deleted, its executions with it.)"""
+        for execution in orphans:
+            job = jobs.get(execution.job_name)
+            if job is not None:
+                await self._runs.take_over(execution, job)
 
     async def _load(self, job: Job) -> None:
         cursor = self._cursors.get(job.name)

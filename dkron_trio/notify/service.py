@@ -100,8 +100,16 @@ class ExecutionOutputs:
             self._queue(job, execution)
 
     def on_finished(self, job: Job, execution: Execution) -> None:
-        """RunManager's finished listener: queue, never block."""
-        self._queue(job, execution)
+        """RunManager's finished listener: queue, never block; an execution of a job with
+        no processors and nothing to notify is not queued (at hundreds of runs a second
+        the queue would fill with no-ops and drop the runs that have work)."""
+        if job.processors or self._notifies(job):
+            self._queue(job, execution)
+
+    def _notifies(self, job: Job) -> bool:
+        """Whether a finished run of the job may send anything."""
+        owner_mail = self._config.mail is not None and bool(job.owner_email)
+        return bool(owner_mail or self._config.webhook or job.notify.webhooks or job.notify.emails)
 
     def _queue(self, job: Job, execution: Execution) -> None:
         """Queue an execution: a running one for its pre-webhook, a finished one for its
@@ -169,10 +177,9 @@ class ExecutionOutputs:
                 log.error("processor failed", job=job.name, execution=execution.id, error=str(exc))
 
     async def _notify(self, client: httpx.AsyncClient, job: Job, execution: Execution) -> None:
-        mail = self._config.mail
-        owner_mail = mail is not None and bool(job.owner_email)
-        if not (owner_mail or self._config.webhook or job.notify.webhooks or job.notify.emails):
+        if not self._notifies(job):
             return
+        mail = self._config.mail
         events = run_events(execution, await self._previous(job, execution))
         values = template_values(job, execution, self._node_name, events)
         async with trio.open_nursery() as nursery:

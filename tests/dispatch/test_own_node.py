@@ -80,7 +80,7 @@ async def test_own_runs_and_their_take_over_go_through_the_worker(
 
         [orphan] = runs.plan_attempts(stored, T0)
         await store.put_execution(orphan)
-        await runs.take_over(orphan)  # an earlier leader's, on this very node
+        await runs.take_over(orphan, stored)  # an earlier leader's, on this very node
         await runs.wait_idle()
         assert remote.asked == [orphan.id]
         assert (await store.get_execution("a", orphan.id)).status is ExecutionStatus.SUCCESS

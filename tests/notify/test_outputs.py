@@ -159,3 +159,25 @@ async def test_a_bad_processor_is_logged_and_skipped(caplog: pytest.LogCaptureFi
             await world.outputs.wait_idle()
     [skipped] = [r for r in caplog.records if r.getMessage() == "processors skipped"]
     assert "unknown processor 'fluent'" in str(vars(skipped))
+
+
+async def test_runs_with_nothing_to_process_or_notify_are_not_queued(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A queue of one, and many runs of a job without processors or notifications: none is
+    queued, so none is dropped; a job with a processor still queues (and drops when full)."""
+    config = attrs.evolve(_config(None), queue_size=1)
+    async with open_world(config) as world:
+        await world.job(name="plain")
+        plain = await world.store.get_job("plain")
+        for _ in range(5):
+            await world.runs.start_manual_run(plain)
+        await world.runs.wait_idle()
+        assert world.outputs.idle
+        assert "queue full" not in caplog.text
+        await world.job(name="logged", processors={"log": {}})
+        logged = await world.store.get_job("logged")
+        for _ in range(5):
+            await world.runs.start_manual_run(logged)
+        await world.runs.wait_idle()
+        assert "queue full" in caplog.text
