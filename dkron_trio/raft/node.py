@@ -104,10 +104,11 @@ class NodeConfig:
     raft: RaftConfig = attrs.Factory(RaftConfig)
     tick_seconds: float = 0.1
     raft_multiplier: int = 1
-    apply_heartbeat_timeouts: int = 3
-    """Election timeouts (base) during which one apply call keeps sending heartbeats and
-    their replies (`RaftCore.take_heartbeats`): a slow batch keeps its leader, a state
-    machine stuck for longer than that still loses it."""
+    busy_heartbeat_timeouts: int = 3
+    """Election timeouts (base) during which one persist or apply call keeps sending
+    heartbeats and their replies (`RaftCore.take_heartbeats`): a slow batch or a slow write
+    (a snapshot's image) keeps its leader, a disk or state machine stuck for longer than
+    that still loses it."""
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.tick_seconds, int | float) or not (
@@ -117,10 +118,10 @@ class NodeConfig:
         multiplier = self.raft_multiplier
         if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
             raise ConfigError(f"raft_multiplier: must be an integer >= 1, got {multiplier!r}")
-        timeouts = self.apply_heartbeat_timeouts
+        timeouts = self.busy_heartbeat_timeouts
         if isinstance(timeouts, bool) or not isinstance(timeouts, int) or timeouts < 0:
             raise ConfigError(
-                f"apply_heartbeat_timeouts: must be an integer >= 0, got {timeouts!r}"
+                f"busy_heartbeat_timeouts: must be an integer >= 0, got {timeouts!r}"
             )
 
     @property
@@ -128,8 +129,8 @@ class NodeConfig:
         return self.tick_seconds * self.raft_multiplier
 
     @property
-    def apply_heartbeat_seconds(self) -> float:
-        return self.apply_heartbeat_timeouts * self.raft.election_ticks * self.tick_length
+    def busy_heartbeat_seconds(self) -> float:
+        return self.busy_heartbeat_timeouts * self.raft.election_ticks * self.tick_length
 
 
 @attrs.frozen
@@ -190,8 +191,8 @@ class RaftNode:
     _applied_term: int = attrs.field(init=False, default=0)
     _running: bool = attrs.field(init=False, default=False)
     _stopped: bool = attrs.field(init=False, default=False)
-    _applying_since: float | None = attrs.field(init=False, default=None)
-    """Trio time at which the apply call in progress began (None: none is)."""
+    _busy_since: float | None = attrs.field(init=False, default=None)
+    """Trio time at which the persist or apply call in progress began (None: none is)."""
 
     def __attrs_post_init__(self) -> None:
         self._core = RaftCore(
@@ -268,10 +269,10 @@ class RaftNode:
             self._wake()
 
     def _heartbeats_now(self) -> None:
-        """While the driver waits for the state machine, send heartbeats and their replies
-        at once rather than after the apply (for `apply_heartbeat_seconds` at most)."""
-        since = self._applying_since
-        if since is None or trio.current_time() - since > self._config.apply_heartbeat_seconds:
+        """While the driver waits for the disk or the state machine, send heartbeats and
+        their replies at once rather than after it (for `busy_heartbeat_seconds` at most)."""
+        since = self._busy_since
+        if since is None or trio.current_time() - since > self._config.busy_heartbeat_seconds:
             return
         beats = self._core.take_heartbeats()
         if beats:
@@ -287,7 +288,11 @@ class RaftNode:
     async def _handle(self, ready: Ready) -> None:
         """One Ready, in the contract's order: persist, send, apply, advance."""
         if needs_persist(ready):
-            await self._offload(self._storage.persist, ready)
+            self._busy_since = trio.current_time()
+            try:
+                await self._offload(self._storage.persist, ready)
+            finally:
+                self._busy_since = None
             self._storage.install(ready)
         if ready.messages:
             self._transport.send(ready.messages)
@@ -296,11 +301,11 @@ class RaftNode:
             self._applied_term = ready.snapshot.meta.term
             self._fail_proposals_up_to(ready.snapshot.meta.index)
         if ready.committed_entries:
-            self._applying_since = trio.current_time()
+            self._busy_since = trio.current_time()
             try:
                 results = await self._machine.apply(ready.committed_entries)
             finally:
-                self._applying_since = None
+                self._busy_since = None
             if len(results) != len(ready.committed_entries):
                 raise RaftError(
                     f"state machine returned {len(results)} results "

@@ -180,16 +180,52 @@ async def test_slow_disk_below_election_timeout_causes_no_elections(
         nursery.cancel_scope.cancel()
 
 
-async def test_leader_disk_stalled_beyond_election_timeout_is_replaced(
+async def test_a_leader_persisting_longer_than_the_election_timeout_keeps_its_term(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """The documented limit: a leader whose persist takes longer than the election timeout
-    looks dead to its followers (no heartbeats), so they elect another one."""
+    """A write of 25 ticks (a snapshot's image, a slow disk; the election timeout is 10 to
+    19): heartbeats leave while it lasts, so nobody campaigns."""
     async with trio.open_nursery() as nursery:
         cluster = await three(nursery)
         leader = await cluster.leader()
         term = leader.term
-        cluster.members[leader.node_id].offload.delay = 30 * TICK
+        cluster.members[leader.node_id].offload.delay = 25 * TICK
+        for i in range(4):
+            await leader.propose(f"slow{i}".encode())
+        assert {m.node.term for m in cluster.members.values()} == {term}
+        assert leader.is_leader
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_follower_persisting_longer_than_the_election_timeout_keeps_its_leader(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Check-quorum does not depose a leader whose followers are busy writing."""
+    async with trio.open_nursery() as nursery:
+        cluster = await three(nursery)
+        leader = await cluster.leader()
+        term = leader.term
+        for node_id, member in cluster.members.items():
+            if node_id != leader.node_id:
+                member.offload.delay = 25 * TICK
+        for i in range(4):
+            await leader.propose(f"slow{i}".encode())
+        await trio.sleep(50 * TICK)
+        assert {m.node.term for m in cluster.members.values()} == {term}
+        assert leader.is_leader
+        nursery.cancel_scope.cancel()
+
+
+async def test_leader_disk_stalled_for_good_is_replaced(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Heartbeats during a persist stop after `busy_heartbeat_timeouts` election timeouts:
+    a leader whose write never returns looks dead to its followers, which elect another."""
+    async with trio.open_nursery() as nursery:
+        cluster = await three(nursery)
+        leader = await cluster.leader()
+        term = leader.term
+        cluster.members[leader.node_id].offload.delay = 1000 * TICK
         nursery.start_soon(leader.propose, b"stalled")
         others = [i for i in cluster.members if i != leader.node_id]
         new = await cluster.leader(among=others)
@@ -237,7 +273,7 @@ async def test_a_follower_slower_than_the_election_timeout_keeps_its_leader(
 async def test_a_state_machine_stuck_for_good_loses_its_leadership(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Heartbeats during an apply stop after `apply_heartbeat_timeouts` election timeouts,
+    """Heartbeats during an apply stop after `busy_heartbeat_timeouts` election timeouts,
     so a leader whose machine never returns is replaced."""
     async with trio.open_nursery() as nursery:
         cluster = await three(nursery)
