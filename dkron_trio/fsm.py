@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+import trio
 
 from dkron_trio.commands import (
     Command,
@@ -87,6 +88,12 @@ KNOWN_COMMANDS = 1024
 (one whose entry never commits stays until newer ones push it out)."""
 
 
+DECODE_OFF_LOOP = 64 * 1024
+"""Bytes of entries to decode (those not proposed here) above which a batch is decoded on a
+worker thread: a follower catching up decodes megabytes at once, which would otherwise hold
+the event loop for hundreds of milliseconds, its heartbeat replies with it."""
+
+
 class SnapshotMismatch(StoreError):
     """A snapshot whose image reflects another index than its metadata says."""
 
@@ -141,7 +148,16 @@ class StoreStateMachine:
         self._missed_touched = []
         self._plans_touched = []
         self._outcomes_touched = []
-        mutations = [self._mutation(position, entry) for position, entry in enumerate(entries)]
+        known = [self._known.pop(e.data, None) if e.data else None for e in entries]
+        unknown = sum(len(e.data) for e, cmd in zip(entries, known, strict=True) if cmd is None)
+        if unknown > DECODE_OFF_LOOP:
+            decoded = await trio.to_thread.run_sync(_decode_all, entries, known)
+        else:
+            decoded = _decode_all(entries, known)
+        mutations = [
+            self._mutation(position, entry, cmd)
+            for position, (entry, cmd) in enumerate(zip(entries, decoded, strict=True))
+        ]
         results = await self._store.apply_replicated(entries[-1].index, mutations)
         self._note_plans(results)
         self._note_outcomes(results)
@@ -197,42 +213,66 @@ class StoreStateMachine:
         if self._on_members is not None:
             self._on_members()
 
-    def _mutation(self, position: int, entry: Entry) -> Mutation:
+    def _mutation(self, position: int, entry: Entry, decoded: "_Decoded") -> Mutation:
         try:
             if entry.type is EntryType.CONF_CHANGE:
                 self._members_touched = True
                 return _membership(entry)
-            if not entry.data:
-                return _nothing
-            known = self._known.pop(entry.data, None)
-            cmd = decode_entry(entry.data) if known is None else known
-            if isinstance(cmd, SetMember):
-                self._members_touched = True
-            elif isinstance(cmd, SetJob):
-                self._jobs_touched.append(cmd.job.name)
-            elif isinstance(cmd, DeleteJob):
-                self._jobs_touched.append(cmd.name)
         except (CommandError, CodecError) as error:
-            self._malformed += 1
-            log.error(
-                "malformed entry skipped",
-                index=entry.index,
-                term=entry.term,
-                size=len(entry.data),
-                error=str(error),
-            )
-            return _outcome(error)
-        if isinstance(cmd, RecordMissed):
+            return self._skip(entry, error)
+        if decoded is None:
+            return _nothing
+        if isinstance(decoded, CommandError | CodecError):
+            return self._skip(entry, decoded)
+        cmd = decoded
+        if isinstance(cmd, SetMember):
+            self._members_touched = True
+        elif isinstance(cmd, SetJob):
+            self._jobs_touched.append(cmd.job.name)
+        elif isinstance(cmd, DeleteJob):
+            self._jobs_touched.append(cmd.name)
+        elif isinstance(cmd, RecordMissed):
             self._missed_touched.append((position, (cmd.missed,)))
-        if isinstance(cmd, RecordPlans):
-            fenced = _fenced(cmd, entry.index)
-            self._plans_touched.append((position, fenced))
-            return lambda tx: _record_plans(tx, fenced, entry.index)
-        if isinstance(cmd, PutExecution):
+        elif isinstance(cmd, RecordPlans):
+            self._plans_touched.append((position, cmd))
+            return lambda tx: _record_plans(tx, cmd, entry.index)
+        elif isinstance(cmd, PutExecution):
             self._executions_touched.append(cmd.execution)
-        if isinstance(cmd, PutExecutions):
+        elif isinstance(cmd, PutExecutions):
             self._outcomes_touched.append((position, cmd))
         return lambda tx: _apply_command(tx, cmd)
+
+    def _skip(self, entry: Entry, error: CommandError | CodecError) -> Mutation:
+        self._malformed += 1
+        log.error(
+            "malformed entry skipped",
+            index=entry.index,
+            term=entry.term,
+            size=len(entry.data),
+            error=str(error),
+        )
+        return _outcome(error)
+
+
+_Decoded = Command | CommandError | CodecError | None
+"""An entry's command (a batch of plans already fenced), the error decoding it failed with,
+or None: an empty entry (a barrier), or a membership change (decoded as it is applied)."""
+
+
+def _decode_all(entries: Sequence[Entry], known: Sequence[Command | None]) -> list[_Decoded]:
+    """The commands of a batch of entries: pure, so a large batch is decoded on a worker
+    thread while the event loop goes on (heartbeats included)."""
+    return [_decode(entry, cmd) for entry, cmd in zip(entries, known, strict=True)]
+
+
+def _decode(entry: Entry, known: Command | None) -> _Decoded:
+    if entry.type is EntryType.CONF_CHANGE or not entry.data:
+        return None
+    try:
+        cmd = decode_entry(entry.data) if known is None else known
+    except (CommandError, CodecError) as error:
+        return error
+    return _fenced(cmd, entry.index) if isinstance(cmd, RecordPlans) else cmd
 
 
 def _nothing(_tx: StoreTx) -> None:

@@ -179,10 +179,12 @@ class Scheduler:
         """Take over the executions an earlier term left running (`RunManager.take_over`),
         with the jobs already loaded: thousands of them must not cost a read each. (Read
         before the jobs: one missing among the jobs was deleted, its executions with it.)"""
-        for execution in orphans:
+        for position, execution in enumerate(orphans):
             job = jobs.get(execution.job_name)
             if job is not None:
                 await self._runs.take_over(execution, job)
+            if position % _LOAD_SLICE == _LOAD_SLICE - 1:
+                await trio.lowlevel.checkpoint()
 
     async def _load(self, job: Job) -> None:
         cursor = self._cursors.get(job.name)

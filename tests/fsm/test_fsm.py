@@ -5,10 +5,13 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
+import trio
 
+from dkron_trio import fsm
 from dkron_trio.acl import Role
 from dkron_trio.commands import (
     Command,
@@ -297,3 +300,28 @@ async def test_the_bootstrap_snapshot_is_an_empty_state_at_its_index(store: Repl
     await machine.restore(Snapshot(SnapshotMeta(3, 1, ConfState(frozenset({1}))), b""))
     assert await store.applied_index() == 3
     assert (await store.list_jobs(JobQuery())).jobs == []
+
+
+async def test_a_large_batch_is_decoded_on_a_thread_with_the_same_outcome(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above `DECODE_OFF_LOOP` bytes a batch is decoded on a worker thread (the event loop
+    goes on meanwhile); the results, the skipped entries and the store are the same."""
+    log = [*entries(random_commands(random.Random(7), 300)), Entry(1, 301, data=b"\xc1bad")]
+    inline, threaded = MemoryStore(), MemoryStore()
+    inline_results = await StoreStateMachine(inline).apply(log)
+    hops: list[object] = []
+    run_sync = trio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await run_sync(fn, *args, **kwargs)
+
+    monkeypatch.setattr(fsm, "DECODE_OFF_LOOP", 0)
+    monkeypatch.setattr(trio.to_thread, "run_sync", counted)
+    machine = StoreStateMachine(threaded)
+    threaded_results = await machine.apply(log)
+    assert hops == [fsm._decode_all]
+    assert [comparable(r) for r in threaded_results] == [comparable(r) for r in inline_results]
+    assert machine.malformed == 1
+    assert await contents(threaded) == await contents(inline)
