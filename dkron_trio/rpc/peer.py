@@ -78,12 +78,17 @@ class Peer:
         """Frames waiting to be written."""
         return len(self._outbox)
 
-    def send_nowait(self, kind: str, body: bytes) -> bool:
+    def send_nowait(self, kind: str, body: bytes, *, urgent: bool = False) -> bool:
         """Queue a one-way frame. False only if the queue is full under the BLOCK policy.
+        An urgent frame is written before every other queued frame (`Outbox`).
 
         Raises FrameError if the frame exceeds the size limit.
         """
-        return self._outbox.put_nowait(self._encode(FrameType.ONEWAY, kind, 0, body))
+        frame = self._encode(FrameType.ONEWAY, kind, 0, body)
+        if urgent:
+            self._outbox.put_urgent_nowait(frame)
+            return True
+        return self._outbox.put_nowait(frame)
 
     async def send(self, kind: str, body: bytes) -> None:
         """Queue a one-way frame, waiting for room under the BLOCK policy."""

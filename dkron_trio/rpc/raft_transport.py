@@ -10,6 +10,10 @@ When a connection to a node breaks, one plain TCP dial probes its address: refus
 no process listens there any more (a crash or kill, the common failure), and
 `on_peer_down` is told at once, so that Raft need not wait a whole election timeout to
 replace a dead leader.
+
+Heartbeats, votes and their replies (`URGENT`) jump their peer's queue: a leader pipelines
+megabytes of entries to a follower busy applying, and a heartbeat queued behind them would
+reach it after its election timeout.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dkron_trio.config import HostPort
 from dkron_trio.logs import get_logger
 from dkron_trio.raft.codec import CodecError, decode_message, encode_message
 from dkron_trio.raft.transport import DEFAULT_INBOUND_BUFFER
-from dkron_trio.raft.types import Message
+from dkron_trio.raft.types import Message, MessageType
 from dkron_trio.rpc.config import Overflow, RpcConfig
 from dkron_trio.rpc.counters import Metric
 from dkron_trio.rpc.errors import RpcUnavailable
@@ -40,6 +44,22 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 RAFT_KIND = "raft"
+
+URGENT = frozenset(
+    {
+        MessageType.HEARTBEAT,
+        MessageType.HEARTBEAT_RESPONSE,
+        MessageType.PRE_VOTE,
+        MessageType.PRE_VOTE_RESPONSE,
+        MessageType.VOTE,
+        MessageType.VOTE_RESPONSE,
+        MessageType.TIMEOUT_NOW,
+        MessageType.READ_INDEX,
+        MessageType.READ_INDEX_RESPONSE,
+    }
+)
+"""Small messages Raft's liveness depends on; none of them needs to keep its place among
+the entries (Raft takes messages in any order)."""
 
 
 @attrs.define(eq=False)
@@ -107,7 +127,7 @@ class RaftRpcTransport:
                 self.counters.add(Metric.RAFT_UNKNOWN_PEER)
                 continue
             try:
-                link.peer.send_nowait(RAFT_KIND, encode_message(msg))
+                link.peer.send_nowait(RAFT_KIND, encode_message(msg), urgent=msg.type in URGENT)
             except FrameError as exc:
                 self.counters.add(Metric.OVERSIZE_DROPPED)
                 log.warning("raft message too large, dropped", to=msg.to, error=str(exc))

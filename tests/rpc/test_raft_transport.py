@@ -138,3 +138,19 @@ async def test_a_node_whose_listener_is_gone_is_reported_down(nursery: trio.Nurs
         assert down == []  # connected and alive
         process.cancel_scope.cancel()  # the listener and its connections close, as at exit
     await wait_for(lambda: down == [1])
+
+
+async def test_heartbeats_and_votes_overtake_queued_entries(nursery: trio.Nursery) -> None:
+    """Messages queued while the sender is not running yet: the heartbeat and the vote sent
+    last arrive first, the entries after them in their order."""
+    receiver_server = RpcServer(FAST)
+    receiver = RaftRpcTransport(2, receiver_server, {}, FAST, random.Random(2))
+    address = await start_server(nursery, receiver_server)
+    sender = RaftRpcTransport(1, RpcServer(FAST), {2: address}, FAST, random.Random(1))
+    appends = [_append(1, 2, n) for n in range(20)]
+    beat = Message(MessageType.HEARTBEAT, to=2, sender=1, term=3, commit=5)
+    vote = Message(MessageType.VOTE, to=2, sender=1, term=4, index=9, log_term=3)
+    sender.send([*appends, beat, vote])
+    await nursery.start(sender.run)
+    got = await _receive(receiver, len(appends) + 2)
+    assert got == [beat, vote, *appends]
