@@ -185,6 +185,7 @@ class Agent:
                     self.config.run_lease.total_seconds(),
                 )
                 remote_holder.append(remote)
+                await nursery.start(remote.watch)
                 runs = RunManager(
                     store,
                     clock,

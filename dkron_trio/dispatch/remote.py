@@ -5,6 +5,10 @@
 applied here wakes the waiter (so it does not matter which server took the report). While
 waiting, a target that gossip has not seen alive for the run lease is given up on: the attempt
 is recorded `lost`. Output chunks the worker streams here go to the caller's callback.
+
+Reachability is looked at by one task (`watch`) for all the waiting attempts, which it wakes
+only when their node is unreachable: thousands of attempts in flight each polling once a
+second kept an overloaded leader's event loop busy enough to lose its term.
 """
 
 from collections.abc import Callable
@@ -41,7 +45,10 @@ NodeAddress = Callable[[str], HostPort | None]
 
 @attrs.define(eq=False)
 class _Waiting:
-    done: trio.Event = attrs.Factory(trio.Event)
+    node: str
+    wake: trio.Event = attrs.Factory(trio.Event)
+    """Set when the outcome is committed, or (again every `_CHECK_EVERY`) while the node is
+    unreachable."""
     on_output: Callable[[bytes], None] | None = None
     outcome: Execution | None = None
     """The finished record as committed (from the state machine's feed)."""
@@ -72,7 +79,7 @@ class RemoteRuns:
             waiting = self._waiting.get(execution.id)
             if waiting is not None and execution.status.finished:
                 waiting.outcome = execution
-                waiting.done.set()
+                waiting.wake.set()
 
     def output(self, execution_id: str, chunk: bytes) -> None:
         waiting = self._waiting.get(execution_id)
@@ -84,7 +91,7 @@ class RemoteRuns:
     ) -> Execution:
         """Order the attempt (unless `adopt`ing one already ordered) and return its committed
         outcome. Cancelled: the worker is told to cancel, and the caller records it."""
-        waiting = self._waiting[execution.id] = _Waiting(on_output=on_output)
+        waiting = self._waiting[execution.id] = _Waiting(execution.node_name, on_output=on_output)
         try:
             await self._order(wire.Order(self._term(), job, execution, self._reply_to))
             return await self._outcome(execution, waiting)
@@ -99,7 +106,7 @@ class RemoteRuns:
         """Wait for the outcome of an attempt an earlier leader ordered. Its outcome may have
         been committed before the waiter was in place (the feed passed it by): the store
         is read first."""
-        waiting = self._waiting[execution.id] = _Waiting(on_output=on_output)
+        waiting = self._waiting[execution.id] = _Waiting(execution.node_name, on_output=on_output)
         try:
             stored = await self._stored(execution)
             if stored is not None and stored.status.finished:
@@ -107,6 +114,19 @@ class RemoteRuns:
             return await self._outcome(execution, waiting)
         finally:
             del self._waiting[execution.id]
+
+    async def watch(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host it while attempts may wait: every `_CHECK_EVERY`, wake the waiting attempts
+        whose node is unreachable."""
+        task_status.started()
+        while True:
+            await trio.sleep(_CHECK_EVERY)
+            nodes = {waiting.node for waiting in self._waiting.values()}
+            down = {node for node in nodes if self._recent_address(node) is None}
+            if down:
+                for waiting in list(self._waiting.values()):
+                    if waiting.node in down:
+                        waiting.wake.set()
 
     async def status(self, execution: Execution) -> Execution | None:
         """The worker's record of the attempt, None if it never got the order; Unreachable
@@ -207,13 +227,12 @@ class RemoteRuns:
 
     async def _outcome(self, execution: Execution, waiting: _Waiting) -> Execution:
         """The committed outcome, as the state machine's feed brings it (`executions_applied`).
-        Every `_CHECK_EVERY` the target's reachability is looked at; once it is unreachable
-        the store is read too (an outcome committed meanwhile), and past the lease the
-        attempt is recorded lost."""
+        Woken while the target is unreachable (`watch`), the store is read too (an outcome
+        committed meanwhile), and past the lease the attempt is recorded lost."""
         unreachable_since: float | None = None
         while True:
-            with trio.move_on_after(_CHECK_EVERY):
-                await waiting.done.wait()
+            await waiting.wake.wait()
+            waiting.wake = trio.Event()
             if waiting.outcome is not None:
                 return waiting.outcome
             if self._recent_address(execution.node_name) is not None:
