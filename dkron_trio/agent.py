@@ -43,6 +43,7 @@ from dkron_trio.gossip.swim_types import TagsTooLarge
 from dkron_trio.http.context import ClusterView
 from dkron_trio.http.server import HttpServer
 from dkron_trio.logs import get_logger, setup_logging
+from dkron_trio.loop_lag import LoopLag
 from dkron_trio.metrics import Metrics
 from dkron_trio.notify.service import run_execution_outputs
 from dkron_trio.rpc.config import RpcConfig
@@ -204,7 +205,9 @@ class Agent:
                     metrics.watch_members(gossip.members)
                 await nursery.start(worker.run)
                 await nursery.start(run_execution_outputs, self.config, runs, store)
-                scheduler = Scheduler(store, runs, clock)
+                loop_lag = LoopLag()
+                await nursery.start(loop_lag.run)
+                scheduler = Scheduler(store, runs, clock, lag=loop_lag.value)
                 self.runs, self.scheduler = runs, scheduler
                 await nursery.start(runs.run)
                 scheduling = trio.CancelScope()

@@ -18,6 +18,7 @@ their tick; a pause or another update takes effect for the ticks not yet planned
 
 import gc
 import heapq
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import attrs
@@ -50,6 +51,14 @@ PLAN_AHEAD = timedelta(milliseconds=500)
 """How long before its tick a run is planned. A tick is stored at most two commits after
 its decision (the one in flight, then its own); on a loaded machine at 1,000 fires/s the
 SQLite store's p99 is about 250 ms, so twice that keeps the runs on time."""
+
+MAX_LAG = 0.2
+"""Event-loop lag (`LoopLag`, seconds) above which no new runs are planned: on an
+overloaded server the ticks wait, late (their misfire policy decides once planned), rather
+than pile more work on a loop that already sends its heartbeats late."""
+
+_CALM_CHECK = 0.1
+"""Seconds between two looks at the lag while plans are held."""
 
 PLAN_WINDOW = timedelta(milliseconds=5)
 """How much earlier than `PLAN_AHEAD` a tick may be planned to share a wake-up: ticks
@@ -91,6 +100,9 @@ class Scheduler:
     _clock: WallClock
     _plan_ahead: timedelta = PLAN_AHEAD
     _plan_window: timedelta = PLAN_WINDOW
+    _lag: Callable[[], float] = attrs.field(default=lambda: 0.0)
+    """The event loop's lag (`LoopLag.value`); plans wait while it exceeds `_max_lag`."""
+    _max_lag: float = MAX_LAG
     _heap: list[tuple[datetime, int, str, datetime]] = attrs.field(factory=list)
     """(when to decide, sequence, job, due time): the decision comes `_plan_ahead` (up to
     `_plan_window` more) before the tick, or at the tick itself for a job that must be
@@ -147,7 +159,21 @@ class Scheduler:
                     await self._wakeup.wait()
             else:
                 await self._wakeup.wait()
+            await self._calm()
             await self._fire_due()
+
+    async def _calm(self) -> None:
+        """Wait while the event loop is overloaded (see `MAX_LAG`)."""
+        lag = self._lag()
+        if lag <= self._max_lag:
+            return
+        held = trio.current_time()
+        log.warning("scheduling held: event loop late", lag=round(lag, 3))
+        while True:  # the lag is a measurement, not an event: looked at now and then
+            await trio.sleep(_CALM_CHECK)
+            if self._lag() <= self._max_lag:
+                break
+        log.info("scheduling resumed", held=round(trio.current_time() - held, 3))
 
     async def job_changed(self, name: str) -> None:
         """Re-read one job after a write (create, update, toggle, delete) and reschedule it;

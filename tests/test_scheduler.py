@@ -447,3 +447,32 @@ async def test_a_run_waiting_for_its_tick_is_cancelled_by_delete_or_disable(
     if change == "disable":
         [cancelled] = await harness.executions("w")
         assert cancelled.status is ExecutionStatus.CANCELLED
+
+
+async def test_no_runs_are_planned_while_the_event_loop_lags(autojump_clock: MockClock) -> None:
+    """While the loop's lag is above `max_lag` (seconds 12 to 27 here) nothing is planned;
+    then the late ticks are planned at once, within their misfire grace (all run)."""
+    store = MemoryStore()
+    clock = WallClock.starting_at(T0)
+    executor = FakeExecutor(clock)
+    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
+
+    def lag() -> float:
+        return 1.0 if 12 <= (clock.now() - T0).total_seconds() < 27 else 0.0
+
+    scheduler = Scheduler(store, runs, clock, lag=lag, max_lag=0.2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(scheduler.run)
+        body = {"name": "a", "schedule": "@every 5s", "executor": "shell"}
+        await store.set_job(Job.from_json(body | {"executor_config": {"command": "t"}}, now=T0))
+        await scheduler.job_changed("a")
+        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=26.9)))
+        assert executor.ticks("a") == [5, 10]
+        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=31)))
+        assert sorted(executor.ticks("a")) == [5, 10, 15, 20, 25, 30]
+        started = [when for req, when in executor.calls]
+        assert all(
+            T0 + timedelta(seconds=27) <= t < T0 + timedelta(seconds=27.2) for t in started[2:5]
+        )
+        nursery.cancel_scope.cancel()
