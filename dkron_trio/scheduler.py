@@ -43,6 +43,11 @@ _PLAN_BATCH = 200
 _LOAD_SLICE = 1000
 """Jobs loaded between two checkpoints when the scheduler starts."""
 
+MAX_DECISIONS = 500
+"""Jobs decided in one wake-up at most; the others due stay queued for the next, which
+comes at once. After a held or slow stretch thousands are due together, and starting all
+their runs in one go held a leader's loop for over a second."""
+
 _DECIDE_SLICE = 25
 """Jobs decided between two checkpoints: a wake-up with hundreds of due jobs must not hold
 the loop while runs planned earlier reach their tick."""
@@ -248,7 +253,7 @@ class Scheduler:
         early = now + self._plan_window  # decisions planned ahead may come this much early
         due_jobs: dict[str, datetime] = {}  # a job rescheduled to the same time has two entries
         not_yet = []  # decided when due, but not due yet
-        while self._heap and self._heap[0][0] <= early:
+        while self._heap and self._heap[0][0] <= early and len(due_jobs) < MAX_DECISIONS:
             entry = heapq.heappop(self._heap)
             decide_at, _, name, due = entry
             if decide_at > now and decide_at == due:
