@@ -14,7 +14,7 @@ from dkron_trio.execution import Execution, ExecutionStatus, MissReason
 from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor, OutputCallback
 from dkron_trio.job import Job, JobStatus
 from dkron_trio.runs import RunManager, RunRefused
-from dkron_trio.scheduler import MAX_DECISIONS, PLAN_AHEAD, PLAN_WINDOW, Scheduler
+from dkron_trio.scheduler import PLAN_AHEAD, PLAN_WINDOW, Scheduler
 from dkron_trio.store.base import ExecutionQuery, JobNotFound, PlanRecord, PlansRecorded
 from dkron_trio.store.memory import MemoryStore
 
@@ -496,21 +496,20 @@ class InFlightPlanStore(MemoryStore):
 
 
 async def test_a_wake_up_decides_at_most_max_decisions_jobs(autojump_clock: MockClock) -> None:
-    """1,200 jobs due at the same instant: planned in wake-ups of at most `MAX_DECISIONS`,
-    one after the other, and all of them run."""
+    """240 jobs due at the same instant, at most 100 decided per wake-up: planned in
+    wake-ups one after the other, and all of them run."""
     store = InFlightPlanStore()
     clock = WallClock.starting_at(T0)
     executor = FakeExecutor(clock)
     runs = RunManager(store, clock, "node1", {}, lambda name: executor)
-    scheduler = Scheduler(store, runs, clock)
-    for i in range(1200):
+    scheduler = Scheduler(store, runs, clock, max_decisions=100)
+    for i in range(240):
         body = {"name": f"j{i}", "schedule": "@every 10s", "executor": "shell"}
         await store.set_job(Job.from_json(body | {"executor_config": {"command": "t"}}, now=T0))
     async with trio.open_nursery() as nursery:
         await nursery.start(runs.run)
         await nursery.start(scheduler.run)
         await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=11)))
-        assert len(executor.calls) == 1200
-        assert MAX_DECISIONS < 1200
-        assert 0 < store.most <= MAX_DECISIONS
+        assert len(executor.calls) == 240
+        assert 0 < store.most <= 100
         nursery.cancel_scope.cancel()

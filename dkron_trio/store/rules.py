@@ -356,13 +356,25 @@ def apply_put_execution(tx: StoreTx, ex: Execution) -> None:
             else:
                 changes["error_count"] = job.error_count + 1
                 changes["last_error"] = _later(job.last_error, at)
-        status = run_status(tx.latest_run(ex.job_name))
+        status = _status_after(tx, job, ex, first=previous is None or not previous.status.finished)
         if status is not job.status:
             changes["status"] = status
         if changes:
             tx.save_job(job_with(job, changes))
     before = None if job.retention_age is None else ex.started_at - job.retention_age
     tx.prune_executions(ex.job_name, job.retention_count, before)
+
+
+def _status_after(tx: StoreTx, job: Job, ex: Execution, *, first: bool) -> JobStatus:
+    """The job's status once ``ex`` is stored (`run_status` of its latest run). A first
+    outcome that agrees with a plain success or failure status leaves it as it is, whichever
+    run it belongs to (a newer run of it alone, the latest run, whose counted outcomes all
+    agree, or an older run), so the latest run is not read back: the common case, on every
+    replica for every run."""
+    agrees = JobStatus.SUCCESS if ex.status is ExecutionStatus.SUCCESS else JobStatus.FAILED
+    if first and job.status is agrees:
+        return agrees
+    return run_status(tx.latest_run(ex.job_name))
 
 
 def apply_delete_executions(tx: StoreTx, job_name: str) -> int:
