@@ -151,6 +151,10 @@ async def measure(
     return Window(name, runs, seconds, lateness, duplicates, unexplained, max(gaps, default=0))
 
 
+CREATES_PER_SECOND = 100
+"""A low estimate of job creations per second: the jobs start once all of them are
+created, so a window measures the steady state, not creation and runs together."""
+
 DRAIN = 60.0
 """Seconds the bench waits, after a window, for its ticks still in flight to be recorded."""
 
@@ -189,10 +193,12 @@ async def steady(
     processes: list[AgentProcess],
 ) -> Window:
     began = time.monotonic()
-    base = datetime.now(UTC) + timedelta(seconds=5)
+    base = datetime.now(UTC) + timedelta(seconds=5 + args.jobs / CREATES_PER_SECOND)
     await create_jobs(leader.rpc_port, args.jobs, base, tags)
     print(f"  created {args.jobs} jobs in {time.monotonic() - began:.1f} s", flush=True)
-    start = datetime.now(UTC) + timedelta(seconds=PERIOD)
+    if datetime.now(UTC) > base:
+        print("  (creation outlasted the jobs' start: the first ones ran meanwhile)")
+    start = max(datetime.now(UTC), base) + timedelta(seconds=PERIOD)
     end = start + timedelta(seconds=args.seconds)
     await trio.sleep((start - datetime.now(UTC)).total_seconds())
     cpu_before = {p.node_name: cpu_seconds(p) for p in processes}
