@@ -37,7 +37,7 @@ SHORT: dict[str, list[str]] = {
     "api": ["--jobs", "2000", "--seconds", "3", "--repeats", "1"],
     "ui": ["--jobs", "20000", "--repeats", "1"],
     "raft_cluster": ["--quick"],
-    "cluster_runs": ["--jobs", "2000", "--seconds", "30"],
+    "cluster_runs": ["--jobs", "10000", "--seconds", "30"],
 }
 """Each benchmark's short settings, in the order they run."""
 
