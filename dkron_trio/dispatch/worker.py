@@ -43,8 +43,12 @@ _REPORT_RETRY = 1.0
 _REPORT_TIMEOUT = 10.0
 _JOBS_KEPT = 10_000
 _REPORT_BATCH_BYTES = 512 * 1024
-"""Most output in one batch of reports: the server commits a batch as one log entry, and an
-entry holds at most `MAX_COMMAND_BYTES` (1 MiB)."""
+"""Most bytes in one batch of reports (`_report_weight`, an upper bound of each report's
+encoded size): the server commits a batch as one log entry, and an entry holds at most
+`MAX_COMMAND_BYTES` (1 MiB)."""
+_REPORT_FIXED_BYTES = 1024
+"""A report's encoded size beyond its strings (times, numbers and field names take under
+300 bytes; the rest keeps batches as large as they were measured best at)."""
 
 
 class StaleOrder(Exception):
@@ -265,4 +269,7 @@ class Worker:
 
 
 def _report_weight(execution: Execution) -> int:
-    return len(execution.output) + 1024
+    """Output in UTF-8 bytes (counted in characters, a batch of multi-byte text could
+    outgrow a log entry), names at 4 bytes a character at most."""
+    strings = len(execution.id) + len(execution.job_name) + len(execution.node_name)
+    return len(execution.output.encode()) + 4 * strings + _REPORT_FIXED_BYTES
