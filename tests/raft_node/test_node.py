@@ -17,7 +17,7 @@ from dkron_trio.raft.node import (
 )
 from dkron_trio.raft.types import RaftConfig
 
-from .harness import TICK, Cluster, eventually
+from .harness import TICK, Cluster, Member, eventually
 
 
 async def three(nursery: trio.Nursery, *, delay: float = 0.0) -> Cluster:
@@ -180,16 +180,30 @@ async def test_slow_disk_below_election_timeout_causes_no_elections(
         nursery.cancel_scope.cancel()
 
 
-async def test_a_leader_persisting_longer_than_the_election_timeout_keeps_its_term(
-    autojump_clock: trio.testing.MockClock,
+BUSY = pytest.mark.parametrize("stage", ["persist", "apply"])
+"""The two waits of the driver during which heartbeats still leave (`busy_since`)."""
+
+
+def _slow(member: Member, stage: str, ticks: int) -> None:
+    """Make one member's persists (its disk) or applies (its state machine) take `ticks`."""
+    if stage == "persist":
+        member.offload.delay = ticks * TICK
+    else:
+        member.machine.apply_delay = ticks * TICK
+
+
+@BUSY
+async def test_a_leader_busy_longer_than_the_election_timeout_keeps_its_term(
+    autojump_clock: trio.testing.MockClock, stage: str
 ) -> None:
-    """A write of 25 ticks (a snapshot's image, a slow disk; the election timeout is 10 to
-    19): heartbeats leave while it lasts, so nobody campaigns."""
+    """While the leader writes (a snapshot's image, a slow disk) or applies for 25 ticks
+    (the election timeout is 10 to 19), its heartbeats still go out, and so do the
+    followers' replies: nobody campaigns."""
     async with trio.open_nursery() as nursery:
         cluster = await three(nursery)
         leader = await cluster.leader()
         term = leader.term
-        cluster.members[leader.node_id].offload.delay = 25 * TICK
+        _slow(cluster.members[leader.node_id], stage, 25)
         for i in range(4):
             await leader.propose(f"slow{i}".encode())
         assert {m.node.term for m in cluster.members.values()} == {term}
@@ -197,17 +211,19 @@ async def test_a_leader_persisting_longer_than_the_election_timeout_keeps_its_te
         nursery.cancel_scope.cancel()
 
 
-async def test_a_follower_persisting_longer_than_the_election_timeout_keeps_its_leader(
-    autojump_clock: trio.testing.MockClock,
+@BUSY
+async def test_followers_busy_longer_than_the_election_timeout_keep_their_leader(
+    autojump_clock: trio.testing.MockClock, stage: str
 ) -> None:
-    """Check-quorum does not depose a leader whose followers are busy writing."""
+    """Check-quorum does not depose a leader whose followers are busy writing or applying:
+    their heartbeat replies leave meanwhile."""
     async with trio.open_nursery() as nursery:
         cluster = await three(nursery)
         leader = await cluster.leader()
         term = leader.term
         for node_id, member in cluster.members.items():
             if node_id != leader.node_id:
-                member.offload.delay = 25 * TICK
+                _slow(member, stage, 25)
         for i in range(4):
             await leader.propose(f"slow{i}".encode())
         await trio.sleep(50 * TICK)
@@ -216,70 +232,18 @@ async def test_a_follower_persisting_longer_than_the_election_timeout_keeps_its_
         nursery.cancel_scope.cancel()
 
 
-async def test_leader_disk_stalled_for_good_is_replaced(
-    autojump_clock: trio.testing.MockClock,
+@BUSY
+async def test_a_leader_stuck_for_good_is_replaced(
+    autojump_clock: trio.testing.MockClock, stage: str
 ) -> None:
-    """Heartbeats during a persist stop after `busy_heartbeat_timeouts` election timeouts:
-    a leader whose write never returns looks dead to its followers, which elect another."""
+    """Heartbeats during a persist or an apply stop after `busy_heartbeat_timeouts`
+    election timeouts: a leader whose disk or state machine never returns looks dead to
+    its followers, which elect another."""
     async with trio.open_nursery() as nursery:
         cluster = await three(nursery)
         leader = await cluster.leader()
         term = leader.term
-        cluster.members[leader.node_id].offload.delay = 1000 * TICK
-        nursery.start_soon(leader.propose, b"stalled")
-        others = [i for i in cluster.members if i != leader.node_id]
-        new = await cluster.leader(among=others)
-        assert new.term > term
-        nursery.cancel_scope.cancel()
-
-
-async def test_a_state_machine_slower_than_the_election_timeout_keeps_its_leader(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """While the leader applies for 25 ticks (the election timeout is 10 to 19), its
-    heartbeats still go out, and so do the followers' replies: nobody campaigns."""
-    async with trio.open_nursery() as nursery:
-        cluster = await three(nursery)
-        leader = await cluster.leader()
-        term = leader.term
-        cluster.members[leader.node_id].machine.apply_delay = 25 * TICK
-        for i in range(4):
-            await leader.propose(f"slow{i}".encode())
-        assert {m.node.term for m in cluster.members.values()} == {term}
-        assert leader.is_leader
-        nursery.cancel_scope.cancel()
-
-
-async def test_a_follower_slower_than_the_election_timeout_keeps_its_leader(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """Check-quorum does not depose a leader whose followers are busy applying: their
-    heartbeat replies leave during the apply."""
-    async with trio.open_nursery() as nursery:
-        cluster = await three(nursery)
-        leader = await cluster.leader()
-        term = leader.term
-        for node_id, member in cluster.members.items():
-            if node_id != leader.node_id:
-                member.machine.apply_delay = 25 * TICK
-        for i in range(4):
-            await leader.propose(f"slow{i}".encode())
-        await trio.sleep(50 * TICK)
-        assert {m.node.term for m in cluster.members.values()} == {term}
-        assert leader.is_leader
-        nursery.cancel_scope.cancel()
-
-
-async def test_a_state_machine_stuck_for_good_loses_its_leadership(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """Heartbeats during an apply stop after `busy_heartbeat_timeouts` election timeouts,
-    so a leader whose machine never returns is replaced."""
-    async with trio.open_nursery() as nursery:
-        cluster = await three(nursery)
-        leader = await cluster.leader()
-        term = leader.term
-        cluster.members[leader.node_id].machine.apply_delay = 1000 * TICK
+        _slow(cluster.members[leader.node_id], stage, 1000)
         nursery.start_soon(leader.propose, b"stuck")
         others = [i for i in cluster.members if i != leader.node_id]
         new = await cluster.leader(among=others)
