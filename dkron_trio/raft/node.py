@@ -22,9 +22,10 @@ applied; leadership changes are published to `leadership()` subscribers.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import attrs
@@ -120,9 +121,7 @@ class NodeConfig:
             raise ConfigError(f"raft_multiplier: must be an integer >= 1, got {multiplier!r}")
         timeouts = self.busy_heartbeat_timeouts
         if isinstance(timeouts, bool) or not isinstance(timeouts, int) or timeouts < 0:
-            raise ConfigError(
-                f"busy_heartbeat_timeouts: must be an integer >= 0, got {timeouts!r}"
-            )
+            raise ConfigError(f"busy_heartbeat_timeouts: must be an integer >= 0, got {timeouts!r}")
 
     @property
     def tick_length(self) -> float:
@@ -278,6 +277,15 @@ class RaftNode:
         if beats:
             self._transport.send(beats)
 
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Mark the driver as waiting for the disk or the state machine (`_heartbeats_now`)."""
+        self._busy_since = trio.current_time()
+        try:
+            yield
+        finally:
+            self._busy_since = None
+
     async def _driver_loop(self) -> None:
         while True:
             while not self._core.has_ready():
@@ -288,11 +296,8 @@ class RaftNode:
     async def _handle(self, ready: Ready) -> None:
         """One Ready, in the contract's order: persist, send, apply, advance."""
         if needs_persist(ready):
-            self._busy_since = trio.current_time()
-            try:
+            with self._busy():
                 await self._offload(self._storage.persist, ready)
-            finally:
-                self._busy_since = None
             self._storage.install(ready)
         if ready.messages:
             self._transport.send(ready.messages)
@@ -301,11 +306,8 @@ class RaftNode:
             self._applied_term = ready.snapshot.meta.term
             self._fail_proposals_up_to(ready.snapshot.meta.index)
         if ready.committed_entries:
-            self._busy_since = trio.current_time()
-            try:
+            with self._busy():
                 results = await self._machine.apply(ready.committed_entries)
-            finally:
-                self._busy_since = None
             if len(results) != len(ready.committed_entries):
                 raise RaftError(
                     f"state machine returned {len(results)} results "
