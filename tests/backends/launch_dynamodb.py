@@ -52,4 +52,4 @@ def running(tmp: pathlib.Path) -> Iterator[list[str]]:
         wait_until(lambda: _answers(port), "dynalite", proc, timeout=60)
         yield [f"127.0.0.1:{port}"]
     finally:
-        stop(proc)
+        stop(proc, "dynalite", root / "dynalite.log")

@@ -67,4 +67,4 @@ def running(tmp: Path) -> Iterator[list[str]]:
         wait_until(lambda: _healthy(client_url), "etcd", proc, timeout=30)
         yield [f"127.0.0.1:{client}"]
     finally:
-        stop(proc)
+        stop(proc, "etcd", tmp / "etcd.log")

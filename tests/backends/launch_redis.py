@@ -33,4 +33,4 @@ def running(tmp: pathlib.Path) -> Iterator[list[str]]:
         wait_until(lambda: _answers(port), "redis-server", proc, timeout=30)
         yield [f"127.0.0.1:{port}"]
     finally:
-        stop(proc)
+        stop(proc, "redis-server", data / "redis.log")

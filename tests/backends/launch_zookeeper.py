@@ -79,4 +79,4 @@ def running(tmp: pathlib.Path) -> Iterator[list[str]]:
         wait_until(lambda: _opens_sessions(hosts), "zookeeper sessions", proc, timeout=120)
         yield [hosts]
     finally:
-        stop(proc)
+        stop(proc, "zookeeper", root / "zookeeper.log")

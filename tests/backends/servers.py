@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -40,15 +41,20 @@ def wait_until(
         time.sleep(0.05)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate the server by its PID, killing it if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def stop(proc: subprocess.Popen[bytes], what: str = "", log: Path | None = None) -> None:
+    """Terminate the server by its PID, killing it if it lingers. A server that exited on
+    its own while in use is an error, reported with its log's tail (a test that failed for
+    it then says why)."""
+    if proc.poll() is not None:
+        tail = log.read_bytes()[-4000:].decode(errors="replace") if log and log.exists() else ""
+        name = what or str(proc.args)
+        raise RuntimeError(f"{name} exited with {proc.returncode} while in use\n{tail}")
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def launcher(name: str) -> ModuleType:
