@@ -10,10 +10,14 @@ Ticks are planned `PLAN_AHEAD` before they are due: storing a plan takes a commi
 or a Raft round), and a run may only start once its plan is stored, so a plan made when the
 tick is due starts its run late by that commit. Ticks up to `PLAN_WINDOW` later are planned
 in the same wake-up, so that plans share a write. Planned ahead, the run waits for its tick
-instead (`RunManager` holds it until ``scheduled_at``). A job whose decision depends on what
-runs at the tick (`may_plan_ahead`) is decided when due. Deleting a job, or changing what
-fixes its ticks (schedule, timezone, disabled, ...), cancels its runs still waiting for
-their tick; a pause or another update takes effect for the ticks not yet planned.
+instead (`RunManager` holds it until ``scheduled_at``). A job whose decision depends on
+what runs at the tick (`may_plan_ahead`) is decided when due. Deleting a job, or changing
+what fixes its ticks (schedule, timezone, disabled, ...), cancels its runs still waiting
+for their tick; a pause or another update takes effect for the ticks not yet planned.
+
+The scheduler does not wait for a commit before its next decisions: up to `MAX_ROUNDS`
+commits are in flight, and a job whose plan is committing is not decided again until that
+commit is carried out.
 """
 
 import gc
@@ -63,6 +67,11 @@ MAX_LAG = 0.2
 overloaded server the ticks wait, late (their misfire policy decides once planned), rather
 than pile more work on a loop that already sends its heartbeats late."""
 
+MAX_ROUNDS = 4
+"""Commits of plans in flight at once. Waiting for each commit before deciding again made
+every tick decided meanwhile late by that commit: on a loaded cluster (0.5-1 s commits)
+the ticks planned in one wake-up were already due when the next wake-up came."""
+
 _CALM_CHECK = 0.1
 """Seconds between two looks at the lag while plans are held."""
 
@@ -110,6 +119,13 @@ class Scheduler:
     """The event loop's lag (`LoopLag.value`); plans wait while it exceeds `_max_lag`."""
     _max_lag: float = MAX_LAG
     _max_decisions: int = MAX_DECISIONS
+    _max_rounds: int = MAX_ROUNDS
+    _rounds: trio.Semaphore = attrs.field(init=False, factory=lambda: trio.Semaphore(1))
+    """Free commit rounds (made anew, `_max_rounds` of them, each term)."""
+    _recording: trio.Nursery | None = attrs.field(init=False, default=None)
+    """Where the plans of a term commit (`_record`)."""
+    _committing: set[str] = attrs.field(init=False, factory=set)
+    """Jobs whose plan is being committed: their next tick is enqueued by `_carry_out`."""
     _heap: list[tuple[datetime, int, str, datetime]] = attrs.field(factory=list)
     """(when to decide, sequence, job, due time): the decision comes `_plan_ahead` (up to
     `_plan_window` more) before the tick, or at the tick itself for a job that must be
@@ -141,6 +157,7 @@ class Scheduler:
             self._runs.add_job_listener(self.job_changed)
             self._listening = True
         self._heap, self._due, self._jobs, self._cursors = [], {}, {}, {}
+        self._rounds, self._committing = trio.Semaphore(self._max_rounds), set()
         self._running = True
         try:
             await self._schedule(task_status)
@@ -159,15 +176,17 @@ class Scheduler:
         gc.freeze()  # the loaded jobs live long: keep full collections from walking them
         log.info("scheduler started", jobs=len(self._jobs))
         task_status.started()
-        while True:
-            self._wakeup = trio.Event()
-            if self._heap:
-                with trio.move_on_at(self._clock.deadline(self._heap[0][0])):
+        async with trio.open_nursery() as recording:
+            self._recording = recording
+            while True:
+                self._wakeup = trio.Event()
+                if self._heap:
+                    with trio.move_on_at(self._clock.deadline(self._heap[0][0])):
+                        await self._wakeup.wait()
+                else:
                     await self._wakeup.wait()
-            else:
-                await self._wakeup.wait()
-            await self._calm()
-            await self._fire_due()
+                await self._calm()
+                await self._fire_due()
 
     async def _calm(self) -> None:
         """Wait while the event loop is overloaded (see `MAX_LAG`)."""
@@ -218,6 +237,8 @@ class Scheduler:
                 await self._runs.take_over(execution, job)
             if position % _LOAD_SLICE == _LOAD_SLICE - 1:
                 await trio.lowlevel.checkpoint()
+        if orphans:
+            log.info("executions taken over", count=len(orphans))
 
     async def _load(self, job: Job) -> None:
         cursor = self._cursors.get(job.name)
@@ -231,10 +252,12 @@ class Scheduler:
         self._push(job)
 
     def _push(self, job: Job) -> None:
-        """(Re)schedule a job whose cursor is known."""
+        """(Re)schedule a job whose cursor is known (once its plan in flight is carried out:
+        until then the cursor does not say which ticks that plan takes)."""
         schedule = job.schedule_obj()
         self._jobs[job.name] = (job, schedule)
-        self._enqueue(job.name, next_due(job, schedule, self._cursors[job.name]))
+        if job.name not in self._committing:
+            self._enqueue(job.name, next_due(job, schedule, self._cursors[job.name]))
 
     def _enqueue(self, name: str, due: datetime | None, *, ahead: bool = True) -> None:
         """Make ``due`` the job's next tick (None: it has none), decided `_plan_ahead` before
@@ -250,7 +273,8 @@ class Scheduler:
     async def _fire_due(self) -> None:
         """Plan every job whose decision time has come. The plans of one wake-up are stored
         together: one log entry per `_PLAN_BATCH` plans, the entries committed concurrently
-        (one fsync), and only then do their runs start (each at its tick)."""
+        (one fsync), and only then do their runs start (each at its tick). Returns once the
+        commit is under way (a round is free), not done."""
         now = self._clock.now()
         early = now + self._plan_window  # decisions planned ahead may come this much early
         due_jobs: dict[str, datetime] = {}  # a job rescheduled to the same time has two entries
@@ -279,13 +303,26 @@ class Scheduler:
                 self._enqueue(name, due, ahead=False)
             else:
                 decisions.append(self._decide(name, now, horizon, nodes))
-        batches = [decisions[i : i + _PLAN_BATCH] for i in range(0, len(decisions), _PLAN_BATCH)]
-        if len(batches) == 1:
-            await self._record(batches[0])
+                self._committing.add(name)
+        if not decisions:
             return
-        async with trio.open_nursery() as nursery:
-            for batch in batches:
-                nursery.start_soon(self._record, batch)
+        await self._rounds.acquire()
+        assert self._recording is not None
+        self._recording.start_soon(self._record_round, decisions)
+
+    async def _record_round(self, decisions: list[_Decision]) -> None:
+        try:
+            batches = [
+                decisions[i : i + _PLAN_BATCH] for i in range(0, len(decisions), _PLAN_BATCH)
+            ]
+            if len(batches) == 1:
+                await self._record(batches[0])
+                return
+            async with trio.open_nursery() as nursery:
+                for batch in batches:
+                    nursery.start_soon(self._record, batch)
+        finally:
+            self._rounds.release()
 
     def _decide(self, name: str, now: datetime, horizon: datetime, nodes: list[Node]) -> _Decision:
         job, schedule = self._jobs[name]
@@ -315,18 +352,27 @@ class Scheduler:
             with trio.CancelScope(shield=True):  # committed plans' runs must start
                 recorded = await self._store.record_plans([d.record for d in batch])
         for decision in batch:
+            self._committing.discard(decision.record.job_name)
             if decision.record.job_name in recorded.refused:  # deleted since it was read
                 self._forget(decision.record.job_name)
             else:
                 self._carry_out(decision, recorded.fence)
+        self._wakeup.set()  # the jobs' next ticks are in the heap now
 
     def _carry_out(self, decision: _Decision, fence: int | None) -> None:
+        """Start a committed plan's runs and enqueue the job's next tick: the plan's, or,
+        for a job changed while the plan committed, the changed job's after the later of
+        both cursors (none for a job deleted meanwhile)."""
         job, plan, record = decision.job, decision.plan, decision.record
         name = job.name
         started = list(record.started)
         if fence is not None:  # the plans' log index fences their attempts (DKRON_FENCE)
             started = [attrs.evolve(e, fence=fence) for e in started]
-        self._cursors[name] = plan.cursor
+        current = self._jobs.get(name)
+        cursor = plan.cursor
+        if current is not None:
+            cursor = max(cursor, self._cursors.get(name, cursor))
+            self._cursors[name] = cursor
         for m in record.missed:
             log.info(
                 "tick missed",
@@ -338,4 +384,9 @@ class Scheduler:
             self._runs.cancel_job(name)
         for execution in started:
             self._runs.start_planned(job, execution)
-        self._enqueue(name, plan.next_due)
+        if current is None:
+            return
+        if current[0] is job:
+            self._enqueue(name, plan.next_due)
+        else:
+            self._enqueue(name, next_due(current[0], current[1], cursor))

@@ -137,6 +137,64 @@ async def test_a_tick_is_planned_ahead_so_a_slow_commit_does_not_make_it_late(
         assert e.started_at == e.scheduled_at  # started at its tick, planned before it
 
 
+async def test_the_next_ticks_are_decided_while_a_plan_commits(
+    autojump_clock: MockClock,
+) -> None:
+    """Ticks 0.3 s apart and commits of 0.45 s: each tick's decision comes while the one
+    before commits, and every run starts on time (waiting for each commit before the next
+    decision made every second tick late)."""
+    store = SlowPlanStore(delay=PLAN_AHEAD * 0.9)
+    clock = WallClock.starting_at(T0)
+    executor = FakeExecutor(clock)
+    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
+    scheduler = Scheduler(store, runs, clock)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(scheduler.run)
+        for i, name in enumerate("abc"):
+            body = {"name": name, "schedule": "@every 1s", "executor": "shell"}
+            at = T0 + i * timedelta(milliseconds=300)
+            job = Job.from_json(body | {"executor_config": {"command": "true"}}, now=at)
+            await store.set_job(job)
+            await scheduler.job_changed(name)
+        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=5.9)))
+        nursery.cancel_scope.cancel()
+    assert len(executor.calls) == 15
+    assert [when - req.scheduled_at for req, when in executor.calls] == [timedelta(0)] * 15
+
+
+@pytest.mark.parametrize("change", ["update", "reschedule", "delete"])
+async def test_a_job_changed_while_its_plan_commits_runs_each_tick_once(
+    autojump_clock: MockClock, change: str
+) -> None:
+    """The tick at 10 s is being committed (9.5 to 9.9 s) when the job changes at 9.7 s:
+    an update keeps the tick sequence, a new schedule takes over after the planned tick,
+    a delete ends it; no tick is planned twice."""
+    store = SlowPlanStore(delay=timedelta(milliseconds=400))
+    clock = WallClock.starting_at(T0)
+    executor = FakeExecutor(clock)
+    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
+    scheduler = Scheduler(store, runs, clock)
+    body = {"name": "a", "schedule": "@every 10s", "executor": "shell"}
+    body |= {"executor_config": {"command": "true"}}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runs.run)
+        await nursery.start(scheduler.run)
+        await store.set_job(Job.from_json(body, now=T0))
+        await scheduler.job_changed("a")
+        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=9.7)))
+        if change == "delete":
+            await store.delete_job("a")
+        else:
+            fields = {"owner": "x"} if change == "update" else {"schedule": "*/4 * * * * *"}
+            await store.set_job(Job.from_json(body | fields, now=T0))
+        await scheduler.job_changed("a")
+        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=25)))
+        nursery.cancel_scope.cancel()
+    expected = {"update": [10, 20], "reschedule": [10, 12, 16, 20, 24], "delete": []}
+    assert executor.ticks("a") == expected[change]
+
+
 @attrs.define
 class CountingPlanStore(MemoryStore):
     """Remembers the jobs of each `record_plans` call."""
@@ -495,14 +553,18 @@ class InFlightPlanStore(MemoryStore):
             self.in_flight -= len(plans)
 
 
-async def test_a_wake_up_decides_at_most_max_decisions_jobs(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize("rounds", [1, 2])
+async def test_a_wake_up_decides_at_most_max_decisions_jobs(
+    autojump_clock: MockClock, rounds: int
+) -> None:
     """240 jobs due at the same instant, at most 100 decided per wake-up: planned in
-    wake-ups one after the other, and all of them run."""
+    wake-ups one after the other, at most `rounds` of them committing at once, and all of
+    them run."""
     store = InFlightPlanStore()
     clock = WallClock.starting_at(T0)
     executor = FakeExecutor(clock)
     runs = RunManager(store, clock, "node1", {}, lambda name: executor)
-    scheduler = Scheduler(store, runs, clock, max_decisions=100)
+    scheduler = Scheduler(store, runs, clock, max_decisions=100, max_rounds=rounds)
     for i in range(240):
         body = {"name": f"j{i}", "schedule": "@every 10s", "executor": "shell"}
         await store.set_job(Job.from_json(body | {"executor_config": {"command": "t"}}, now=T0))
@@ -511,5 +573,5 @@ async def test_a_wake_up_decides_at_most_max_decisions_jobs(autojump_clock: Mock
         await nursery.start(scheduler.run)
         await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=11)))
         assert len(executor.calls) == 240
-        assert 0 < store.most <= 100
+        assert 100 * (rounds - 1) < store.most <= 100 * rounds
         nursery.cancel_scope.cancel()
