@@ -34,3 +34,9 @@ def test_a_full_batch_fits_one_log_entry() -> None:
     report = execution("j" * 100, 1, node="n" * 100, output="\U0001d11e" * 1000)  # 4 bytes each
     batch = [report] * (_REPORT_BATCH_BYTES // _report_weight(report))
     assert len(encode_command(PutExecutions(tuple(batch)))) <= MAX_COMMAND_BYTES
+
+
+def test_a_batch_carries_a_thousand_short_reports() -> None:
+    """One batch is in flight per server: its count bounds a worker's reports a second."""
+    report = execution("bench-000123", 1, node="w1", output="1795417005648919000")
+    assert _REPORT_BATCH_BYTES // _report_weight(report) >= 1000
