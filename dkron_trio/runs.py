@@ -525,7 +525,7 @@ class RunManager:
                 return
             log.info("execution lost", job=execution.job_name, execution=execution.id)
             return
-        log.info(
+        log.debug(  # one a run, thousands at once on a loaded cluster: the scheduler counts
             "execution taken over", job=job.name, execution=execution.id, node=execution.node_name
         )
         self._spawn_execution(job, execution)
