@@ -6,8 +6,11 @@ import pathlib
 import shutil
 import socket
 import subprocess
+import threading
+import warnings
 from collections.abc import Iterator
 
+import attrs
 import pytest
 
 from tests.backends.servers import require_binary, stop, under_ci, wait_until
@@ -37,6 +40,43 @@ def _answers(port: int) -> bool:
         return False
 
 
+@attrs.define
+class _Supervised:
+    """dynalite (an emulator, not what is under test) restarted on the same port and data
+    if it exits while in use: one CI run saw it gone mid-test, its log lost. A restart is
+    reported as a warning with the log's tail; the data is on disk and survives it."""
+
+    args: list[str]
+    root: pathlib.Path
+    proc: subprocess.Popen[bytes]
+    restarts: list[str] = attrs.field(factory=list)
+    stopping: threading.Event = attrs.field(factory=threading.Event)
+
+    def watch(self) -> None:
+        while not self.stopping.wait(0.2):
+            code = self.proc.poll()
+            if code is None or len(self.restarts) >= _MAX_RESTARTS:
+                continue
+            tail = self.log.read_bytes()[-2000:].decode(errors="replace")
+            self.restarts.append(f"dynalite exited with {code}; its log ended:\n{tail}")
+            self.proc = self.start()
+
+    @property
+    def log(self) -> pathlib.Path:
+        return self.root / "dynalite.log"
+
+    def start(self) -> subprocess.Popen[bytes]:
+        return _start(self.args, self.root)
+
+
+def _start(args: list[str], root: pathlib.Path) -> subprocess.Popen[bytes]:
+    with (root / "dynalite.log").open("ab") as log:
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+
+
+_MAX_RESTARTS = 3
+
+
 @contextlib.contextmanager
 def running(tmp: pathlib.Path) -> Iterator[list[str]]:
     require_binary("node", "nodejs")
@@ -46,10 +86,15 @@ def running(tmp: pathlib.Path) -> Iterator[list[str]]:
     root.mkdir(parents=True, exist_ok=True)
     args = [dynalite, "--host", "127.0.0.1", "--port", str(port), "--path", str(root / "db")]
     args += ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
-    with (root / "dynalite.log").open("wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    supervised = _Supervised(args, root, _start(args, root))
+    wait_until(lambda: _answers(port), "dynalite", supervised.proc, timeout=60)
+    watcher = threading.Thread(target=supervised.watch, daemon=True)
+    watcher.start()
     try:
-        wait_until(lambda: _answers(port), "dynalite", proc, timeout=60)
         yield [f"127.0.0.1:{port}"]
     finally:
-        stop(proc, "dynalite", root / "dynalite.log")
+        supervised.stopping.set()
+        watcher.join()
+        stop(supervised.proc, "dynalite", supervised.log)
+        for restart in supervised.restarts:
+            warnings.warn(restart, stacklevel=1)
