@@ -42,6 +42,13 @@ log = get_logger(__name__)
 _REPORT_RETRY = 1.0
 """Seconds between rounds of report attempts while no server takes a report."""
 _REPORT_TIMEOUT = 10.0
+_REPORT_SKIP = 10.0
+"""Seconds a server whose last batch of reports failed is passed over (then for as long as
+gossip does not see it alive): a batch to a dead server takes up to `_REPORT_TIMEOUT` to
+fail, and the reports queued behind it (every run the dead leader ordered) would each wait
+for their own."""
+_REPORT_BATCH_COUNT = 4096
+"""Most reports in one batch (the weight bounds it first: about 1,000 short ones)."""
 _JOBS_KEPT = 20_000
 """Decoded jobs kept (`_on_run`): decoding a job costs three times the rest of an order,
 and a worker may get orders for every job of the cluster."""
@@ -91,6 +98,8 @@ class Worker:
     _running: dict[str, _Attempt] = attrs.field(init=False, factory=dict)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _reporters: dict[HostPort, Coalescer[Execution, None]] = attrs.field(init=False, factory=dict)
+    _report_failed: dict[HostPort, float] = attrs.field(init=False, factory=dict)
+    """When each server's last batch of reports failed (`_REPORT_SKIP`)."""
     _jobs: dict[bytes, Job] = attrs.field(init=False, factory=dict)
     """Jobs of recent orders by their encoded form (`wire.decode_orders`)."""
     _due: DueQueue[_Attempt] = attrs.field(init=False)
@@ -242,14 +251,26 @@ class Worker:
 
     async def _report(self, execution: Execution, prefer: HostPort | None) -> None:
         """To ``prefer`` (the server that ordered it), else to any server, until one takes
-        it (the other servers are looked up only when ``prefer`` does not)."""
+        it (the other servers are looked up only when ``prefer`` does not, or failed lately)."""
         while True:
-            if prefer is not None and await self._offer(prefer, execution):
+            if (
+                prefer is not None
+                and not self._failing(prefer)
+                and await self._offer(prefer, execution)
+            ):
                 return
             for address in self._servers():
                 if address != prefer and await self._offer(address, execution):
                     return
             await trio.sleep(_REPORT_RETRY)
+
+    def _failing(self, address: HostPort) -> bool:
+        """Its last batch failed less than `_REPORT_SKIP` ago, or before and gossip does not
+        see it alive since."""
+        failed = self._report_failed.get(address)
+        if failed is None:
+            return False
+        return trio.current_time() - failed < _REPORT_SKIP or address not in self._servers()
 
     async def _offer(self, address: HostPort, execution: Execution) -> bool:
         try:
@@ -264,20 +285,27 @@ class Worker:
         if reporter is None:
 
             async def send(executions: list[Execution]) -> list[None]:
+                if self._failing(address):  # queued before its failure: elsewhere at once
+                    raise RpcError(f"{address} failed a batch of reports lately")
                 try:
                     with trio.fail_after(_REPORT_TIMEOUT):
                         body = wire.encode_executions(executions)
                         await self._pool.call(address, wire.REPORT, body)
                 except (RpcError, trio.TooSlowError) as exc:
+                    self._report_failed[address] = trio.current_time()
                     error = str(exc) or type(exc).__name__
                     log.info(
                         "reports not taken", server=str(address), count=len(executions), error=error
                     )
                     raise
+                self._report_failed.pop(address, None)
                 return [None] * len(executions)
 
             reporter = self._reporters[address] = Coalescer(
-                send, weight=_report_weight, max_weight=_REPORT_BATCH_BYTES
+                send,
+                max_batch=_REPORT_BATCH_COUNT,
+                weight=_report_weight,
+                max_weight=_REPORT_BATCH_BYTES,
             )
         return reporter
 
