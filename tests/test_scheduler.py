@@ -175,8 +175,8 @@ async def test_a_job_changed_while_its_plan_commits_runs_each_tick_once(
     executor = FakeExecutor(clock)
     runs = RunManager(store, clock, "node1", {}, lambda name: executor)
     scheduler = Scheduler(store, runs, clock)
-    body = {"name": "a", "schedule": "@every 10s", "executor": "shell"}
-    body |= {"executor_config": {"command": "true"}}
+    body: dict[str, Any] = {"name": "a", "schedule": "@every 10s", "executor": "shell"}
+    body["executor_config"] = {"command": "true"}
     async with trio.open_nursery() as nursery:
         await nursery.start(runs.run)
         await nursery.start(scheduler.run)

@@ -42,7 +42,10 @@ class Run:
 def run_once(size: int, seed: int, config: GossipConfig, end_ms: int) -> Run:
     began = time.perf_counter()
     cluster = GossipCluster.build(
-        size, random.Random(seed), config=config, conditions=LinkConditions(drop=0.1),
+        size,
+        random.Random(seed),
+        config=config,
+        conditions=LinkConditions(drop=0.1),
         formed=True,
     )
     cluster.run_until(FAULT_MS)
