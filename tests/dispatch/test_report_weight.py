@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from dkron_trio.commands import MAX_COMMAND_BYTES, PutExecutions, encode_command
 from dkron_trio.dispatch import wire
-from dkron_trio.dispatch.worker import _REPORT_BATCH_BYTES, _report_weight
+from dkron_trio.dispatch.worker import _REPORT_BATCH_BYTES, _REPORT_BATCH_COUNT, _report_weight
 from dkron_trio.execution import ExecutionStatus
 from tests.store.helpers import execution
 
@@ -36,7 +36,8 @@ def test_a_full_batch_fits_one_log_entry() -> None:
     assert len(encode_command(PutExecutions(tuple(batch)))) <= MAX_COMMAND_BYTES
 
 
-def test_a_batch_carries_a_thousand_short_reports() -> None:
-    """One batch is in flight per server: its count bounds a worker's reports a second."""
+def test_short_reports_fill_a_batch_to_its_count() -> None:
+    """One batch is in flight per server: its size bounds a worker's reports a second, and
+    the weight of short reports must not bound it below the count."""
     report = execution("bench-000123", 1, node="w1", output="1795417005648919000")
-    assert _REPORT_BATCH_BYTES // _report_weight(report) >= 1000
+    assert _REPORT_BATCH_BYTES // _report_weight(report) >= _REPORT_BATCH_COUNT
