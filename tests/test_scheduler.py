@@ -1,6 +1,7 @@
 """The Trio scheduler and run manager under MockClock, with the memory store and fake executors."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,24 +71,32 @@ class Harness:
         return await self.store.list_executions(job, ExecutionQuery())
 
 
-@pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
-    """Tests using it must also request ``autojump_clock`` (pytest-trio takes the clock
-    only from the test's own arguments)."""
-    store = MemoryStore()
+@asynccontextmanager
+async def scheduling(
+    store: MemoryStore, tags: dict[str, str] | None = None, **settings: Any
+) -> AsyncIterator[Harness]:
+    """A run manager and a scheduler (with ``settings``) on ``store`` from T0, running for
+    the block. Tests using it must also request ``autojump_clock`` (pytest-trio takes the
+    clock only from the test's own arguments)."""
     clock = WallClock.starting_at(T0)
     executor = FakeExecutor(clock)
 
     def executors(name: str) -> Executor:
         return executor
 
-    runs = RunManager(store, clock, "node1", {"dkron_server": "true"}, executors)
-    scheduler = Scheduler(store, runs, clock)
+    runs = RunManager(store, clock, "node1", tags or {}, executors)
+    scheduler = Scheduler(store, runs, clock, **settings)
     async with trio.open_nursery() as nursery:
         await nursery.start(runs.run)
         await nursery.start(scheduler.run)
         yield Harness(store, clock, executor, runs, scheduler)
         nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    async with scheduling(MemoryStore(), {"dkron_server": "true"}) as running:
+        yield running
 
 
 async def test_every_fires_on_its_grid(harness: Harness, autojump_clock: MockClock) -> None:
@@ -117,22 +126,12 @@ async def test_a_tick_is_planned_ahead_so_a_slow_commit_does_not_make_it_late(
     autojump_clock: MockClock,
 ) -> None:
     store = SlowPlanStore(delay=PLAN_AHEAD * 0.9)
-    clock = WallClock.starting_at(T0)
-    executor = FakeExecutor(clock)
-    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
-    scheduler = Scheduler(store, runs, clock)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runs.run)
-        await nursery.start(scheduler.run)
+    async with scheduling(store) as h:
         for name in ("a", "b"):
-            body = {"name": name, "schedule": "@every 1s", "executor": "shell"}
-            job = Job.from_json(body | {"executor_config": {"command": "true"}}, now=T0)
-            await store.set_job(job)
-            await scheduler.job_changed(name)
-        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=5.5)))
-        nursery.cancel_scope.cancel()
-    assert sorted(executor.ticks("a")) == [1, 2, 3, 4, 5]
-    assert [when - req.scheduled_at for req, when in executor.calls] == [timedelta(0)] * 10
+            await h.add(name=name, schedule="@every 1s")
+        await h.until(5.5)
+    assert sorted(h.executor.ticks("a")) == [1, 2, 3, 4, 5]
+    assert [when - req.scheduled_at for req, when in h.executor.calls] == [timedelta(0)] * 10
     for e in await store.list_executions("a", ExecutionQuery()):
         assert e.started_at == e.scheduled_at  # started at its tick, planned before it
 
@@ -143,24 +142,13 @@ async def test_the_next_ticks_are_decided_while_a_plan_commits(
     """Ticks 0.3 s apart and commits of 0.45 s: each tick's decision comes while the one
     before commits, and every run starts on time (waiting for each commit before the next
     decision made every second tick late)."""
-    store = SlowPlanStore(delay=PLAN_AHEAD * 0.9)
-    clock = WallClock.starting_at(T0)
-    executor = FakeExecutor(clock)
-    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
-    scheduler = Scheduler(store, runs, clock)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runs.run)
-        await nursery.start(scheduler.run)
+    async with scheduling(SlowPlanStore(delay=PLAN_AHEAD * 0.9)) as h:
         for i, name in enumerate("abc"):
-            body = {"name": name, "schedule": "@every 1s", "executor": "shell"}
-            at = T0 + i * timedelta(milliseconds=300)
-            job = Job.from_json(body | {"executor_config": {"command": "true"}}, now=at)
-            await store.set_job(job)
-            await scheduler.job_changed(name)
-        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=5.9)))
-        nursery.cancel_scope.cancel()
-    assert len(executor.calls) == 15
-    assert [when - req.scheduled_at for req, when in executor.calls] == [timedelta(0)] * 15
+            await h.until(0.3 * i)  # created 0.3 s apart
+            await h.add(name=name, schedule="@every 1s")
+        await h.until(5.9)
+    assert len(h.executor.calls) == 15
+    assert [when - req.scheduled_at for req, when in h.executor.calls] == [timedelta(0)] * 15
 
 
 @pytest.mark.parametrize("change", ["update", "reschedule", "delete"])
@@ -171,28 +159,19 @@ async def test_a_job_changed_while_its_plan_commits_runs_each_tick_once(
     an update keeps the tick sequence, a new schedule takes over after the planned tick,
     a delete ends it; no tick is planned twice."""
     store = SlowPlanStore(delay=timedelta(milliseconds=400))
-    clock = WallClock.starting_at(T0)
-    executor = FakeExecutor(clock)
-    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
-    scheduler = Scheduler(store, runs, clock)
-    body: dict[str, Any] = {"name": "a", "schedule": "@every 10s", "executor": "shell"}
-    body["executor_config"] = {"command": "true"}
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runs.run)
-        await nursery.start(scheduler.run)
-        await store.set_job(Job.from_json(body, now=T0))
-        await scheduler.job_changed("a")
-        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=9.7)))
+    async with scheduling(store) as h:
+        await h.add(name="a")
+        await h.until(9.7)
         if change == "delete":
             await store.delete_job("a")
+            await h.scheduler.job_changed("a")
+        elif change == "update":
+            await h.add(name="a", owner="x")
         else:
-            fields = {"owner": "x"} if change == "update" else {"schedule": "*/4 * * * * *"}
-            await store.set_job(Job.from_json(body | fields, now=T0))
-        await scheduler.job_changed("a")
-        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=25)))
-        nursery.cancel_scope.cancel()
+            await h.add(name="a", schedule="*/4 * * * * *")
+        await h.until(25)
     expected = {"update": [10, 20], "reschedule": [10, 12, 16, 20, 24], "delete": []}
-    assert executor.ticks("a") == expected[change]
+    assert h.executor.ticks("a") == expected[change]
 
 
 @attrs.define
@@ -210,23 +189,14 @@ async def test_ticks_close_together_are_planned_in_one_store_write(
     autojump_clock: MockClock,
 ) -> None:
     store = CountingPlanStore()
-    clock = WallClock.starting_at(T0)
-    executor = FakeExecutor(clock)
-    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
-    scheduler = Scheduler(store, runs, clock)
     step = PLAN_WINDOW / 5
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runs.run)
-        await nursery.start(scheduler.run)
+    async with scheduling(store) as h:
         for i in range(3):  # ticks at 10 s, 10 s + step, 10 s + 2 step
-            body = {"name": f"j{i}", "schedule": "@every 10s", "executor": "shell"}
-            job = Job.from_json(body | {"executor_config": {"command": "true"}}, now=T0 + i * step)
-            await store.set_job(job)
-            await scheduler.job_changed(job.name)
-        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=11)))
-        nursery.cancel_scope.cancel()
+            await h.until(i * step.total_seconds())
+            await h.add(name=f"j{i}")
+        await h.until(11)
     assert [w for w in store.writes if w] == [["j0", "j1", "j2"]]
-    assert [when - req.scheduled_at for req, when in executor.calls] == [timedelta(0)] * 3
+    assert [when - req.scheduled_at for req, when in h.executor.calls] == [timedelta(0)] * 3
 
 
 async def test_a_forbid_job_running_when_its_tick_is_planned_is_decided_when_due(
@@ -561,17 +531,10 @@ async def test_a_wake_up_decides_at_most_max_decisions_jobs(
     wake-ups one after the other, at most `rounds` of them committing at once, and all of
     them run."""
     store = InFlightPlanStore()
-    clock = WallClock.starting_at(T0)
-    executor = FakeExecutor(clock)
-    runs = RunManager(store, clock, "node1", {}, lambda name: executor)
-    scheduler = Scheduler(store, runs, clock, max_decisions=100, max_rounds=rounds)
     for i in range(240):
         body = {"name": f"j{i}", "schedule": "@every 10s", "executor": "shell"}
         await store.set_job(Job.from_json(body | {"executor_config": {"command": "t"}}, now=T0))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runs.run)
-        await nursery.start(scheduler.run)
-        await trio.sleep_until(clock.deadline(T0 + timedelta(seconds=11)))
-        assert len(executor.calls) == 240
+    async with scheduling(store, max_decisions=100, max_rounds=rounds) as h:
+        await h.until(11)
+        assert len(h.executor.calls) == 240
         assert 100 * (rounds - 1) < store.most <= 100 * rounds
-        nursery.cancel_scope.cancel()

@@ -39,7 +39,7 @@ _ORDER_BATCH = 1024
 leader's round trips (about 250 ms) carried barely the 500 orders a second each of two
 workers got, and orders queued for seconds behind full batches."""
 _ORDER_BATCH_BYTES = 1 << 20
-"""Most bytes of orders in one RPC (`_order_weight`; an order carries its job)."""
+"""Most bytes of orders in one RPC (`order_weight`; an order carries its job)."""
 _ORDER_FIXED_BYTES = 512
 """An order's encoded size beyond its job's bytes and its strings (times, numbers, keys)."""
 _JOB_BYTES_KEPT = 50_000
