@@ -13,6 +13,7 @@ contract), and count their own copy only once it is persisted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -402,23 +403,35 @@ class RaftCore:
         return ready
 
     def advance(self, ready: Ready) -> None:
-        """Acknowledge that `ready` was persisted, sent and applied."""
+        """Acknowledge that `ready` was persisted, sent and applied (a shell that applies
+        each Ready's committed entries before taking the next Ready)."""
+        self.advance_persisted(ready)
+        self.advance_applied(ready.committed_entries)
+
+    def advance_persisted(self, ready: Ready) -> None:
+        """Acknowledge that `ready` was persisted and sent, and its snapshot (if any)
+        restored; its committed entries are acknowledged by `advance_applied` once applied
+        (a shell may apply them while it persists and sends later Readies)."""
         if ready.snapshot is not None:
             self._log.stable_snap_to(ready.snapshot.meta.index)
             self._log.applied_to(ready.snapshot.meta.index)
         if ready.entries:
             last = ready.entries[-1]
             self._log.stable_to(last.index, last.term)
-        for entry in ready.committed_entries:
-            if entry.type is EntryType.CONF_CHANGE:
-                self._log.applied_to(entry.index)
-                self._apply_conf_entry(entry)
-        if ready.committed_entries:
-            self._log.applied_to(ready.committed_entries[-1].index)
         if ready.hard_state is not None:
             self._durable_vote = (ready.hard_state.term, ready.hard_state.vote)
         if self._leader is not None:
             self._leader.persisted()
+
+    def advance_applied(self, entries: Sequence[Entry]) -> None:
+        """Acknowledge that committed entries handed out by `ready` were applied, in order;
+        membership changes among them take effect now."""
+        for entry in entries:
+            if entry.type is EntryType.CONF_CHANGE:
+                self._log.applied_to(entry.index)
+                self._apply_conf_entry(entry)
+        if entries:
+            self._log.applied_to(entries[-1].index)
 
     def take_heartbeats(self) -> list[Message]:
         """Take the heartbeats and heartbeat replies waiting for the next Ready, for the

@@ -1,11 +1,19 @@
 """RaftNode: the Trio shell around RaftCore.
 
-Three tasks share one core: a tick loop (`trio.sleep` per tick), an inbound loop (transport
--> `core.step`) and one driver loop that honours the Ready contract: persist (on a worker
-thread; the fsync comes from SQLite's synchronous=FULL) -> send -> apply -> advance. The
-core accepts ticks, messages and proposals while a Ready is being persisted, so everything
-that arrives during one fsync lands in the next Ready and shares its fsync (group commit):
-back-pressure comes for free from the disk's speed.
+Four tasks share one core: a tick loop (`trio.sleep` per tick), an inbound loop (transport
+-> `core.step`), a driver loop that persists each Ready (on a worker thread; the fsync
+comes from SQLite's synchronous=FULL), sends its messages and hands its committed entries
+to an apply loop, which applies them to the state machine in order. The core accepts ticks,
+messages and proposals while a Ready is being persisted, so everything that arrives during
+one fsync lands in the next Ready and shares its fsync (group commit): back-pressure comes
+for free from the disk's speed.
+
+Applying apart from persisting lets the two overlap: the log's fsync and the state
+machine's writes are different files on different threads, and a leader keeps replicating
+(so commits keep coming) while a large batch applies. Entries committed meanwhile queue
+up, at most `apply_backlog` Readies' worth (then the driver waits), and are applied
+together. A snapshot from the leader waits for the queue to drain before it replaces the
+machine's state.
 
 A slow disk delays only this node's sends. On a follower that is harmless: it keeps
 stepping the leader's heartbeats (so it never campaigns) and merely acknowledges late. On
@@ -106,6 +114,9 @@ class NodeConfig:
     tick_seconds: float = 0.1
     raft_multiplier: int = 1
     busy_heartbeat_timeouts: int = 3
+    apply_backlog: int = 4
+    """Readies whose committed entries may wait to be applied before the driver waits for
+    the state machine (each holds at most `RaftConfig.max_committed_size_per_ready`)."""
     """Election timeouts (base) during which one persist or apply call keeps sending
     heartbeats and their replies (`RaftCore.take_heartbeats`): a slow batch or a slow write
     (a snapshot's image) keeps its leader, a disk or state machine stuck for longer than
@@ -122,6 +133,9 @@ class NodeConfig:
         timeouts = self.busy_heartbeat_timeouts
         if isinstance(timeouts, bool) or not isinstance(timeouts, int) or timeouts < 0:
             raise ConfigError(f"busy_heartbeat_timeouts: must be an integer >= 0, got {timeouts!r}")
+        backlog = self.apply_backlog
+        if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
+            raise ConfigError(f"apply_backlog: must be an integer >= 1, got {backlog!r}")
 
     @property
     def tick_length(self) -> float:
@@ -191,7 +205,13 @@ class RaftNode:
     _running: bool = attrs.field(init=False, default=False)
     _stopped: bool = attrs.field(init=False, default=False)
     _busy_since: float | None = attrs.field(init=False, default=None)
-    """Trio time at which the persist or apply call in progress began (None: none is)."""
+    """Trio time at which the driver began waiting for the disk or the state machine (None:
+    it is not waiting)."""
+    _to_apply: list[Sequence[Entry]] = attrs.field(init=False, factory=list)
+    """Committed entries handed out by the core, one batch per Ready, not applied yet."""
+    _apply_wakeup: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _applying_since: float | None = attrs.field(init=False, default=None)
+    """Trio time at which the state machine's apply call in progress began."""
 
     def __attrs_post_init__(self) -> None:
         self._core = RaftCore(
@@ -246,6 +266,7 @@ class RaftNode:
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._inbound_loop)
                 nursery.start_soon(self._driver_loop)
+                nursery.start_soon(self._apply_loop)
                 task_status.started()
         finally:
             self._running = False
@@ -278,23 +299,37 @@ class RaftNode:
             self._transport.send(beats)
 
     @contextlib.contextmanager
-    def _busy(self) -> Iterator[None]:
-        """Mark the driver as waiting for the disk or the state machine (`_heartbeats_now`)."""
-        self._busy_since = trio.current_time()
+    def _busy(self, since: float | None = None) -> Iterator[None]:
+        """Mark the driver as waiting for the disk or the state machine (`_heartbeats_now`),
+        since now or since the wait's cause began."""
+        self._busy_since = trio.current_time() if since is None else since
         try:
             yield
         finally:
             self._busy_since = None
 
+    def _apply_stuck(self) -> bool:
+        since = self._applying_since
+        return (
+            since is not None and trio.current_time() - since > self._config.busy_heartbeat_seconds
+        )
+
     async def _driver_loop(self) -> None:
+        """Drive Readies; while one apply call lasts longer than `busy_heartbeat_seconds`,
+        pause (no Ready, no heartbeat): a leader whose state machine is stuck looks dead
+        to its followers and is replaced, as one whose disk is stuck."""
         while True:
             while not self._core.has_ready():
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
+            if self._apply_stuck():
+                with self._busy(self._applying_since):
+                    await self._wait_for(lambda: not self._apply_stuck())
             await self._handle(self._core.ready())
 
     async def _handle(self, ready: Ready) -> None:
-        """One Ready, in the contract's order: persist, send, apply, advance."""
+        """One Ready, in the contract's order: persist, send, restore or queue the committed
+        entries for the apply loop, advance."""
         if needs_persist(ready):
             with self._busy():
                 await self._offload(self._storage.persist, ready)
@@ -302,20 +337,18 @@ class RaftNode:
         if ready.messages:
             self._transport.send(ready.messages)
         if ready.snapshot is not None:
+            with self._busy():
+                await self._wait_for(lambda: not self._to_apply)
             await self._machine.restore(ready.snapshot)
             self._applied_term = ready.snapshot.meta.term
             self._fail_proposals_up_to(ready.snapshot.meta.index)
+        self._core.advance_persisted(ready)
         if ready.committed_entries:
-            with self._busy():
-                results = await self._machine.apply(ready.committed_entries)
-            if len(results) != len(ready.committed_entries):
-                raise RaftError(
-                    f"state machine returned {len(results)} results "
-                    f"for {len(ready.committed_entries)} entries"
-                )
-            self._resolve_proposals(ready.committed_entries, results)
-            self._applied_term = ready.committed_entries[-1].term
-        self._core.advance(ready)
+            if len(self._to_apply) >= self._config.apply_backlog:
+                with self._busy():
+                    await self._wait_for(lambda: len(self._to_apply) < self._config.apply_backlog)
+            self._to_apply.append(ready.committed_entries)
+            self._apply_wakeup.set()
         for state in ready.read_states:
             waiter = self._reads.pop(state.ctx, None)
             if waiter is not None:
@@ -323,6 +356,30 @@ class RaftNode:
         if ready.soft_state is not None or ready.hard_state is not None:
             self._observe_leadership()
         self._notify()
+
+    async def _apply_loop(self) -> None:
+        """Apply the queued batches, all that wait at once, in log order."""
+        while True:
+            while not self._to_apply:
+                await self._apply_wakeup.wait()
+                self._apply_wakeup = trio.Event()
+            batches = list(self._to_apply)
+            entries = [entry for batch in batches for entry in batch]
+            self._applying_since = trio.current_time()
+            try:
+                results = await self._machine.apply(entries)
+            finally:
+                self._applying_since = None
+            if len(results) != len(entries):
+                raise RaftError(
+                    f"state machine returned {len(results)} results for {len(entries)} entries"
+                )
+            del self._to_apply[: len(batches)]
+            self._resolve_proposals(entries, results)
+            self._applied_term = entries[-1].term
+            self._core.advance_applied(entries)
+            self._wake()
+            self._notify()
 
     # -- requests -------------------------------------------------------------------------
 

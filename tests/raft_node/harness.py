@@ -42,11 +42,14 @@ class Durable:
     terms: dict[int, int] = attrs.Factory(dict)
     hard_state: HardState = attrs.Factory(HardState)
     persists: int = 0
+    covered: int = 0
+    """The index of the last durable snapshot: every entry up to it is covered."""
 
     def record(self, ready: Ready) -> None:
         self.persists += 1
         if ready.snapshot is not None:
             self.terms = {ready.snapshot.meta.index: ready.snapshot.meta.term}
+            self.covered = ready.snapshot.meta.index
         if ready.entries:
             first = ready.entries[0].index
             self.terms = {i: t for i, t in self.terms.items() if i < first}
@@ -55,7 +58,7 @@ class Durable:
             self.hard_state = ready.hard_state
 
     def holds(self, index: int, term: int) -> bool:
-        return self.terms.get(index) == term
+        return self.terms.get(index) == term or index <= self.covered
 
 
 @attrs.define(eq=False)
@@ -150,20 +153,24 @@ class KvMachine:
     events: list[str] = attrs.Factory(list)
     apply_delay: float = 0.0
     """Mock seconds each `apply` call takes (a slow state machine)."""
+    calls: list[list[bytes]] = attrs.Factory(list)
+    """The commands of each `apply` call, once it has begun."""
 
     async def apply(self, entries: Sequence[Entry]) -> Sequence[object]:
-        if self.apply_delay:
-            await trio.sleep(self.apply_delay)
+        self.calls.append([e.data for e in entries if e.data and e.type is EntryType.NORMAL])
         if self.durable is not None:
             for e in entries:
                 if not self.durable.holds(e.index, e.term):
                     raise OrderViolation(f"entry {e.index} applied before it was durable")
+        if self.apply_delay:
+            await trio.sleep(self.apply_delay)
         self.events.append("apply")
         self.applied.extend(entries)
         self.commands.extend(e.data for e in entries if e.data and e.type is EntryType.NORMAL)
         return [e.index for e in entries]
 
     async def restore(self, snapshot: Snapshot) -> None:
+        self.events.append("restore")
         self.restored.append(snapshot.meta)
         self.commands = [c for c in snapshot.data.split(b"\n") if c]
 
