@@ -8,10 +8,25 @@ import pytest
 import trio
 import trio.testing
 
-from dkron_trio.raft.node import ConfigError, NodeConfig
+from dkron_trio.raft.node import ConfigError, NodeConfig, RaftNode
 from dkron_trio.raft.types import RaftConfig
 
-from .harness import TICK, Cluster, eventually
+from .harness import TICK, Cluster, KvMachine, eventually
+
+
+async def _slow_leader(
+    nursery: trio.Nursery, ticks: int, config: NodeConfig | None = None
+) -> tuple[RaftNode, KvMachine, list[KvMachine]]:
+    """Three nodes; the leader's state machine takes `ticks` per apply call. Returns the
+    leader, its machine and the followers' machines."""
+    cluster = Cluster(nursery, config=config or NodeConfig())
+    for node_id in (1, 2, 3):
+        await cluster.start(node_id)
+    leader = await cluster.leader()
+    machine = cluster.members[leader.node_id].machine
+    machine.apply_delay = ticks * TICK
+    followers = [m.machine for m in cluster.members.values() if m.machine is not machine]
+    return leader, machine, followers
 
 
 async def test_a_slow_state_machine_does_not_hold_up_replication(
@@ -20,13 +35,7 @@ async def test_a_slow_state_machine_does_not_hold_up_replication(
     """While the leader applies one entry for 20 ticks, the next is persisted, sent and
     committed: the followers apply it before the leader has finished the first."""
     async with trio.open_nursery() as nursery:
-        cluster = Cluster(nursery)
-        for node_id in (1, 2, 3):
-            await cluster.start(node_id)
-        leader = await cluster.leader()
-        machine = cluster.members[leader.node_id].machine
-        machine.apply_delay = 20 * TICK
-        followers = [m.machine for m in cluster.members.values() if m.machine is not machine]
+        leader, machine, followers = await _slow_leader(nursery, 20)
         nursery.start_soon(leader.propose, b"a")
         await eventually(lambda: any(b"a" in call for call in machine.calls))
         started = trio.current_time()
@@ -45,12 +54,7 @@ async def test_entries_committed_during_an_apply_are_applied_together(
     """Three proposals made one by one while the machine is busy are committed in Readies
     of their own and then applied in one call, in log order."""
     async with trio.open_nursery() as nursery:
-        cluster = Cluster(nursery)
-        for node_id in (1, 2, 3):
-            await cluster.start(node_id)
-        leader = await cluster.leader()
-        machine = cluster.members[leader.node_id].machine
-        machine.apply_delay = 30 * TICK
+        leader, machine, _ = await _slow_leader(nursery, 30)
         nursery.start_soon(leader.propose, b"a")
         await eventually(lambda: any(b"a" in call for call in machine.calls))
         for data in (b"b", b"c", b"d"):
@@ -69,13 +73,7 @@ async def test_the_apply_backlog_bounds_what_waits(
     followers only after the leader's apply call returns."""
     config = NodeConfig(apply_backlog=1)
     async with trio.open_nursery() as nursery:
-        cluster = Cluster(nursery, config=config)
-        for node_id in (1, 2, 3):
-            await cluster.start(node_id)
-        leader = await cluster.leader()
-        machine = cluster.members[leader.node_id].machine
-        machine.apply_delay = 20 * TICK
-        followers = [m.machine for m in cluster.members.values() if m.machine is not machine]
+        leader, machine, followers = await _slow_leader(nursery, 20, config)
         nursery.start_soon(leader.propose, b"a")
         await eventually(lambda: any(b"a" in call for call in machine.calls))
         nursery.start_soon(leader.propose, b"b")
