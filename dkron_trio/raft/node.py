@@ -114,13 +114,13 @@ class NodeConfig:
     tick_seconds: float = 0.1
     raft_multiplier: int = 1
     busy_heartbeat_timeouts: int = 3
-    apply_backlog: int = 4
-    """Readies whose committed entries may wait to be applied before the driver waits for
-    the state machine (each holds at most `RaftConfig.max_committed_size_per_ready`)."""
     """Election timeouts (base) during which one persist or apply call keeps sending
     heartbeats and their replies (`RaftCore.take_heartbeats`): a slow batch or a slow write
     (a snapshot's image) keeps its leader, a disk or state machine stuck for longer than
     that still loses it."""
+    apply_backlog: int = 4
+    """Readies whose committed entries may wait to be applied before the driver waits for
+    the state machine (each holds at most `RaftConfig.max_committed_size_per_ready`)."""
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.tick_seconds, int | float) or not (
@@ -337,7 +337,7 @@ class RaftNode:
         if ready.messages:
             self._transport.send(ready.messages)
         if ready.snapshot is not None:
-            with self._busy():
+            with self._busy(self._applying_since):
                 await self._wait_for(lambda: not self._to_apply)
             await self._machine.restore(ready.snapshot)
             self._applied_term = ready.snapshot.meta.term
@@ -345,7 +345,7 @@ class RaftNode:
         self._core.advance_persisted(ready)
         if ready.committed_entries:
             if len(self._to_apply) >= self._config.apply_backlog:
-                with self._busy():
+                with self._busy(self._applying_since):
                     await self._wait_for(lambda: len(self._to_apply) < self._config.apply_backlog)
             self._to_apply.append(ready.committed_entries)
             self._apply_wakeup.set()
