@@ -26,10 +26,10 @@ from dkron_trio.raft.errors import (
     NotLeader,
     ProposalDropped,
 )
+from dkron_trio.raft.follower import FollowerLog
 from dkron_trio.raft.leader import Leadership
 from dkron_trio.raft.log import RaftLog
 from dkron_trio.raft.membership import ConfHistory, check_conf_change
-from dkron_trio.raft.snapshot_receiver import SnapshotReceiver
 from dkron_trio.raft.status import ProgressView, Status
 from dkron_trio.raft.storage import RaftStorage
 from dkron_trio.raft.types import (
@@ -81,7 +81,7 @@ class RaftCore:
     _randomized_timeout: int
     _outbox: list[Message]
     _read_states: list[ReadState]
-    _snapshot_receiver: SnapshotReceiver
+    _follower_log: FollowerLog
     _compaction: Compaction | None
     _prev_hard_state: HardState
     _durable_vote: tuple[int, int]
@@ -130,7 +130,7 @@ class RaftCore:
         self._randomized_timeout = config.election_ticks
         self._outbox = []
         self._read_states = []
-        self._snapshot_receiver = SnapshotReceiver()
+        self._follower_log = FollowerLog(self._log)
         self._compaction = None
         self._prev_hard_state = hard_state
         self._durable_vote = (hard_state.term, hard_state.vote)
@@ -586,64 +586,12 @@ class RaftCore:
             self._become_follower(self._term, NONE)
 
     def _handle_from_leader(self, msg: Message) -> None:
-        if msg.type is MT.APPEND:
-            self._handle_append(msg)
-        elif msg.type is MT.HEARTBEAT:
-            self._log.commit_to(min(msg.commit, self._log.last_index()))
-            self._send(MT.HEARTBEAT_RESPONSE, msg.sender, context=msg.context)
-        else:
-            self._handle_snapshot_chunk(msg)
-
-    def _handle_append(self, msg: Message) -> None:
-        if msg.index < self._log.committed:
-            self._send(MT.APPEND_RESPONSE, msg.sender, index=self._log.committed)
+        reply = self._follower_log.receive(msg)
+        if reply is None:
             return
-        last_new = self._log.maybe_append(msg.index, msg.log_term, msg.commit, msg.entries)
-        if last_new is not None:
-            self._send(MT.APPEND_RESPONSE, msg.sender, index=last_new)
-            return
-        hint_index, hint_term = self._log.find_conflict_by_term(
-            min(msg.index, self._log.last_index()), msg.log_term
-        )
-        self._send(
-            MT.APPEND_RESPONSE,
-            msg.sender,
-            index=msg.index,
-            reject=True,
-            reject_hint=hint_index,
-            log_term=hint_term,
-        )
-
-    def _handle_snapshot_chunk(self, msg: Message) -> None:
-        chunk = msg.snapshot
-        if chunk is None:
-            return
-        if chunk.meta.index <= self._log.committed:
-            self._snapshot_receiver.reset()
-            self._send(MT.APPEND_RESPONSE, msg.sender, index=self._log.committed)
-            return
-        result = self._snapshot_receiver.receive(chunk)
-        if result.snapshot is None:
-            self._send(
-                MT.SNAPSHOT_RESPONSE,
-                msg.sender,
-                index=chunk.meta.index,
-                log_term=chunk.meta.term,
-                reject=not result.accepted,
-                reject_hint=result.next_offset,
-            )
-            return
-        self._restore(result.snapshot)
-        self._send(MT.APPEND_RESPONSE, msg.sender, index=self._log.committed)
-
-    def _restore(self, snapshot: Snapshot) -> None:
-        """Install a leader's snapshot, or just fast-forward commit if our log has it."""
-        meta = snapshot.meta
-        if self._log.match_term(meta.index, meta.term):
-            self._log.commit_to(meta.index)
-            return
-        self._log.restore(snapshot)
-        self._conf = ConfHistory.starting_at(meta.index, meta.conf_state)
+        if reply.installed is not None:
+            self._conf = ConfHistory.starting_at(reply.installed.index, reply.installed.conf_state)
+        self._outbox.append(reply.message)
 
     # -- membership -----------------------------------------------------------------------
 
