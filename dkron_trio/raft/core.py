@@ -9,6 +9,9 @@ Beyond the Raft paper it implements pre-vote, check-quorum with leader stickines
 per-follower flow control, chunked InstallSnapshot, single-server membership changes with
 learners, leadership transfer and ReadIndex. Leaders persist before they send (the Ready
 contract), and count their own copy only once it is persisted.
+
+The core keeps role, term, vote and elections; leader-only state lives in leader.py, the
+follower side of replication in follower.py, and what waits for the shell in handoff.py.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dkron_trio.raft.errors import (
     ProposalDropped,
 )
 from dkron_trio.raft.follower import FollowerLog
+from dkron_trio.raft.handoff import Handoff
 from dkron_trio.raft.leader import Leadership
 from dkron_trio.raft.log import RaftLog
 from dkron_trio.raft.membership import ConfHistory, check_conf_change
@@ -54,9 +58,6 @@ from dkron_trio.raft.types import (
 MT = MessageType
 
 
-_HEARTBEATS = frozenset({MessageType.HEARTBEAT, MessageType.HEARTBEAT_RESPONSE})
-
-
 class Rng(Protocol):
     """The part of `random.Random` the core uses (injected, seeded by the caller)."""
 
@@ -79,14 +80,8 @@ class RaftCore:
     _votes: dict[int, bool]
     _election_elapsed: int
     _randomized_timeout: int
-    _outbox: list[Message]
-    _read_states: list[ReadState]
     _follower_log: FollowerLog
-    _compaction: Compaction | None
-    _prev_hard_state: HardState
-    _durable_vote: tuple[int, int]
-    """The (term, vote) last persisted: handed out in a Ready that has been advanced."""
-    _prev_soft_state: SoftState
+    _handoff: Handoff
 
     def __init__(
         self,
@@ -128,13 +123,8 @@ class RaftCore:
         self._votes = {}
         self._election_elapsed = 0
         self._randomized_timeout = config.election_ticks
-        self._outbox = []
-        self._read_states = []
         self._follower_log = FollowerLog(self._log)
-        self._compaction = None
-        self._prev_hard_state = hard_state
-        self._durable_vote = (hard_state.term, hard_state.vote)
-        self._prev_soft_state = SoftState(NONE, Role.FOLLOWER)
+        self._handoff = Handoff.opened(self._log, config.max_committed_size_per_ready, hard_state)
         self._become_follower(self._term, NONE)
 
     # -- accessors ----------------------------------------------------------------------
@@ -294,10 +284,9 @@ class RaftCore:
         index - compaction_keep_entries."""
         if index > self._log.applied:
             raise InvalidRequest(f"snapshot index {index} beyond applied {self._log.applied}")
+        pending = self._handoff.compaction
         current = (
-            self._compaction.snapshot.meta.index
-            if self._compaction is not None
-            else self._log.snapshot().meta.index
+            pending.snapshot.meta.index if pending is not None else self._log.snapshot().meta.index
         )
         if index <= current:
             raise InvalidRequest(f"snapshot index {index} not beyond current snapshot {current}")
@@ -307,7 +296,7 @@ class RaftCore:
         first = self._log.first_index()
         compact_index = max(first - 1, index - self._config.compaction_keep_entries)
         meta = SnapshotMeta(index, term, self._conf.at(index))
-        self._compaction = Compaction(Snapshot(meta, data), compact_index)
+        self._handoff.compaction = Compaction(Snapshot(meta, data), compact_index)
         self._conf.forget_before(index)
 
     def step(self, msg: Message) -> None:
@@ -350,57 +339,15 @@ class RaftCore:
 
     def has_ready(self) -> bool:
         """Whether ready() has anything for the shell."""
-        return bool(
-            self._outbox
-            or self._read_states
-            or (self._leader is not None and self._leader.has_pending())
-            or self._compaction is not None
-            or self._log.next_unstable_entries()
-            or self._log.next_unstable_snapshot() is not None
-            or self._log.has_next_committed_entries()
-            or self._hard_state() != self._prev_hard_state
-            or self._soft_state() != self._prev_soft_state
-        )
+        if self._leader is not None and self._leader.has_pending():
+            return True
+        return self._handoff.has_ready(self._hard_state(), self._soft_state())
 
     def ready(self) -> Ready:
         """Collect pending work (see Ready for the persist/send/apply contract)."""
         if self._leader is not None:
             self._leader.flush()
-        entries = self._log.next_unstable_entries()
-        snapshot = self._log.next_unstable_snapshot()
-        committed = self._log.next_committed_entries(self._config.max_committed_size_per_ready)
-        hard_state = self._hard_state()
-        soft_state = self._soft_state()
-        hs_changed = hard_state != self._prev_hard_state
-        must_sync = (
-            bool(entries)
-            or snapshot is not None
-            or (
-                hs_changed
-                and (
-                    hard_state.term != self._prev_hard_state.term
-                    or hard_state.vote != self._prev_hard_state.vote
-                )
-            )
-        )
-        ready = Ready(
-            hard_state=hard_state if hs_changed else None,
-            soft_state=soft_state if soft_state != self._prev_soft_state else None,
-            entries=tuple(entries),
-            snapshot=snapshot,
-            compaction=self._compaction,
-            messages=tuple(self._outbox),
-            committed_entries=tuple(committed),
-            read_states=tuple(self._read_states),
-            must_sync=must_sync,
-        )
-        self._outbox.clear()
-        self._read_states.clear()
-        self._compaction = None
-        self._prev_hard_state = hard_state
-        self._prev_soft_state = soft_state
-        self._log.accept_ready(snapshot, committed)
-        return ready
+        return self._handoff.ready(self._hard_state(), self._soft_state())
 
     def advance(self, ready: Ready) -> None:
         """Acknowledge that `ready` was persisted, sent and applied (a shell that applies
@@ -412,14 +359,7 @@ class RaftCore:
         """Acknowledge that `ready` was persisted and sent, and its snapshot (if any)
         restored; its committed entries are acknowledged by `advance_applied` once applied
         (a shell may apply them while it persists and sends later Readies)."""
-        if ready.snapshot is not None:
-            self._log.stable_snap_to(ready.snapshot.meta.index)
-            self._log.applied_to(ready.snapshot.meta.index)
-        if ready.entries:
-            last = ready.entries[-1]
-            self._log.stable_to(last.index, last.term)
-        if ready.hard_state is not None:
-            self._durable_vote = (ready.hard_state.term, ready.hard_state.vote)
+        self._handoff.persisted(ready)
         if self._leader is not None:
             self._leader.persisted()
 
@@ -440,12 +380,7 @@ class RaftCore:
         persisted), and a commit index, which never runs ahead of what a quorum persisted.
         Without them a leader applying a long batch loses its followers, and a follower
         applying one makes its leader step down."""
-        if (self._term, self._vote) != self._durable_vote:
-            return []
-        beats = [m for m in self._outbox if m.type in _HEARTBEATS]
-        if beats:
-            self._outbox[:] = [m for m in self._outbox if m.type not in _HEARTBEATS]
-        return beats
+        return self._handoff.take_heartbeats(self._term, self._vote)
 
     # -- elections ------------------------------------------------------------------------
 
@@ -552,8 +487,8 @@ class RaftCore:
             self._config,
             self._log,
             self._conf,
-            self._outbox,
-            self._read_states,
+            self._handoff.outbox,
+            self._handoff.read_states,
         )
         self._leader.start()
 
@@ -567,7 +502,7 @@ class RaftCore:
         elif msg.type is MT.TIMEOUT_NOW:
             self._hup(transfer=True)
         elif msg.type is MT.READ_INDEX_RESPONSE:
-            self._read_states.append(ReadState(msg.index, msg.context))
+            self._handoff.read_states.append(ReadState(msg.index, msg.context))
 
     def _step_candidate(self, msg: Message) -> None:
         if msg.type in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
@@ -591,7 +526,7 @@ class RaftCore:
             return
         if reply.installed is not None:
             self._conf = ConfHistory.starting_at(reply.installed.index, reply.installed.conf_state)
-        self._outbox.append(reply.message)
+        self._handoff.outbox.append(reply.message)
 
     # -- membership -----------------------------------------------------------------------
 
@@ -608,7 +543,7 @@ class RaftCore:
 
     def _send(self, msg_type: MessageType, to: int, **fields: Any) -> None:
         fields.setdefault("term", self._term)
-        self._outbox.append(Message(type=msg_type, to=to, sender=self._id, **fields))
+        self._handoff.outbox.append(Message(type=msg_type, to=to, sender=self._id, **fields))
 
     def _leading(self, size: int) -> Leadership:
         """The leadership a proposal of `size` bytes goes to (NotLeader/ProposalDropped)."""
