@@ -29,6 +29,7 @@ CORES = sorted(
         "acl.py",
         "cluster/wire.py",
         "dispatch/wire.py",
+        "dispatch/job_cache.py",
         "executors/base.py",
         "executors/config.py",
         "notify/config.py",

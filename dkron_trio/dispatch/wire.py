@@ -97,22 +97,24 @@ def encode_job_for_order(job: Job) -> bytes:
     return encode_command(SetJob(job), verify=False)  # a stored job: canonical
 
 
-def decode_orders(data: bytes, jobs: dict[bytes, Job] | None = None) -> list[Order]:
-    """``jobs`` memoizes decoded jobs by their bytes (a worker sees the same job every tick,
-    and decoding one costs more than the rest of an order); the caller bounds it."""
+def decode_job(data: bytes) -> Job:
+    """A job in its order form (`encode_job_for_order`)."""
+    return _decode(data, SetJob, "a job").job
+
+
+def decode_orders(data: bytes, job_of: Callable[[bytes], Job] = decode_job) -> list[Order]:
+    """``job_of`` may memoize decoded jobs by their bytes (a worker sees the same job every
+    tick, and decoding one costs more than the rest of an order: `JobCache`)."""
     value = _unpack(data)
     if not isinstance(value, list):
         raise DispatchWireError("orders must be a list")
-    return [_order(item, {} if jobs is None else jobs) for item in value]
+    return [_order(item, job_of) for item in value]
 
 
-def _order(value: object, jobs: dict[bytes, Job]) -> Order:
+def _order(value: object, job_of: Callable[[bytes], Job]) -> Order:
     match value:
         case [int() as term, bytes() as job_bytes, bytes() as execution, str() as reply_to]:
-            job = jobs.get(job_bytes)
-            if job is None:
-                job = jobs[job_bytes] = _decode(job_bytes, SetJob, "a job").job
-            return Order(term, job, decode_execution(execution), reply_to)
+            return Order(term, job_of(job_bytes), decode_execution(execution), reply_to)
     raise DispatchWireError("order must be [term, job, execution, reply_to]")
 
 

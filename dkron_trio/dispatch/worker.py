@@ -11,7 +11,6 @@ gone, until one takes it (the report is committed through Raft wherever it lands
 crash, attempts the journal shows unfinished are reported `lost`.
 """
 
-import itertools
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -23,6 +22,7 @@ from dkron_trio.clock import WallClock
 from dkron_trio.coalesce import Coalescer, FlushInterrupted
 from dkron_trio.config import HostPort, parse_host_port
 from dkron_trio.dispatch import wire
+from dkron_trio.dispatch.job_cache import JobCache
 from dkron_trio.dispatch.journal import Journal
 from dkron_trio.dispatch.pool import PeerPool
 from dkron_trio.due_queue import DueQueue
@@ -30,7 +30,6 @@ from dkron_trio.execution import Execution, ExecutionStatus
 from dkron_trio.executors.base import ExecutionRequest, Executor
 from dkron_trio.executors.output import OutputBuffer
 from dkron_trio.executors.registry import get_executor
-from dkron_trio.job import Job
 from dkron_trio.logs import get_logger
 from dkron_trio.rpc.errors import RpcError
 from dkron_trio.rpc.server import RpcServer
@@ -51,9 +50,6 @@ _REPORT_BATCH_COUNT = 512
 """Most reports in one batch. 1,085 short ones (as the weight allows) measured a later start
 of runs at 10,000 jobs (p50 2.1-2.7 s against 1.5-1.9 s): larger log entries hold the Raft
 driver longer per apply."""
-_JOBS_KEPT = 20_000
-"""Decoded jobs kept (`_on_run`): decoding a job costs three times the rest of an order,
-and a worker may get orders for every job of the cluster."""
 _REPORT_BATCH_BYTES = 512 * 1024
 """Most bytes in one batch of reports (`_report_weight`, an upper bound of each report's
 encoded size): the server commits a batch as one log entry, and an entry holds at most
@@ -91,6 +87,8 @@ class Worker:
     _executors: Callable[[str], Executor] = get_executor
     _max_concurrent: int = 0
     """Executions running at once here (`max-concurrent-executions`; 0 = no limit)."""
+    _jobs: JobCache = attrs.Factory(JobCache)
+    """Jobs of recent orders, decoded."""
     _slots: AbstractAsyncContextManager[object] = attrs.field(
         init=False,
         default=attrs.Factory(lambda self: execution_slots(self._max_concurrent), takes_self=True),
@@ -101,8 +99,6 @@ class Worker:
     _reporters: dict[HostPort, Coalescer[Execution, None]] = attrs.field(init=False, factory=dict)
     _report_failed: dict[HostPort, float] = attrs.field(init=False, factory=dict)
     """When each server's last batch of reports failed (`_REPORT_SKIP`)."""
-    _jobs: dict[bytes, Job] = attrs.field(init=False, factory=dict)
-    """Jobs of recent orders by their encoded form (`wire.decode_orders`)."""
     _due: DueQueue[_Attempt] = attrs.field(init=False)
     """Attempts ordered ahead of their tick, until it comes."""
 
@@ -145,10 +141,7 @@ class Worker:
     async def _on_run(self, body: bytes) -> bytes:
         """Orders come in batches; each is answered on its own (accepted or refused), and
         the new ones are journalled together, in one transaction, before any starts."""
-        if len(self._jobs) >= _JOBS_KEPT:  # the oldest quarter goes: a fleet's jobs stay
-            for stale in list(itertools.islice(self._jobs, _JOBS_KEPT // 4)):
-                del self._jobs[stale]
-        orders = wire.decode_orders(body, self._jobs)
+        orders = wire.decode_orders(body, self._jobs.job)
         answers: list[wire.OrderRefused | None] = []
         fresh: list[wire.Order] = []
         for order in orders:
