@@ -30,6 +30,7 @@ CORES = sorted(
         "cluster/wire.py",
         "dispatch/wire.py",
         "dispatch/job_cache.py",
+        "backends/dynamodb_lease.py",
         "executors/base.py",
         "executors/config.py",
         "notify/config.py",

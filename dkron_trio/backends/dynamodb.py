@@ -16,8 +16,9 @@ has none), with one item, ``head``, as the point every write meets:
 - The lease expires without comparing clocks between machines: the holder renews by
   incrementing the counter; a candidate takes the lease (fence + 1) only after it has seen
   the counter unchanged for the lease's ttl by its own monotonic clock, with a write
-  conditioned on that counter value. The holder stops leading 2/3 ttl after its last
-  successful renewal (the leadership loop's rule), before any candidate can take over.
+  conditioned on that counter value (`LeaseWatch`). The holder stops leading 2/3 ttl after
+  its last successful renewal (the leadership loop's rule), before any candidate can take
+  over.
 - Snapshots, and entries above `INLINE`, are chunks of `CHUNK` bytes (the item limit is
   400 KB), written before the item that refers to them.
 
@@ -34,6 +35,7 @@ import attrs
 import trio
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dkron_trio.backends.dynamodb_lease import LeaseWatch
 from dkron_trio.backends.dynamodb_table import (
     HEAD,
     INLINE,
@@ -435,17 +437,11 @@ class DynamoLogDriver:
 
     async def campaign(self, holder: str, ttl: float) -> Lease:
         _ttl_ms(ttl)
-        watched: Head | None = None
-        since = 0.0
+        watch = LeaseWatch()
         while True:
             head = await self._call(self._read_head)
-            now = time.monotonic()
-            if head.lease is None:
-                watched = None
-            elif watched is None or watched.renewals != head.renewals:
-                watched, since = head, now
-            if watched is None or now - since >= max(ttl, watched.ttl_ms / 1000):
-                taken = await self._take_async(holder, ttl, watched)
+            if watch.may_take(head, time.monotonic(), ttl):
+                taken = await self._take_async(holder, ttl, watch.watched)
                 if taken is not None:
                     return taken
             await trio.sleep(POLL)
