@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from dkron_trio.cluster.config import ClusterConfig
+from dkron_trio.durable import fsync_dir
 from dkron_trio.raft.sqlite_storage import SqliteRaftStorage
 from dkron_trio.raft.storage import BOOTSTRAP_INDEX, BOOTSTRAP_TERM
 from dkron_trio.raft.types import ConfState, HardState, Ready, Snapshot, SnapshotMeta
@@ -28,7 +29,7 @@ from dkron_trio.store import rules
 from dkron_trio.store.base import RaftMember
 from dkron_trio.store.replica import ImageError
 from dkron_trio.store.sqlite_cache import JobCache
-from dkron_trio.store.sqlite_image import fsync_dir, stage_image
+from dkron_trio.store.sqlite_image import stage_image
 from dkron_trio.store.sqlite_tx import SqliteTx, connect
 
 STATE_FILE = "state.db"

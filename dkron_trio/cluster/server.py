@@ -431,7 +431,7 @@ class RaftServer:
             await node.wait_applied(last + threshold)
             applied, image = await self._store.snapshot_image()
             await node.wait_applied(applied)  # the store may be ahead of the node's count
-            node.compact(applied, image)
+            await node.compact(applied, image)
             log.info("snapshot taken", index=applied, size=len(image))
             last = applied
 

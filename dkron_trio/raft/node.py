@@ -444,8 +444,11 @@ class RaftNode:
         self._core.transfer_leader(target)
         self._wake()
 
-    def compact(self, index: int, data: bytes) -> None:
-        """Record the state machine's image at `index` and let the log before it go."""
+    async def compact(self, index: int, data: bytes) -> None:
+        """Record the state machine's image at `index` and let the log before it go. The
+        image is stored first, apart from the log's writes (`NodeStorage.stage_snapshot`):
+        written with them, it held up every proposal for as long as it took."""
+        await trio.to_thread.run_sync(self._storage.stage_snapshot, index, data)
         self._core.compact(index, data)
         self._wake()
 

@@ -25,6 +25,12 @@ class NodeStorage(RaftStorage, Protocol):
         """Show what `persist(ready)` just stored to the core's reads (event-loop thread)."""
         ...
 
+    def stage_snapshot(self, index: int, data: bytes) -> None:
+        """Store the data of a snapshot about to be taken at `index` ahead of the Ready
+        that records it (on a worker thread of its own, while `persist` may run), so that
+        the Ready's write stays short."""
+        ...
+
 
 class MemoryNodeStorage(MemoryRaftStorage):
     """MemoryRaftStorage as a NodeStorage: nothing to make durable, `install` saves."""
@@ -34,6 +40,9 @@ class MemoryNodeStorage(MemoryRaftStorage):
 
     def install(self, ready: Ready) -> None:
         self.save(ready)
+
+    def stage_snapshot(self, index: int, data: bytes) -> None:
+        del index, data
 
 
 def needs_persist(ready: Ready) -> bool:

@@ -5,6 +5,22 @@ hard state and compaction together), so every proposal batched into a Ready shar
 fsync (group commit). A Ready that only moves the commit index is written without an fsync:
 a lost commit index is learnt again from the leader, and the next synced commit covers it.
 
+The snapshot's data (the state machine's image, tens of megabytes for a large store)
+lives in a file beside raft.db, ``raft.db.snapshot-<index>``, named by its metadata row
+with its size and CRC32. Written inside the Ready's transaction, the image went through the
+WAL and again into the database, twice its size under the log's write lock: every node
+compacts at about the same index, so a compaction stalled the whole cluster's log for
+seconds. A snapshot taken here is staged ahead (`stage_snapshot`, on a thread of its own,
+while the log goes on), and its Ready then records only the metadata; a snapshot received
+from the leader is written in its Ready, before the transaction. Files no metadata row
+names (an older snapshot, a stage whose Ready never came) are removed once a newer one is
+recorded, and when the file is opened.
+
+The rows a compaction (or a received snapshot) leaves below the log's start are deleted a
+few at a time (`PURGE_BATCH` per transaction), not in the compaction's own: deleting a
+snapshot interval's worth of rows (tens of megabytes) took 200 ms and more, during which
+the node persisted nothing. Rows below the start are never read.
+
 Each entry row carries a CRC32 of (index, term, type, data), checked when the log is
 loaded on open. The whole log since the last compaction is then held in memory, so the
 core's reads (`term`, `entries`) never touch the disk; compaction bounds its size.
@@ -34,6 +50,7 @@ import itertools
 import os
 import sqlite3
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +58,7 @@ from contextlib import contextmanager
 
 import attrs
 
+from dkron_trio.durable import fsync_dir, write_durably
 from dkron_trio.logs import get_logger
 from dkron_trio.raft.codec import (
     CodecError,
@@ -64,7 +82,9 @@ from dkron_trio.raft.types import (
 
 log = get_logger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the snapshot's data in a file of its own (`_SNAPSHOT_FILE`). A version 1 file, with the
+data inline (`_SNAPSHOT_DATA`), is read as it is and moves to a file at its next snapshot."""
 _SCHEMA = (
     "CREATE TABLE entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, "
     "type INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL)",
@@ -73,8 +93,13 @@ _SCHEMA = (
 _HARD_STATE = "hard_state"
 _SNAPSHOT_META = "snapshot_meta"
 _SNAPSHOT_DATA = "snapshot_data"
+_SNAPSHOT_FILE = "snapshot_file"
+_SNAPSHOT_FILE_FORMAT = struct.Struct(">QQI")
+"""(index, size, CRC32) of the snapshot's data file; size 0 means no file (empty data)."""
 _LOG_START = "log_start"
 """(index, term) of the compaction point: the entry just before the first one held."""
+PURGE_BATCH = 256
+"""Rows below the log's start deleted per transaction (see the module docstring)."""
 _HEADER = struct.Struct(">QQB")
 _LOG_START_FORMAT = struct.Struct(">QQ")
 
@@ -140,6 +165,12 @@ class SqliteRaftStorage(LogView):
     _repair: TailRepair | None
     _on_durable_write: DurableWriteSink | None
     _timer: Callable[[], float]
+    _staged: dict[int, tuple[int, int]]
+    """Snapshot files written ahead by `stage_snapshot`: index -> (size, CRC32)."""
+    _staged_lock: threading.Lock
+    _purged_to: int
+    """No row at or below this index is left (0 when not known yet): persist-thread
+    bookkeeping, not part of the core's view."""
 
     def __init__(
         self,
@@ -160,6 +191,8 @@ class SqliteRaftStorage(LogView):
         self._path = os.fspath(path)
         self._on_durable_write = on_durable_write
         self._timer = timer
+        self._staged = {}
+        self._staged_lock = threading.Lock()
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -167,6 +200,8 @@ class SqliteRaftStorage(LogView):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 self._create(conn, conf_state)
+            elif version == 1:
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
                 raise CorruptRaftLog(
                     self._path, 0, f"schema version {version}, this build reads {SCHEMA_VERSION}"
@@ -183,8 +218,10 @@ class SqliteRaftStorage(LogView):
         self._snapshot = loaded.snapshot
         self._offset = loaded.offset
         self._offset_term = loaded.offset_term
+        self._purged_to = 0
         self._entries = loaded.entries
         self._repair = loaded.repair
+        self._remove_snapshot_files(keep=self._snapshot.meta.index, below=None)
 
     @property
     def path(self) -> str:
@@ -200,6 +237,15 @@ class SqliteRaftStorage(LogView):
 
     # -- writes -----------------------------------------------------------------------
 
+    def stage_snapshot(self, index: int, data: bytes) -> None:
+        """Write the data of the snapshot at `index` to its file now, so that the Ready
+        recording it (a compaction) need not. Thread-safe: it may run while `persist` does."""
+        path = self._snapshot_path(index)
+        if data:
+            write_durably(path, data)
+        with self._staged_lock:
+            self._staged[index] = (len(data), zlib.crc32(data))
+
     def persist(self, ready: Ready) -> None:
         """Validate the Ready against the current state and write it in one transaction
         (fsync'd when `must_sync`). Raises InvalidRequest with nothing written."""
@@ -207,9 +253,12 @@ class SqliteRaftStorage(LogView):
         durable = ready.must_sync or ready.snapshot is not None or ready.compaction is not None
         sync = "FULL" if durable else "NORMAL"
         started = self._timer() if durable else 0.0
+        recorded = plan.compaction[0] if plan.compaction is not None else plan.snapshot
+        if recorded is not None:
+            self._write_snapshot_file(recorded)
         with self._transaction(sync):
             if plan.snapshot is not None:
-                self._conn.execute("DELETE FROM entries")
+                self._conn.execute("DELETE FROM entries WHERE idx > ?", (plan.snapshot.meta.index,))
                 self._put_snapshot(plan.snapshot)
                 self._put_log_start(plan.snapshot.meta.index, plan.snapshot.meta.term)
             if plan.entries:
@@ -224,8 +273,11 @@ class SqliteRaftStorage(LogView):
                 snapshot, compact_index, compact_term = plan.compaction
                 self._put_snapshot(snapshot)
                 if compact_index is not None:
-                    self._conn.execute("DELETE FROM entries WHERE idx <= ?", (compact_index,))
                     self._put_log_start(compact_index, compact_term)
+            purged_to = self._purge(plan)
+        self._purged_to = purged_to
+        if recorded is not None:
+            self._remove_snapshot_files(keep=recorded.meta.index, below=recorded.meta.index)
         if durable and self._on_durable_write is not None:
             self._on_durable_write(self._timer() - started)
 
@@ -353,8 +405,87 @@ class SqliteRaftStorage(LogView):
         )
 
     def _put_snapshot(self, snapshot: Snapshot) -> None:
-        self._put_meta(_SNAPSHOT_META, encode_snapshot_meta(snapshot.meta))
-        self._put_meta(_SNAPSHOT_DATA, snapshot.data)
+        """The snapshot's metadata and the name of its data file (`_write_snapshot_file`)."""
+        meta = snapshot.meta
+        data = snapshot.data
+        self._put_meta(_SNAPSHOT_META, encode_snapshot_meta(meta))
+        self._put_meta(
+            _SNAPSHOT_FILE, _SNAPSHOT_FILE_FORMAT.pack(meta.index, len(data), zlib.crc32(data))
+        )
+        self._conn.execute("DELETE FROM meta WHERE key = ?", (_SNAPSHOT_DATA,))
+
+    # -- snapshot files -------------------------------------------------------------------
+
+    def _snapshot_path(self, index: int) -> str:
+        return f"{self._path}.snapshot-{index}"
+
+    def _write_snapshot_file(self, snapshot: Snapshot) -> None:
+        """The snapshot's data in its file, durably, unless `stage_snapshot` wrote it."""
+        index, data = snapshot.meta.index, snapshot.data
+        with self._staged_lock:
+            staged = self._staged.get(index)
+        if data and staged != (len(data), zlib.crc32(data)):
+            write_durably(self._snapshot_path(index), data)
+
+    def _remove_snapshot_files(self, keep: int, below: int | None) -> None:
+        """Snapshot files other than `keep`'s (only those of indexes below `below`, if
+        given: a newer one may be staged for a compaction still to come)."""
+        folder, name = os.path.split(os.path.abspath(self._path))
+        prefix = name + ".snapshot-"
+        removed = False
+        for entry in os.listdir(folder):
+            if not entry.startswith(prefix):
+                continue
+            suffix = entry[len(prefix) :].removesuffix(".tmp")
+            if not suffix.isdigit() or (int(suffix) == keep and not entry.endswith(".tmp")):
+                continue
+            if below is not None and int(suffix) >= below:
+                continue
+            os.remove(os.path.join(folder, entry))
+            removed = True
+        with self._staged_lock:
+            for index in [i for i in self._staged if i < keep]:
+                del self._staged[index]
+        if removed:
+            fsync_dir(folder)
+
+    def _read_snapshot_data(self, meta: dict[str, bytes], index: int) -> bytes:
+        """The data of the recorded snapshot: inline (version 1) or in its checked file."""
+        if _SNAPSHOT_FILE not in meta:
+            return meta[_SNAPSHOT_DATA]
+        file_index, size, crc = _SNAPSHOT_FILE_FORMAT.unpack(meta[_SNAPSHOT_FILE])
+        if file_index != index:
+            raise CorruptRaftLog(
+                self._path, 0, f"snapshot file of index {file_index}, snapshot at {index}"
+            )
+        if not size:
+            return b""
+        path = self._snapshot_path(index)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise CorruptRaftLog(self._path, 0, f"snapshot file {path} is missing") from None
+        if len(data) != size or zlib.crc32(data) != crc:
+            raise CorruptRaftLog(self._path, 0, f"snapshot file {path}: size or CRC mismatch")
+        return data
+
+    def _purge(self, plan: _Plan) -> int:
+        """Delete up to `PURGE_BATCH` rows below the log's start as it is after `plan`;
+        returns the index up to which rows are then gone."""
+        start = self._offset
+        if plan.snapshot is not None:
+            start = plan.snapshot.meta.index
+        if plan.compaction is not None and plan.compaction[1] is not None:
+            start = plan.compaction[1]
+        if self._purged_to >= start:
+            return self._purged_to
+        first: int | None = self._conn.execute("SELECT MIN(idx) FROM entries").fetchone()[0]
+        if first is None or first > start:
+            return start
+        upto = min(start, first + PURGE_BATCH - 1)
+        self._conn.execute("DELETE FROM entries WHERE idx <= ?", (upto,))
+        return upto
 
     def _put_log_start(self, index: int, term: int) -> None:
         self._put_meta(_LOG_START, _LOG_START_FORMAT.pack(index, term))
@@ -380,15 +511,19 @@ class SqliteRaftStorage(LogView):
             if _meta_crc(key, value) != crc:
                 raise CorruptRaftLog(self._path, 0, f"CRC mismatch in {key}")
             meta[key] = value
-        missing = {_HARD_STATE, _SNAPSHOT_META, _SNAPSHOT_DATA, _LOG_START} - meta.keys()
+        missing = {_HARD_STATE, _SNAPSHOT_META, _LOG_START} - meta.keys()
+        if not {_SNAPSHOT_FILE, _SNAPSHOT_DATA} & meta.keys():
+            missing.add(_SNAPSHOT_FILE)
         if missing:
             raise CorruptRaftLog(self._path, 0, f"missing {', '.join(sorted(missing))}")
         try:
             hard_state = decode_hard_state(meta[_HARD_STATE])
-            snapshot = Snapshot(decode_snapshot_meta(meta[_SNAPSHOT_META]), meta[_SNAPSHOT_DATA])
+            snapshot_meta = decode_snapshot_meta(meta[_SNAPSHOT_META])
+            data = self._read_snapshot_data(meta, snapshot_meta.index)
             offset, offset_term = _LOG_START_FORMAT.unpack(meta[_LOG_START])
         except (CodecError, struct.error) as exc:
             raise CorruptRaftLog(self._path, 0, str(exc)) from None
+        snapshot = Snapshot(snapshot_meta, data)
         entries, bad, reason = self._read_entries(conn, offset, offset_term)
         repair = None
         if bad is not None:

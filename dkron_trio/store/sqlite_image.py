@@ -55,11 +55,3 @@ def stage_empty(path: str) -> int:
     _remove(path)
     connect(path).close()
     return 0
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

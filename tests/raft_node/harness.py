@@ -86,6 +86,9 @@ class WatchedStorage:
     def install(self, ready: Ready) -> None:
         self.inner.install(ready)
 
+    def stage_snapshot(self, index: int, data: bytes) -> None:
+        self.inner.stage_snapshot(index, data)
+
     def initial_state(self) -> tuple[HardState, ConfState]:
         return self.inner.initial_state()
 

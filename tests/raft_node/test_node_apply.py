@@ -107,7 +107,7 @@ async def test_a_snapshot_waits_for_the_entries_queued_before_it(
         for data in written[2:]:
             await leader.propose(data)
         member = cluster.members[leader.node_id]
-        leader.compact(leader.applied, member.machine.image())
+        await leader.compact(leader.applied, member.machine.image())
         await eventually(lambda: member.storage.first_index() > leader.applied - 3)
         cluster.network.heal()
         await eventually(lambda: lagging.machine.commands == written)

@@ -144,7 +144,7 @@ async def test_learner_joins_from_a_compacted_log_through_a_snapshot(
         for data in written:
             await leader.propose(data)
         member = cluster.members[leader.node_id]
-        leader.compact(leader.applied, member.machine.image())
+        await leader.compact(leader.applied, member.machine.image())
         await eventually(lambda: member.storage.first_index() > 15)
         joiner = await cluster.start(4, storage(4, None))
         await leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4))
