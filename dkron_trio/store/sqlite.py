@@ -377,15 +377,15 @@ class SqliteStore:
         """The database file as SQLite serializes it, read inside one transaction on a
         connection of its own: in WAL mode the writer's commits go on meanwhile (serializing
         a store of tens of megabytes on the writer's thread held every write for 100 ms)."""
+        if self._path == ":memory:":  # no file for a second connection to read
+            return await self._run(_read_image)
         if self._closed:
             raise StoreError("store is closed")
 
         def image() -> tuple[int, bytes]:
             conn = sqlite3.connect(self._path, isolation_level=None)
             try:
-                conn.execute("BEGIN")
-                applied = SqliteTx(conn, JobCache()).load_applied()
-                return applied, conn.serialize()
+                return _read_image(conn)
             finally:
                 conn.close()
 
@@ -419,6 +419,15 @@ class SqliteStore:
             return
         self._closed = True
         await trio.to_thread.run_sync(self._conn.close, limiter=self._limiter)
+
+
+def _read_image(conn: sqlite3.Connection) -> tuple[int, bytes]:
+    """The applied index and the serialized database, read in one transaction."""
+    conn.execute("BEGIN")
+    try:
+        return SqliteTx(conn, JobCache()).load_applied(), conn.serialize()
+    finally:
+        conn.execute("COMMIT")
 
 
 _DOC_BATCH = 500

@@ -85,6 +85,28 @@ async def test_a_replica_of_a_durable_log_skips_fsync_even_after_a_restore(
         assert (await store.get_job("a")).name == "a"
 
 
+async def test_an_image_is_read_while_the_writer_is_busy(tmp_path: Path) -> None:
+    """The image comes from a connection of its own: a snapshot of a large store must not
+    hold up the writes meanwhile (nor wait for them)."""
+    async with open_sqlite_store(tmp_path / "state.db", durable=False) as store:
+        await store.set_job(job("a"))
+        async with store._limiter:  # the writer's thread is taken
+            with trio.fail_after(30):
+                applied, image = await store.snapshot_image()
+        async with open_sqlite_store(tmp_path / "copy.db", durable=False) as copy:
+            assert await copy.restore_image(image) == applied
+            assert (await copy.get_job("a")).name == "a"
+
+
+async def test_an_in_memory_store_serializes_on_its_own_connection(tmp_path: Path) -> None:
+    async with open_sqlite_store(":memory:") as store:
+        await store.set_job(job("a"))
+        _, image = await store.snapshot_image()
+    async with open_sqlite_store(tmp_path / "copy.db", durable=False) as copy:
+        await copy.restore_image(image)
+        assert (await copy.get_job("a")).name == "a"
+
+
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     async with open_sqlite_store(path):
