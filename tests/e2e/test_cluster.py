@@ -96,6 +96,9 @@ async def test_three_servers_elect_forward_fail_over_and_catch_up(tmp_path: Path
             agent=leader,
         )
         assert "snapshot" in new_leader.log_text() or "snapshot" in followers[0].log_text()
+        # A snapshot's image is a file beside raft.db; older ones go once a newer is recorded.
+        files = [len(list(srv.data_dir.glob("raft.db.snapshot-*"))) for srv in cluster.servers]
+        assert max(files) == 1, files
     finally:
         cluster.stop()
 
