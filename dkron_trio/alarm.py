@@ -141,3 +141,18 @@ def open_alarm() -> Alarm:
         if alarm is not None:
             return alarm
     return TrioAlarm()
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until Trio time ``deadline`` on an alarm of the caller's own: the event loop
+    wakes the caller as soon as the alarm rings, with no task in between to hand it on."""
+    if deadline <= trio.current_time():
+        await trio.lowlevel.checkpoint()
+        return
+    alarm = open_alarm()
+    try:
+        alarm.set(deadline)
+        while trio.current_time() < deadline:
+            await alarm.wait()
+    finally:
+        alarm.close()

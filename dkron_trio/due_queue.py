@@ -6,11 +6,16 @@ that is a fair share of the CPU. A `DueQueue` keeps the waiting items in a heap 
 each to its ``release`` callback once its time has come (never before), from one task.
 That task sleeps on an `Alarm`: a timerfd where there is one, so a run starts within a
 fraction of a millisecond of its tick rather than after Trio's millisecond rounding.
+
+Handed on at its time, an item would start one pass of the event loop later: the task it
+is handed to runs in the pass after the queue's own. So a queue made with ``early`` hands
+each item on that much ahead, and the receiver sleeps the rest on an alarm of its own
+(`alarm.sleep_until`), which the loop wakes directly. `HANDOFF` is the lead for runs.
 """
 
 import heapq
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 import attrs
@@ -21,6 +26,10 @@ from dkron_trio.clock import WallClock
 
 T = TypeVar("T")
 
+HANDOFF = timedelta(milliseconds=2)
+"""How long before its tick a held run is handed to its own task (see the module
+docstring): longer than a pass of a busy loop, short enough that few runs wait in tasks."""
+
 
 @attrs.define(eq=False)
 class DueQueue(Generic[T]):
@@ -28,14 +37,17 @@ class DueQueue(Generic[T]):
 
     _clock: WallClock
     _release: Callable[[T], None]
+    _early: timedelta = timedelta(0)
+    """Release each item this long before its time (its receiver waits the rest)."""
     _heap: list[tuple[datetime, int, T]] = attrs.field(init=False, factory=list)
     _seq: int = attrs.field(init=False, default=0)
     _alarm: Alarm | None = attrs.field(init=False, default=None)
     """Set to the earliest item's time while `run` runs."""
 
     def add(self, at: datetime, item: T) -> None:
-        """Release ``item`` once the wall clock reads ``at``."""
+        """Release ``item`` once the wall clock reads ``at`` (less ``early``)."""
         self._seq += 1
+        at -= self._early
         heapq.heappush(self._heap, (at, self._seq, item))
         if self._heap[0][1] == self._seq and self._alarm is not None:  # the earliest now
             self._alarm.set(self._clock.deadline(at))

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from dkron_trio import alarm
 from dkron_trio.clock import WallClock
 from dkron_trio.dispatch.unreachable import Unreachable
-from dkron_trio.due_queue import DueQueue
+from dkron_trio.due_queue import HANDOFF, DueQueue
 from dkron_trio.execution import Execution, ExecutionStatus, MissedTick, MissReason, unix_nanos
 from dkron_trio.executors.base import ExecutionRequest, ExecutionResult, Executor
 from dkron_trio.executors.output import OutputBuffer
@@ -110,7 +111,9 @@ class RunManager:
     """The nodes gossip sees alive now with their tags, this one included."""
     _due: DueQueue[_Active] = attrs.field(
         init=False,
-        default=attrs.Factory(lambda self: DueQueue(self._clock, self._release), takes_self=True),
+        default=attrs.Factory(
+            lambda self: DueQueue(self._clock, self._release, HANDOFF), takes_self=True
+        ),
     )
     """Runs planned ahead of their tick, until it comes (in a cluster their worker holds
     them: see `_execute_remote`)."""
@@ -574,7 +577,7 @@ class RunManager:
         """Hold a run planned ahead of its tick until the tick (no wait for any other)."""
         due = execution.scheduled_at
         if due is not None and due > self._clock.now():
-            await self._clock.sleep_until(due)
+            await alarm.sleep_until(self._clock.deadline(due))
 
     def feed_output(self, execution_id: str, chunk: bytes) -> None:
         """Output a worker streamed here for an execution this server ordered."""

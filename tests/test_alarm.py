@@ -8,7 +8,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from dkron_trio.alarm import Alarm, TimerFdAlarm, TrioAlarm, open_alarm
+from dkron_trio.alarm import Alarm, TimerFdAlarm, TrioAlarm, open_alarm, sleep_until
 
 STEP = 0.02
 """Seconds between the deadlines of one test: long against the timerfd's resolution."""
@@ -86,3 +86,17 @@ async def test_on_the_real_clock_the_alarm_is_a_timerfd() -> None:
     made = open_alarm()
     assert isinstance(made, TimerFdAlarm)
     made.close()
+
+
+async def test_sleep_until_wakes_at_the_deadline_never_before() -> None:
+    deadline = trio.current_time() + STEP
+    with trio.fail_after(5):
+        await sleep_until(deadline)
+    assert trio.current_time() >= deadline
+    with trio.fail_after(5):
+        await sleep_until(deadline - STEP)  # past: returns at once (a checkpoint)
+
+
+async def test_sleep_until_follows_a_mock_clock(autojump_clock: MockClock) -> None:
+    await sleep_until(trio.current_time() + 7.25)
+    assert trio.current_time() == 7.25

@@ -47,3 +47,17 @@ async def test_an_item_already_due_is_released_at_once(autojump_clock: MockClock
         assert released == ["past"]
         assert trio.current_time() == 1  # no time passed
         nursery.cancel_scope.cancel()
+
+
+async def test_a_queue_made_early_releases_that_much_ahead(autojump_clock: MockClock) -> None:
+    clock = WallClock.starting_at(T0)
+    released: list[datetime] = []
+    queue: DueQueue[str] = DueQueue(
+        clock, lambda item: released.append(clock.now()), timedelta(milliseconds=2)
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(queue.run)
+        queue.add(T0 + timedelta(seconds=1), "run")
+        await trio.sleep(2)
+        nursery.cancel_scope.cancel()
+    assert released == [T0 + timedelta(milliseconds=998)]

@@ -18,6 +18,7 @@ import attrs
 import msgpack
 import trio
 
+from dkron_trio import alarm
 from dkron_trio.clock import WallClock
 from dkron_trio.coalesce import Coalescer, FlushInterrupted
 from dkron_trio.config import HostPort, parse_host_port
@@ -25,7 +26,7 @@ from dkron_trio.dispatch import wire
 from dkron_trio.dispatch.job_cache import JobCache
 from dkron_trio.dispatch.journal import Journal
 from dkron_trio.dispatch.pool import PeerPool
-from dkron_trio.due_queue import DueQueue
+from dkron_trio.due_queue import HANDOFF, DueQueue
 from dkron_trio.execution import Execution, ExecutionStatus
 from dkron_trio.executors.base import ExecutionRequest, Executor
 from dkron_trio.executors.output import OutputBuffer
@@ -104,7 +105,7 @@ class Worker:
 
     @_due.default
     def _due_queue(self) -> DueQueue[_Attempt]:
-        return DueQueue(self._clock, self._release)
+        return DueQueue(self._clock, self._release, HANDOFF)
 
     def register(self, rpc: RpcServer) -> None:
         rpc.on_request(wire.RUN, self._on_run)
@@ -226,7 +227,7 @@ class Worker:
             with attempt.scope:
                 tick = execution.scheduled_at
                 if tick is not None and tick > self._clock.now():
-                    await self._clock.sleep_until(tick)
+                    await alarm.sleep_until(self._clock.deadline(tick))
                 await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before its tick
                 log.debug(  # the finish line carries the outcome: one info line a run
                     "execution started", job=job.name, execution=execution.id, fence=execution.fence
