@@ -221,7 +221,7 @@ class SqliteRaftStorage(LogView):
         self._purged_to = 0
         self._entries = loaded.entries
         self._repair = loaded.repair
-        self._remove_snapshot_files(keep=self._snapshot.meta.index, below=None)
+        self._remove_snapshot_files(keep=self._snapshot.meta.index, staged_ahead=False)
 
     @property
     def path(self) -> str:
@@ -254,12 +254,12 @@ class SqliteRaftStorage(LogView):
         sync = "FULL" if durable else "NORMAL"
         started = self._timer() if durable else 0.0
         recorded = plan.compaction[0] if plan.compaction is not None else plan.snapshot
-        if recorded is not None:
-            self._write_snapshot_file(recorded)
+        crc = 0 if recorded is None else self._write_snapshot_file(recorded)
         with self._transaction(sync):
+            if recorded is not None:
+                self._put_snapshot(recorded, crc)
             if plan.snapshot is not None:
                 self._conn.execute("DELETE FROM entries WHERE idx > ?", (plan.snapshot.meta.index,))
-                self._put_snapshot(plan.snapshot)
                 self._put_log_start(plan.snapshot.meta.index, plan.snapshot.meta.term)
             if plan.entries:
                 self._conn.execute("DELETE FROM entries WHERE idx >= ?", (plan.entries[0].index,))
@@ -270,14 +270,13 @@ class SqliteRaftStorage(LogView):
             if ready.hard_state is not None:
                 self._put_meta(_HARD_STATE, encode_hard_state(ready.hard_state))
             if plan.compaction is not None:
-                snapshot, compact_index, compact_term = plan.compaction
-                self._put_snapshot(snapshot)
+                _, compact_index, compact_term = plan.compaction
                 if compact_index is not None:
                     self._put_log_start(compact_index, compact_term)
             purged_to = self._purge(plan)
         self._purged_to = purged_to
         if recorded is not None:
-            self._remove_snapshot_files(keep=recorded.meta.index, below=recorded.meta.index)
+            self._remove_snapshot_files(keep=recorded.meta.index, staged_ahead=True)
         if durable and self._on_durable_write is not None:
             self._on_durable_write(self._timer() - started)
 
@@ -404,13 +403,13 @@ class SqliteRaftStorage(LogView):
             (key, value, _meta_crc(key, value)),
         )
 
-    def _put_snapshot(self, snapshot: Snapshot) -> None:
-        """The snapshot's metadata and the name of its data file (`_write_snapshot_file`)."""
+    def _put_snapshot(self, snapshot: Snapshot, crc: int) -> None:
+        """The snapshot's metadata and the name of its data file, of CRC32 ``crc``
+        (`_write_snapshot_file`)."""
         meta = snapshot.meta
-        data = snapshot.data
         self._put_meta(_SNAPSHOT_META, encode_snapshot_meta(meta))
         self._put_meta(
-            _SNAPSHOT_FILE, _SNAPSHOT_FILE_FORMAT.pack(meta.index, len(data), zlib.crc32(data))
+            _SNAPSHOT_FILE, _SNAPSHOT_FILE_FORMAT.pack(meta.index, len(snapshot.data), crc)
         )
         self._conn.execute("DELETE FROM meta WHERE key = ?", (_SNAPSHOT_DATA,))
 
@@ -419,17 +418,20 @@ class SqliteRaftStorage(LogView):
     def _snapshot_path(self, index: int) -> str:
         return f"{self._path}.snapshot-{index}"
 
-    def _write_snapshot_file(self, snapshot: Snapshot) -> None:
-        """The snapshot's data in its file, durably, unless `stage_snapshot` wrote it."""
+    def _write_snapshot_file(self, snapshot: Snapshot) -> int:
+        """The snapshot's data in its file, durably, unless `stage_snapshot` wrote it;
+        returns the data's CRC32."""
         index, data = snapshot.meta.index, snapshot.data
+        crc = zlib.crc32(data)
         with self._staged_lock:
             staged = self._staged.get(index)
-        if data and staged != (len(data), zlib.crc32(data)):
+        if data and staged != (len(data), crc):
             write_durably(self._snapshot_path(index), data)
+        return crc
 
-    def _remove_snapshot_files(self, keep: int, below: int | None) -> None:
-        """Snapshot files other than `keep`'s (only those of indexes below `below`, if
-        given: a newer one may be staged for a compaction still to come)."""
+    def _remove_snapshot_files(self, keep: int, *, staged_ahead: bool) -> None:
+        """Snapshot files other than `keep`'s; with `staged_ahead`, those of later indexes
+        stay (staged for a compaction still to come)."""
         folder, name = os.path.split(os.path.abspath(self._path))
         prefix = name + ".snapshot-"
         removed = False
@@ -437,9 +439,10 @@ class SqliteRaftStorage(LogView):
             if not entry.startswith(prefix):
                 continue
             suffix = entry[len(prefix) :].removesuffix(".tmp")
-            if not suffix.isdigit() or (int(suffix) == keep and not entry.endswith(".tmp")):
+            if not suffix.isdigit():
                 continue
-            if below is not None and int(suffix) >= below:
+            index = int(suffix)
+            if (index == keep and not entry.endswith(".tmp")) or (staged_ahead and index > keep):
                 continue
             os.remove(os.path.join(folder, entry))
             removed = True
@@ -500,7 +503,7 @@ class SqliteRaftStorage(LogView):
         with self._transaction("FULL"):
             for statement in _SCHEMA:
                 conn.execute(statement)
-            self._put_snapshot(snapshot)
+            self._put_snapshot(snapshot, self._write_snapshot_file(snapshot))
             self._put_log_start(snapshot.meta.index, snapshot.meta.term)
             self._put_meta(_HARD_STATE, encode_hard_state(hard_state))
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

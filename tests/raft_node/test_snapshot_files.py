@@ -43,6 +43,15 @@ def compact(storage: SqliteRaftStorage, snapshot: Snapshot) -> None:
     storage.save(Ready(compaction=Compaction(snapshot, snapshot.meta.index)))
 
 
+def compacted_at_15(folder: Path) -> Path:
+    """A closed raft.db in `folder`, compacted at 15 with the image b"image-15"."""
+    path = folder / "raft.db"
+    storage = logged(path)
+    compact(storage, snap(15, b"image-15"))
+    storage.close()
+    return path
+
+
 def snapshot_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".snapshot-" in p.name)
 
@@ -55,10 +64,7 @@ def meta_keys(path: Path) -> set[str]:
 
 
 def test_the_data_is_in_a_file_beside_the_log_and_comes_back_on_open(tmp_path: Path) -> None:
-    path = tmp_path / "raft.db"
-    storage = logged(path)
-    compact(storage, snap(15, b"image-15"))
-    storage.close()
+    path = compacted_at_15(tmp_path)
     assert (tmp_path / "raft.db.snapshot-15").read_bytes() == b"image-15"
     assert "snapshot_data" not in meta_keys(path)
     reopened = SqliteRaftStorage(path)
@@ -114,10 +120,7 @@ def test_a_received_snapshot_is_written_to_its_file(tmp_path: Path) -> None:
 
 
 def test_a_missing_or_damaged_file_refuses_to_start(tmp_path: Path) -> None:
-    path = tmp_path / "raft.db"
-    storage = logged(path)
-    compact(storage, snap(15, b"image-15"))
-    storage.close()
+    path = compacted_at_15(tmp_path)
     data_file = tmp_path / "raft.db.snapshot-15"
     data_file.write_bytes(b"image-16")
     with pytest.raises(CorruptRaftLog, match="snapshot-15: size or CRC mismatch"):
@@ -130,10 +133,7 @@ def test_a_missing_or_damaged_file_refuses_to_start(tmp_path: Path) -> None:
 def test_a_version_1_log_with_the_data_inline_opens_and_moves_it_to_a_file(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "raft.db"
-    storage = logged(path)
-    compact(storage, snap(15, b"image-15"))
-    storage.close()
+    path = compacted_at_15(tmp_path)
     (tmp_path / "raft.db.snapshot-15").unlink()
     conn = sqlite3.connect(path)
     with conn:
